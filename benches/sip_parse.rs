@@ -1,0 +1,2 @@
+//! SIP parse benchmark (filled in by the message-layer work).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The ACD domain (sans-IO): queue, agents, strategies, schedule, overflow and the B2BUA.

@@ -1,0 +1,1 @@
+//! The SIP message layer (wire): parse leniently, print strictly. Sans-IO.

@@ -1,0 +1,5 @@
+//! The SIP protocol layer (sans-IO): message parsing and printing, transactions, dialogs, digest
+//! authentication, the registrar and SDP. Nothing here touches a socket or reads a clock: time comes
+//! in as a value and actions come out for the runtime to carry out.
+
+pub mod message;
