@@ -1,1 +1,145 @@
-fn main(){}
+//! The `tongdai` command: `run`, `check-config`, `version`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tongdai::config::{Config, ConfigError, DEFAULT_PATH, LogFormat};
+use tongdai::runtime::Daemon;
+use tongdai::runtime::lifecycle::{self, ConfigSource};
+
+/// Exit status for a configuration that was refused (nothing was bound).
+const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "tongdai", about = "SIP call distribution for the 111 child-protection hotline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (foreground; systemd `Type=notify` aware).
+    Run {
+        /// Configuration file. Default: /etc/tongdai/tongdai.toml if it exists, else the built-in
+        /// loopback configuration.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Log format; overrides `log.format`.
+        #[arg(long, value_enum)]
+        log_format: Option<Format>,
+    },
+    /// Validate a configuration file, print every problem with file:line:col, and exit (0 = good,
+    /// 2 = refused).
+    CheckConfig {
+        /// The file to check.
+        path: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Version => {
+            println!("tongdai {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Run { config, log_format } => run(config, log_format),
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok((config, warnings)) => {
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            println!(
+                "{}: OK ({} agents, {} lines, {} shifts)",
+                path.display(),
+                config.agents.len(),
+                config.centre.lines,
+                config.shifts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => refuse(&e),
+    }
+}
+
+fn refuse(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+fn run(path: Option<PathBuf>, log_format: Option<Format>) -> ExitCode {
+    let source = match path {
+        Some(p) => ConfigSource::File(p),
+        None if Path::new(DEFAULT_PATH).exists() => ConfigSource::File(DEFAULT_PATH.into()),
+        None => ConfigSource::Builtin,
+    };
+    let config = match source.load() {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    let format = match log_format {
+        Some(Format::Human) => LogFormat::Human,
+        Some(Format::Json) => LogFormat::Json,
+        None => config.log.format,
+    };
+    tongdai::logging::init(&config.log.level, format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tongdai: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let daemon = Daemon::start(config).await?;
+        print_banner(&daemon);
+        lifecycle::run(daemon, source).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tongdai: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_banner(daemon: &Daemon) {
+    let config = daemon.shared().config();
+    let list = |addrs: &[std::net::SocketAddr]| {
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+    println!("tongdai {} — {}", env!("CARGO_PKG_VERSION"), config.centre.name);
+    println!("  config:  {}", config.origin.display());
+    println!(
+        "  SIP:     udp {} | tcp {}",
+        list(daemon.sip_udp_addrs()),
+        list(daemon.sip_tcp_addrs())
+    );
+    println!("  HTTP:    http://{}/metrics", daemon.http_addr());
+    println!(
+        "  RTP:     {} ports {}-{}",
+        config.media.address, config.media.rtp_port_min, config.media.rtp_port_max
+    );
+    println!(
+        "  service: numbers {} | {} agents | {} lines",
+        config.trunk.numbers.join(", "),
+        config.agents.len(),
+        config.centre.lines
+    );
+    println!("  records: not kept yet (call records arrive with the records subsystem)");
+}

@@ -1,1 +1,54 @@
-//! Metric names and registration.
+//! Every metric tongdai exports: its name, type, help text and labels, in one place (ARCHITECTURE.md
+//! §10). Prometheus conventions: `_total` counters, `_seconds` units, bounded labels only — never a
+//! caller number, Call-ID or address. Runtime layer: the core returns events, the runtime counts them.
+//!
+//! Later subsystems add their metrics to [`describe`] and name them with constants here, so that a
+//! `grep` for a metric name lands on its definition.
+
+use std::sync::OnceLock;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Gauge, always 1, with `version` and `commit` labels.
+pub const BUILD_INFO: &str = "tongdai_build_info";
+/// Counter of configuration reloads; label `result` = `applied` | `rejected`.
+pub const CONFIG_RELOADS: &str = "tongdai_config_reloads_total";
+/// Gauge, 1 while the daemon drains (SIGTERM received), else 0.
+pub const DRAINING: &str = "tongdai_draining";
+/// Counter of SIP messages; labels `direction` = `in` | `out`, `kind` = `request` | `response` |
+/// `keepalive`.
+pub const SIP_MESSAGES: &str = "tongdai_sip_messages_total";
+/// Counter of SIP messages dropped as unusable; label `reason` (see the transport's reasons).
+pub const SIP_INVALID: &str = "tongdai_sip_invalid_messages_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle) and describes every
+/// metric, so that a scrape shows HELP and TYPE lines from the first second.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Only fails when another recorder is already global: then the handle still renders ours,
+            // which nothing records into; tests never install a second recorder.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_gauge!(BUILD_INFO, "Build information; always 1.");
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    describe_counter!(CONFIG_RELOADS, Unit::Count, "Configuration reloads by result.");
+    for result in ["applied", "rejected"] {
+        counter!(CONFIG_RELOADS, "result" => result).increment(0);
+    }
+    describe_gauge!(DRAINING, "1 while the daemon drains before exiting.");
+    gauge!(DRAINING).set(0.0);
+    describe_counter!(SIP_MESSAGES, Unit::Count, "SIP messages by direction and kind.");
+    describe_counter!(SIP_INVALID, Unit::Count, "SIP messages dropped as unusable, by reason.");
+}

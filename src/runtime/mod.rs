@@ -1,1 +1,157 @@
-//! The tokio runtime layer.
+//! The tokio runtime layer: the only code that binds sockets, reads clocks, sleeps, serves HTTP and
+//! handles signals. It carries out what the sans-IO core decides and stays thin.
+//!
+//! [`Daemon::start`] binds every listener from a validated [`Config`] (config is always validated before
+//! any port is bound), [`Daemon::reload`] swaps in a new config, and [`Daemon::drain`] is the shutdown
+//! sequence: stop taking calls → let active calls finish within the grace period → stop the tasks.
+
+mod http;
+pub mod lifecycle;
+pub mod notify;
+mod sip_tcp;
+mod sip_udp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics::counter;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Change, Config};
+
+/// State shared by the runtime's tasks.
+pub struct Shared {
+    config: watch::Sender<Arc<Config>>,
+    draining: AtomicBool,
+    active_calls: AtomicUsize,
+    metrics: PrometheusHandle,
+}
+
+impl Shared {
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
+
+    /// True once a drain has begun: new calls are refused or overflowed.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Calls in progress (any phase).
+    pub fn active_calls(&self) -> usize {
+        self.active_calls.load(Ordering::Acquire)
+    }
+}
+
+/// A running daemon: its bound addresses and the handles to reload or stop it.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    sip_udp: Vec<SocketAddr>,
+    sip_tcp: Vec<SocketAddr>,
+    http: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Daemon {
+    /// Binds every listener of `config` and starts serving. Port 0 in the config picks free ports
+    /// (tests); the bound addresses are then read back with the accessors.
+    pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        let shared = Arc::new(Shared {
+            config: watch::Sender::new(Arc::new(config.clone())),
+            draining: AtomicBool::new(false),
+            active_calls: AtomicUsize::new(0),
+            metrics: crate::metrics::install(),
+        });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let (mut sip_udp, mut sip_tcp) = (Vec::new(), Vec::new());
+        for addr in &config.sip.listen {
+            if config.sip.udp {
+                let socket =
+                    UdpSocket::bind(addr).await.with_context(|| format!("SIP UDP {addr}"))?;
+                sip_udp.push(socket.local_addr()?);
+                tasks.spawn(sip_udp::serve(socket, shared.clone(), stop.clone()));
+            }
+            if config.sip.tcp {
+                // With port 0, TCP takes the port UDP got, so one address serves both transports.
+                let want = sip_udp.last().filter(|_| addr.port() == 0).copied().unwrap_or(*addr);
+                let listener =
+                    bind_tcp(want, *addr).await.with_context(|| format!("SIP TCP {addr}"))?;
+                sip_tcp.push(listener.local_addr()?);
+                tasks.spawn(sip_tcp::serve(listener, shared.clone(), stop.clone(), tasks.clone()));
+            }
+        }
+        let listener = TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("HTTP {}", config.http.listen))?;
+        let http = listener.local_addr()?;
+        tasks.spawn(http::serve(listener, shared.clone(), stop.clone()));
+        Ok(Daemon { shared, sip_udp, sip_tcp, http, stop, tasks })
+    }
+
+    /// The bound SIP UDP addresses.
+    pub fn sip_udp_addrs(&self) -> &[SocketAddr] {
+        &self.sip_udp
+    }
+
+    /// The bound SIP TCP addresses.
+    pub fn sip_tcp_addrs(&self) -> &[SocketAddr] {
+        &self.sip_tcp
+    }
+
+    /// The bound admin HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// State shared with the running tasks.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Applies a new, already validated configuration and returns what changed. Sections that need a
+    /// restart (listeners) are logged and keep their old values until then.
+    pub fn reload(&self, new: Config) -> Vec<Change> {
+        let changes = new.changes_from(&self.shared.config());
+        for change in changes.iter().filter(|c| c.needs_restart) {
+            tracing::warn!(section = change.section, "changed; takes effect after a restart");
+        }
+        self.shared.config.send_replace(Arc::new(new));
+        counter!(crate::metrics::CONFIG_RELOADS, "result" => "applied").increment(1);
+        changes
+    }
+
+    /// The shutdown sequence: stop taking calls, wait for active calls to end (at most the configured
+    /// grace period), then stop every task and wait for them.
+    pub async fn drain(self) {
+        self.shared.draining.store(true, Ordering::Release);
+        metrics::gauge!(crate::metrics::DRAINING).set(1.0);
+        let grace = self.shared.config().lifecycle.drain_grace;
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.shared.active_calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if self.shared.active_calls() > 0 {
+            tracing::warn!(calls = self.shared.active_calls(), "grace period over; ending calls");
+        }
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+async fn bind_tcp(want: SocketAddr, configured: SocketAddr) -> std::io::Result<TcpListener> {
+    match TcpListener::bind(want).await {
+        Err(_) if want != configured => TcpListener::bind(configured).await,
+        other => other,
+    }
+}
