@@ -3,5 +3,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod pacing;
 pub mod prompt;
+pub mod relay;
 pub mod rtp;
