@@ -712,7 +712,7 @@ fn read_media(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<MediaC
     }
     let min: u16 = s.or(cx, "rtp_port_min", 20000);
     let max: u16 = s.or(cx, "rtp_port_max", 20999);
-    if min % 2 != 0 || min < 1024 || max <= min {
+    if !min.is_multiple_of(2) || min < 1024 || max <= min {
         cx.error(
             s.span_of("rtp_port_min"),
             &s.key_path("rtp_port_min"),

@@ -3,3 +3,4 @@
 //! in as a value and actions come out for the runtime to carry out.
 
 pub mod message;
+pub mod sdp;
