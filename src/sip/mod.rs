@@ -2,5 +2,6 @@
 //! authentication, the registrar and SDP. Nothing here touches a socket or reads a clock: time comes
 //! in as a value and actions come out for the runtime to carry out.
 
+pub mod check;
 pub mod message;
 pub mod sdp;
