@@ -1,0 +1,4 @@
+//! Shared helpers for the integration tests. Each test binary uses a subset, hence the allow.
+#![allow(dead_code)]
+
+pub mod rtp_tool;
