@@ -5,3 +5,5 @@
 pub mod check;
 pub mod message;
 pub mod sdp;
+pub mod transaction;
+pub mod transport;
