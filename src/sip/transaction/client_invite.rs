@@ -94,14 +94,14 @@ impl ClientInvite {
             (State::Calling | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
                 cx.out.push(Step::Disarm(Timer::A));
-                cx.out.push(Step::Deliver(Delivery::Response(response)));
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))));
             }
             (State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
                 cx.out.push(Step::Disarm(Timer::A));
                 cx.out.push(Step::Disarm(Timer::B));
                 cx.arm(Timer::M);
-                cx.out.push(Step::Deliver(Delivery::Response(response)));
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))));
             }
             (State::Calling | State::Proceeding, 300..=699) => {
                 self.state = State::Completed;
@@ -111,7 +111,7 @@ impl ClientInvite {
                 cx.out.push(Step::Disarm(Timer::A));
                 cx.out.push(Step::Disarm(Timer::B));
                 cx.arm(Timer::D);
-                cx.out.push(Step::Deliver(Delivery::Response(response)));
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))));
             }
             (State::Completed, 300..=699) => {
                 if let Some(ack) = &self.ack {
@@ -119,7 +119,7 @@ impl ClientInvite {
                 }
             }
             (State::Accepted, 200..=299) => {
-                cx.out.push(Step::Deliver(Delivery::Response(response)))
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))))
             }
             _ => {}
         }

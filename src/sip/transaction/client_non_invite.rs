@@ -96,14 +96,14 @@ impl ClientNonInvite {
         match (self.state, response.status) {
             (State::Trying | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
-                cx.out.push(Step::Deliver(Delivery::Response(response)));
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))));
             }
             (State::Trying | State::Proceeding, 200..=699) => {
                 self.state = State::Completed;
                 cx.out.push(Step::Disarm(Timer::E));
                 cx.out.push(Step::Disarm(Timer::F));
                 cx.arm(Timer::K);
-                cx.out.push(Step::Deliver(Delivery::Response(response)));
+                cx.out.push(Step::Deliver(Delivery::Response(Box::new(response))));
             }
             _ => {}
         }

@@ -144,13 +144,13 @@ pub enum Step {
 #[derive(Debug)]
 pub enum Delivery {
     /// A response.
-    Response(Response),
+    Response(Box<Response>),
     /// No final response in time.
     Timeout,
     /// No ACK in time.
     NoAck,
     /// An ACK in Accepted.
-    Ack(Request),
+    Ack(Box<Request>),
 }
 
 /// What a machine needs from the layer while it runs.
@@ -170,6 +170,8 @@ impl Cx<'_> {
     }
 }
 
+// The variants are the RFC's four machine names.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug)]
 enum Machine {
     ServerInvite(ServerInvite),
@@ -508,16 +510,16 @@ impl Transactions {
                 }
                 Step::Disarm(timer) => entry.armed.retain(|&(t, _)| t != timer),
                 Step::Deliver(d) => self.events.push_back(match d {
-                    Delivery::Response(response) => Event::Response { id, response },
+                    Delivery::Response(response) => Event::Response { id, response: *response },
                     Delivery::Timeout => Event::Timeout { id },
                     Delivery::NoAck => Event::NoAck { id },
-                    Delivery::Ack(request) => Event::Ack { id, request },
+                    Delivery::Ack(request) => Event::Ack { id, request: *request },
                 }),
                 Step::Terminated => {
-                    if let Some(entry) = self.entries.remove(&id) {
-                        if self.index.get(&entry.key) == Some(&id) {
-                            self.index.remove(&entry.key);
-                        }
+                    if let Some(entry) = self.entries.remove(&id)
+                        && self.index.get(&entry.key) == Some(&id)
+                    {
+                        self.index.remove(&entry.key);
                     }
                     self.events.push_back(Event::Terminated { id });
                 }

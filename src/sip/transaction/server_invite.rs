@@ -94,7 +94,7 @@ impl ServerInvite {
                 cx.out.push(Step::Disarm(Timer::H));
                 cx.arm(Timer::I);
             }
-            State::Accepted => cx.out.push(Step::Deliver(Delivery::Ack(ack))),
+            State::Accepted => cx.out.push(Step::Deliver(Delivery::Ack(Box::new(ack)))),
             State::Proceeding | State::Confirmed | State::Terminated => {}
         }
     }
