@@ -176,6 +176,14 @@ impl Message {
         }
     }
 
+    /// The headers of either kind, to change them.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        match self {
+            Message::Request(r) => &mut r.headers,
+            Message::Response(r) => &mut r.headers,
+        }
+    }
+
     /// The body of either kind.
     pub fn body(&self) -> &Bytes {
         match self {

@@ -209,7 +209,10 @@ fn unfold(raw: &[u8]) -> Bytes {
         out.extend_from_slice(&[b]);
         i += 1;
     }
-    out.freeze()
+    // A fold at either end (an empty first line, a blank continuation) leaves no white space.
+    let out = out.freeze();
+    let trimmed = trim_wsp(&out);
+    out.slice_ref(trimmed)
 }
 
 /// Parses the head `buf[..end]` (end is just past the empty line).
