@@ -75,15 +75,16 @@ impl StreamFramer {
     }
 
     fn pop_inner(&mut self) -> Result<Option<Frame>, ParseError> {
-        if self.buf.starts_with(b"\r\n\r\n") {
+        const PING: &[u8] = b"\r\n\r\n";
+        if self.buf.starts_with(PING) {
             let _ = self.buf.split_to(4);
             return Ok(Some(Frame::Ping));
         }
+        if !self.buf.is_empty() && PING.starts_with(&self.buf) {
+            // Part of a ping (or a pong): wait until the next octet tells which.
+            return Ok(None);
+        }
         if self.buf.starts_with(b"\r\n") {
-            // A lone CRLF may be the first half of a ping: wait until the next octet tells.
-            if self.buf.len() < 3 || (self.buf.len() == 3 && self.buf[2] == b'\r') {
-                return Ok(None);
-            }
             let _ = self.buf.split_to(2);
             return Ok(Some(Frame::Pong));
         }

@@ -236,14 +236,15 @@ impl Headers {
     }
 
     /// The raw values of every header called `name`, in order.
-    pub fn get_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Bytes> + 'a {
-        let name = canonical_query(name).into_owned();
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
+        let name = canonical_query(name);
         self.list.iter().filter(move |h| h.name.is(&name)).map(|h| &h.value)
     }
 
     /// The number of header lines called `name`.
     pub fn count(&self, name: &str) -> usize {
-        self.get_all(name).count()
+        let name = canonical_query(name);
+        self.list.iter().filter(|h| h.name.is(&name)).count()
     }
 
     /// Appends a header line.
