@@ -16,7 +16,7 @@ use thiserror::Error;
 use super::dtmf::TelephoneEvent;
 use super::g711::{Codec, transcode_into};
 use super::pacing::RtpSender;
-use super::rtp::{RtpHeader, RtpPacket};
+use super::rtp::{RtpHeader, RtpPacket, sequence_newer};
 
 /// What one leg negotiated in SDP: its audio codec and payload type numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +84,18 @@ pub struct RelayStats {
 struct Anchor {
     source_ssrc: u32,
     first_sequence: u16,
+    /// The newest source sequence relayed so far.
+    highest_sequence: u16,
+    /// Set once the source is far past `first_sequence`: from then on modulo-2^16 comparison with
+    /// it means nothing, and packets that late collide with nothing the receiver still holds.
+    settled: bool,
     sequence_offset: u16,
     timestamp_offset: u32,
 }
+
+/// Packets after the start at which a stream no longer needs the [`RelayDrop::BeforeStart`]
+/// check: a quarter of the sequence space, about 5 minutes at 50 packets/s.
+const SETTLE_PACKETS: u16 = 0x4000;
 
 /// One direction of a bridge: packets from leg `from` go out on leg `to`'s stream.
 #[derive(Debug, Clone)]
@@ -164,9 +173,14 @@ impl Relay {
 
         let mut marker = packet.marker;
         let anchor = match self.anchor {
-            Some(a) if a.source_ssrc == packet.ssrc => {
-                if packet.sequence.wrapping_sub(a.first_sequence) >= 0x8000 {
+            Some(mut a) if a.source_ssrc == packet.ssrc => {
+                if !a.settled && packet.sequence.wrapping_sub(a.first_sequence) >= 0x8000 {
                     return Err(RelayDrop::BeforeStart);
+                }
+                if sequence_newer(packet.sequence, a.highest_sequence) {
+                    a.highest_sequence = packet.sequence;
+                    a.settled |= packet.sequence.wrapping_sub(a.first_sequence) >= SETTLE_PACKETS;
+                    self.anchor = Some(a);
                 }
                 a
             }
@@ -180,6 +194,8 @@ impl Relay {
                 let a = Anchor {
                     source_ssrc: packet.ssrc,
                     first_sequence: packet.sequence,
+                    highest_sequence: packet.sequence,
+                    settled: false,
                     sequence_offset: self.sender.next_sequence().wrapping_sub(packet.sequence),
                     timestamp_offset: timestamp.wrapping_sub(packet.timestamp),
                 };
@@ -472,6 +488,24 @@ mod tests {
         assert_eq!((restarted.sequence, restarted.marker), (513, true));
         assert_eq!(restarted.timestamp, first.timestamp + 480);
         assert_eq!(relay.stats().source_changes, 1);
+    }
+
+    #[test]
+    fn long_calls_wrap_the_sequence_without_drops() {
+        let t0 = Instant::now();
+        let mut relay = Relay::new(PCMU, PCMU, RtpSender::new(1, 60_000, 0));
+        let mut out = Vec::new();
+        let mut bytes = incoming(0, 65_000, 0, 42, &[0xFF; 160]);
+        for k in 0..140_000u32 {
+            let seq = 65_000u16.wrapping_add(k as u16);
+            bytes[2..4].copy_from_slice(&seq.to_be_bytes());
+            bytes[4..8].copy_from_slice(&(k * 160).to_be_bytes());
+            let packet = RtpPacket::parse(&bytes).unwrap();
+            relay.relay(t0 + FRAME_DURATION * k, &packet, &mut out).unwrap();
+            let sent = RtpPacket::parse(&out).unwrap();
+            assert_eq!(sent.sequence, 60_000u16.wrapping_add(k as u16));
+        }
+        assert_eq!(relay.stats().dropped, 0);
     }
 
     #[test]
