@@ -5,6 +5,7 @@
 //! any port is bound), [`Daemon::reload`] swaps in a new config, and [`Daemon::drain`] is the shutdown
 //! sequence: stop taking calls → let active calls finish within the grace period → stop the tasks.
 
+pub mod driver;
 mod http;
 pub mod lifecycle;
 pub mod notify;
@@ -20,7 +21,7 @@ use anyhow::Context;
 use metrics::counter;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -73,13 +74,16 @@ impl Daemon {
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let (mut sip_udp, mut sip_tcp) = (Vec::new(), Vec::new());
+        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let (mut sip_udp, mut sip_tcp, mut udp_sockets) = (Vec::new(), Vec::new(), Vec::new());
         for addr in &config.sip.listen {
             if config.sip.udp {
                 let socket =
                     UdpSocket::bind(addr).await.with_context(|| format!("SIP UDP {addr}"))?;
+                let socket = Arc::new(socket);
                 sip_udp.push(socket.local_addr()?);
-                tasks.spawn(sip_udp::serve(socket, shared.clone(), stop.clone()));
+                udp_sockets.push(socket.clone());
+                tasks.spawn(sip_udp::serve(socket, core_tx.clone(), stop.clone()));
             }
             if config.sip.tcp {
                 // With port 0, TCP takes the port UDP got, so one address serves both transports.
@@ -87,9 +91,11 @@ impl Daemon {
                 let listener =
                     bind_tcp(want, *addr).await.with_context(|| format!("SIP TCP {addr}"))?;
                 sip_tcp.push(listener.local_addr()?);
-                tasks.spawn(sip_tcp::serve(listener, shared.clone(), stop.clone(), tasks.clone()));
+                tasks.spawn(sip_tcp::serve(listener, core_tx.clone(), stop.clone(), tasks.clone()));
             }
         }
+        let core = driver::Core::new(shared.clone(), udp_sockets, random_salt());
+        tasks.spawn(core.run(core_rx, stop.clone()));
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("HTTP {}", config.http.listen))?;
@@ -147,6 +153,18 @@ impl Daemon {
         self.tasks.close();
         self.tasks.wait().await;
     }
+}
+
+/// Inputs queued for the core task before socket tasks wait (back-pressure instead of unbounded
+/// memory under a flood).
+const CORE_QUEUE: usize = 4096;
+
+/// A random 64-bit value for tags, branches and Call-IDs, from the OS via std's hasher keys.
+fn random_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
 }
 
 async fn bind_tcp(want: SocketAddr, configured: SocketAddr) -> std::io::Result<TcpListener> {

@@ -172,8 +172,20 @@ pub fn refuse_unparsable(error: &ParseError) -> Refusal {
 /// 406 with `Warning: 399 tongdai "…"` rather than 400 (RFC 4475 §3.3.15 allows either): the
 /// request is well-formed, we just cannot produce an answer the caller takes.
 pub fn check_request(request: &Request, caps: &Capabilities) -> Result<(), Refusal> {
+    if request.method == Method::Ack {
+        // A valid ACK passes; anything wrong with one is a drop, since an ACK is never answered.
+        return check_fields(request, caps).map_err(|_| Refusal::Drop(DropReason::BadAck));
+    }
+    routable(&request.method, &request.headers)?;
+    check_fields(request, caps)
+}
+
+/// The §8.2 checks proper, once the request is known to be answerable.
+fn check_fields(request: &Request, caps: &Capabilities) -> Result<(), Refusal> {
     let h = &request.headers;
-    routable(&request.method, h)?;
+    if h.top_via().is_err() {
+        return Err(Refusal::Drop(DropReason::UnusableVia));
+    }
     let bad = |cause| Err(Refusal::Respond(Rejection::new(400, cause)));
 
     // Mandatory headers (§8.1.1): each present once and well-formed.

@@ -2,7 +2,10 @@
 //! authentication, the registrar and SDP. Nothing here touches a socket or reads a clock: time comes
 //! in as a value and actions come out for the runtime to carry out.
 
+pub mod auth;
 pub mod check;
+pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

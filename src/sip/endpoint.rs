@@ -1,0 +1,873 @@
+//! The SIP endpoint (UA core), sans-IO: everything between bytes on a flow and the call logic above.
+//! Protocol layer.
+//!
+//! Inbound, in order: keep-alives (CRLF, STUN) are answered and counted apart; unparsable messages get
+//! 400/505 when a response can be routed, else are dropped and counted; responses go to their client
+//! transaction or, as stray 2xx, are re-ACKed through their dialog; requests pass the RFC 3261 §8.2
+//! checks ([`check_request`]), then policy — the one place the stateless and policy answers are made:
+//! 403 (source outside the trunk allow-list), 404 (not a hotline number), 481 (no dialog or
+//! transaction), 503 + Retry-After while draining, 200 to OPTIONS. What survives becomes a [`UaEvent`]
+//! for the call logic, which answers through the methods here. The endpoint keeps the dialogs,
+//! retransmits our 2xx until the ACK (§13.3.1.4), ACKs the 2xx to our INVITEs (§13.2.2.4), answers
+//! CANCEL with 200 and the INVITE with 487, and sends a CANCEL only once a provisional arrived (§9.1).
+//!
+//! Output follows the quinn contract: `poll_transmit`, `poll_event`, `poll_timeout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ipnet::IpNet;
+
+use super::check::{Capabilities, Refusal, check_request, check_response, refuse_unparsable};
+use super::dialog::{Dialog, DialogId};
+use super::message::{
+    Frame, Message, Method, Request, Response, Uri, is_keep_alive, name, parse_datagram,
+};
+use super::transaction::timer::TimerValues;
+use super::transaction::{Event, Received, Transactions, Transmit, TxnId};
+use super::transport::Flow;
+
+/// What the endpoint needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Transaction timers.
+    pub timers: TimerValues,
+    /// Sources allowed to place calls (the trunk).
+    pub trunk_allow: Vec<IpNet>,
+    /// Dialled numbers we answer.
+    pub numbers: Vec<String>,
+    /// `User-Agent` / `Server` value.
+    pub user_agent: String,
+    /// `Retry-After` while draining.
+    pub retry_after: Duration,
+}
+
+/// What the endpoint tells the call logic (and the runtime, for counting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UaEvent {
+    /// An INVITE for a hotline number from an allowed source. 100 Trying was sent; answer with
+    /// [`Endpoint::answer`], [`Endpoint::provisional`] or [`Endpoint::reject`].
+    IncomingCall {
+        /// The server transaction.
+        txn: TxnId,
+        /// The INVITE (top Via stamped).
+        request: Request,
+        /// The flow it came on.
+        flow: Flow,
+    },
+    /// The caller cancelled an INVITE we had not answered; 200 and 487 were sent.
+    CallCancelled {
+        /// The INVITE's server transaction.
+        txn: TxnId,
+    },
+    /// The ACK for our 2xx arrived (its body, if any, is the late SDP answer).
+    Confirmed {
+        /// The dialog.
+        dialog: DialogId,
+        /// The ACK's body.
+        body: Bytes,
+    },
+    /// Our 2xx was never ACKed (64·T1): the dialog is dead; send BYE.
+    AckTimeout {
+        /// The dialog.
+        dialog: DialogId,
+    },
+    /// The peer hung up (BYE answered 200; the dialog is gone).
+    Bye {
+        /// The dialog.
+        dialog: DialogId,
+    },
+    /// A REGISTER, for the registrar: answer with [`Endpoint::respond`].
+    Register {
+        /// The server transaction.
+        txn: TxnId,
+        /// The REGISTER.
+        request: Request,
+        /// The flow it came on (bindings remember it for NAT).
+        flow: Flow,
+    },
+    /// A re-INVITE, UPDATE or INFO in a dialog: answer with [`Endpoint::respond`].
+    InDialog {
+        /// The dialog.
+        dialog: DialogId,
+        /// The server transaction.
+        txn: TxnId,
+        /// The request.
+        request: Request,
+    },
+    /// A response to a request we sent. For a 2xx to an INVITE the ACK has been sent and
+    /// `dialog` names the new dialog.
+    Response {
+        /// The client transaction.
+        txn: TxnId,
+        /// The response.
+        response: Response,
+        /// The dialog a 2xx (or tagged 1xx) established.
+        dialog: Option<DialogId>,
+    },
+    /// A request we sent got no final response.
+    Timeout {
+        /// The client transaction.
+        txn: TxnId,
+    },
+}
+
+/// Counters since the last [`Endpoint::take_stats`], for the metrics the runtime exports.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SipStats {
+    /// Requests received.
+    pub requests_in: u64,
+    /// Responses received.
+    pub responses_in: u64,
+    /// Keep-alives received (CRLF, STUN).
+    pub keepalives_in: u64,
+    /// Requests sent (retransmissions included).
+    pub requests_out: u64,
+    /// Responses sent (retransmissions included).
+    pub responses_out: u64,
+    /// Messages dropped or refused as invalid, by reason label.
+    pub invalid: Vec<(&'static str, u64)>,
+}
+
+impl SipStats {
+    fn invalid(&mut self, reason: &'static str) {
+        match self.invalid.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.invalid.push((reason, 1)),
+        }
+    }
+}
+
+/// An INVITE we received and have not finally answered.
+#[derive(Debug)]
+struct OpenInvite {
+    request: Request,
+    flow: Flow,
+    to_tag: String,
+}
+
+/// An INVITE we sent.
+#[derive(Debug)]
+struct SentInvite {
+    request: Request,
+    flow: Flow,
+    provisional_seen: bool,
+    cancel_wanted: bool,
+    cancelled: bool,
+}
+
+/// Our 2xx waiting for its ACK (§13.3.1.4).
+#[derive(Debug)]
+struct PendingAck {
+    txn: TxnId,
+    response: Response,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+/// The SIP UA core.
+pub struct Endpoint {
+    config: EndpointConfig,
+    caps: Capabilities,
+    txns: Transactions,
+    dialogs: HashMap<DialogId, Dialog>,
+    open_invites: HashMap<TxnId, OpenInvite>,
+    sent_invites: HashMap<TxnId, SentInvite>,
+    pending_acks: HashMap<DialogId, PendingAck>,
+    events: VecDeque<UaEvent>,
+    transmits: VecDeque<Transmit>,
+    stats: SipStats,
+    salt: u64,
+    counter: u64,
+    draining: bool,
+}
+
+impl Endpoint {
+    /// A new endpoint; `salt` (random, from the runtime) makes tags, branches and Call-IDs unique.
+    pub fn new(config: EndpointConfig, salt: u64) -> Endpoint {
+        Endpoint {
+            txns: Transactions::new(config.timers, salt),
+            config,
+            caps: Capabilities::tongdai(),
+            dialogs: HashMap::new(),
+            open_invites: HashMap::new(),
+            sent_invites: HashMap::new(),
+            pending_acks: HashMap::new(),
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stats: SipStats::default(),
+            salt,
+            counter: 0,
+            draining: false,
+        }
+    }
+
+    /// Applies a reloaded configuration.
+    pub fn set_config(&mut self, config: EndpointConfig) {
+        self.txns.set_timer_values(config.timers);
+        self.config = config;
+    }
+
+    /// From now on, new calls get 503 + Retry-After (the trunk fails over).
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// How many dialogs are alive.
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    /// A dialog by id.
+    pub fn dialog(&self, id: &DialogId) -> Option<&Dialog> {
+        self.dialogs.get(id)
+    }
+
+    /// Counters since the last call.
+    pub fn take_stats(&mut self) -> SipStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    // ---- input -------------------------------------------------------------------------------
+
+    /// One UDP datagram (or any transport's whole message) arrived on `flow`.
+    pub fn handle_datagram(&mut self, now: Instant, flow: Flow, datagram: Bytes) {
+        if is_keep_alive(&datagram) {
+            self.stats.keepalives_in += 1;
+            if datagram.len() >= 4 {
+                // RFC 5626 §4.4.1: a double-CRLF ping gets a single-CRLF pong.
+                self.transmits.push_back(Transmit { flow, bytes: Bytes::from_static(b"\r\n") });
+            }
+            return;
+        }
+        if let Some(reply) = stun_binding_response(&datagram, flow.remote) {
+            self.stats.keepalives_in += 1;
+            self.transmits.push_back(Transmit { flow, bytes: reply });
+            return;
+        }
+        match parse_datagram(datagram) {
+            Ok(message) => self.handle_message(now, flow, message),
+            Err(e) => self.refuse_unparsable(now, flow, &e),
+        }
+        self.flush(now);
+    }
+
+    /// One frame from a stream transport's framer arrived on `flow`.
+    pub fn handle_frame(&mut self, now: Instant, flow: Flow, frame: Frame) {
+        match frame {
+            Frame::Message(m) => self.handle_message(now, flow, m),
+            Frame::Invalid(e) => self.refuse_unparsable(now, flow, &e),
+            Frame::Ping => {
+                self.stats.keepalives_in += 1;
+                self.transmits.push_back(Transmit { flow, bytes: Bytes::from_static(b"\r\n") });
+            }
+            Frame::Pong => self.stats.keepalives_in += 1,
+        }
+        self.flush(now);
+    }
+
+    /// Counts a stream the runtime had to close because it could not be framed.
+    pub fn count_unframable(&mut self) {
+        self.stats.invalid("unframable");
+    }
+
+    fn refuse_unparsable(&mut self, now: Instant, flow: Flow, e: &super::message::ParseError) {
+        match refuse_unparsable(e) {
+            Refusal::Respond(rejection) => {
+                self.stats.invalid(rejection.cause);
+                if let Some(head) = &e.request_head {
+                    let response = rejection.response_to(&head.headers, Some(&self.new_tag()));
+                    self.send_stateless(now, flow, response);
+                }
+            }
+            Refusal::Drop(reason) => self.stats.invalid(reason.label()),
+        }
+    }
+
+    fn handle_message(&mut self, now: Instant, flow: Flow, message: Message) {
+        match message {
+            Message::Response(r) => {
+                self.stats.responses_in += 1;
+                if let Err(reason) = check_response(&r) {
+                    self.stats.invalid(reason.label());
+                    return;
+                }
+                if let Some(stray) = self.txns.recv_response(now, r) {
+                    self.stray_response(stray);
+                }
+            }
+            Message::Request(r) => {
+                self.stats.requests_in += 1;
+                self.handle_request(now, flow, r);
+            }
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, flow: Flow, request: Request) {
+        if let Err(refusal) = check_request(&request, &self.caps) {
+            match refusal {
+                Refusal::Drop(reason) => self.stats.invalid(reason.label()),
+                Refusal::Respond(rejection) => {
+                    self.stats.invalid(rejection.cause);
+                    if let Received::New { id, request, .. } =
+                        self.txns.recv_request(now, flow, request)
+                    {
+                        let response =
+                            rejection.response_to(&request.headers, Some(&self.new_tag()));
+                        self.respond(now, id, response);
+                    }
+                }
+            }
+            return;
+        }
+        let (id, request, response_flow) = match self.txns.recv_request(now, flow, request) {
+            Received::New { id, request, response_flow } => (id, request, response_flow),
+            Received::Absorbed => return,
+            Received::Ack { request } => return self.recv_ack(request),
+        };
+        let in_dialog = request.headers.to().is_ok_and(|t| t.tag().is_some());
+        match request.method {
+            Method::Cancel => self.recv_cancel(now, id, &request),
+            _ if in_dialog => self.recv_in_dialog(now, id, request),
+            Method::Options => {
+                let mut r = Response::for_request(&request, 200, Some(&self.new_tag()));
+                self.capability_headers(&mut r);
+                self.respond(now, id, r);
+            }
+            Method::Register => self.events.push_back(UaEvent::Register { txn: id, request, flow }),
+            Method::Invite => self.recv_invite(now, id, request, flow, response_flow),
+            // BYE, INFO, UPDATE, PRACK, NOTIFY, REFER outside any dialog.
+            _ => self.refuse(now, id, &request, 481),
+        }
+    }
+
+    fn recv_invite(&mut self, now: Instant, id: TxnId, request: Request, flow: Flow, _rf: Flow) {
+        if !self.trunk_allows(flow.remote.ip()) {
+            self.stats.invalid("forbidden_source");
+            return self.refuse(now, id, &request, 403);
+        }
+        if !self.is_hotline(&request.uri) {
+            return self.refuse(now, id, &request, 404);
+        }
+        if self.draining {
+            let mut r = Response::for_request(&request, 503, Some(&self.new_tag()));
+            r.headers.push(name::RETRY_AFTER, self.config.retry_after.as_secs().to_string());
+            return self.respond(now, id, r);
+        }
+        let to_tag = self.new_tag();
+        self.open_invites.insert(id, OpenInvite { request: request.clone(), flow, to_tag });
+        self.events.push_back(UaEvent::IncomingCall { txn: id, request, flow });
+    }
+
+    fn recv_cancel(&mut self, now: Instant, id: TxnId, cancel: &Request) {
+        let Some(invite) = self.txns.invite_for_cancel(cancel) else {
+            return self.refuse(now, id, cancel, 481);
+        };
+        let ok = Response::for_request(cancel, 200, None);
+        self.respond(now, id, ok);
+        // §9.2: only an INVITE not yet finally answered is cancelled; otherwise the CANCEL has no
+        // effect (a 2xx crossing it: RFC 5407 — the call goes on and the caller will BYE).
+        if let Some(open) = self.open_invites.remove(&invite) {
+            let r = Response::for_request(&open.request, 487, Some(&open.to_tag));
+            self.respond(now, invite, r);
+            self.events.push_back(UaEvent::CallCancelled { txn: invite });
+        }
+    }
+
+    fn recv_ack(&mut self, ack: Request) {
+        let Some(id) = dialog_id_of_request(&ack) else { return };
+        if self.pending_acks.remove(&id).is_some() || self.dialogs.contains_key(&id) {
+            self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body });
+        }
+    }
+
+    fn recv_in_dialog(&mut self, now: Instant, id: TxnId, request: Request) {
+        let Some(did) = dialog_id_of_request(&request) else {
+            return self.refuse(now, id, &request, 481);
+        };
+        let Some(dialog) = self.dialogs.get_mut(&did) else {
+            return self.refuse(now, id, &request, 481);
+        };
+        if dialog.recv_request(&request).is_err() {
+            return self.refuse(now, id, &request, 500);
+        }
+        match request.method {
+            Method::Bye => {
+                let ok = Response::for_request(&request, 200, None);
+                self.respond(now, id, ok);
+                self.dialogs.remove(&did);
+                self.pending_acks.remove(&did);
+                self.events.push_back(UaEvent::Bye { dialog: did });
+            }
+            Method::Options => {
+                let mut r = Response::for_request(&request, 200, None);
+                self.capability_headers(&mut r);
+                self.respond(now, id, r);
+            }
+            _ => self.events.push_back(UaEvent::InDialog { dialog: did, txn: id, request }),
+        }
+    }
+
+    fn stray_response(&mut self, response: Response) {
+        // A 2xx retransmission for an INVITE whose client transaction has ended: ACK it again
+        // through its dialog (§13.2.2.4). Anything else matches nothing: drop and count.
+        let is_invite_2xx = (200..300).contains(&response.status)
+            && response.headers.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if is_invite_2xx
+            && let Some(id) = dialog_id_of_response(&response)
+            && let Some(dialog) = self.dialogs.get(&id)
+            && let Ok(cseq) = response.headers.cseq()
+        {
+            let branch = self.txns.new_branch();
+            let ack = dialog.ack(cseq.seq, &via_host(dialog.flow.local), &branch);
+            let flow = dialog.flow;
+            self.send_request_raw(flow, &ack);
+            return;
+        }
+        self.stats.invalid("stray_response");
+    }
+
+    /// Fires due timers: transactions, and 2xx retransmissions awaiting an ACK.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.txns.handle_timeout(now);
+        let mut due = Vec::new();
+        for (id, p) in &self.pending_acks {
+            if p.next <= now || p.give_up <= now {
+                due.push(id.clone());
+            }
+        }
+        for id in due {
+            let Some(p) = self.pending_acks.get_mut(&id) else { continue };
+            if p.give_up <= now {
+                self.pending_acks.remove(&id);
+                self.events.push_back(UaEvent::AckTimeout { dialog: id });
+                continue;
+            }
+            p.interval = (p.interval * 2).min(self.config.timers.t2);
+            p.next = now + p.interval;
+            let (txn, response) = (p.txn, p.response.clone());
+            // The INVITE transaction (Accepted) carries the retransmission; if it has ended,
+            // send it directly on the dialog's flow.
+            if self.txns.respond(now, txn, &response).is_err()
+                && let Some(flow) = self.dialogs.get(&id).map(|d| d.flow)
+            {
+                self.stats.responses_out += 1;
+                self.transmits.push_back(Transmit { flow, bytes: response.to_bytes() });
+            }
+        }
+        self.flush(now);
+    }
+
+    /// When to call [`Endpoint::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let acks = self.pending_acks.values().map(|p| p.next.min(p.give_up)).min();
+        match (self.txns.poll_timeout(), acks) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+
+    // ---- actions of the call logic -----------------------------------------------------------
+
+    /// Sends `response` on server transaction `txn` (any request).
+    pub fn respond(&mut self, now: Instant, txn: TxnId, mut response: Response) {
+        if response.headers.get(name::SERVER).is_none() {
+            response.headers.push(name::SERVER, self.config.user_agent.clone());
+        }
+        if response.status >= 200 {
+            self.open_invites.remove(&txn);
+        }
+        // A refused response (e.g. the transaction ended) has nobody left to hear it.
+        let _ = self.txns.respond(now, txn, &response);
+        self.flush(now);
+    }
+
+    /// Sends a provisional (180/183, with SDP for early media) on an incoming INVITE.
+    pub fn provisional(&mut self, now: Instant, txn: TxnId, status: u16, sdp: Option<Bytes>) {
+        let Some(open) = self.open_invites.get(&txn) else { return };
+        let mut r = Response::for_request(&open.request, status, Some(&open.to_tag));
+        self.contact_header(&mut r.headers, open.flow);
+        if let Some(sdp) = sdp {
+            r.headers.push(name::CONTENT_TYPE, "application/sdp");
+            r.body = sdp;
+        }
+        self.respond(now, txn, r);
+    }
+
+    /// Answers an incoming INVITE with 200 and `sdp`; returns the new dialog. The 2xx is
+    /// retransmitted until the ACK arrives ([`UaEvent::Confirmed`]) or 64·T1 passes
+    /// ([`UaEvent::AckTimeout`]).
+    pub fn answer(&mut self, now: Instant, txn: TxnId, sdp: Bytes) -> Option<DialogId> {
+        let open = self.open_invites.get(&txn)?;
+        let mut r = Response::for_request(&open.request, 200, Some(&open.to_tag));
+        self.contact_header(&mut r.headers, open.flow);
+        r.headers.push(name::CONTENT_TYPE, "application/sdp");
+        r.body = sdp;
+        let dialog = Dialog::uas(&open.request, &open.to_tag, open.flow)?;
+        let id = dialog.id.clone();
+        self.dialogs.insert(id.clone(), dialog);
+        let t1 = self.config.timers.t1;
+        self.pending_acks.insert(
+            id.clone(),
+            PendingAck {
+                txn,
+                response: r.clone(),
+                next: now + t1,
+                interval: t1,
+                give_up: now + t1 * 64,
+            },
+        );
+        self.respond(now, txn, r);
+        Some(id)
+    }
+
+    /// Refuses an incoming INVITE with `status` (486, 480, 503 …) and optional extra headers.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        status: u16,
+        headers: &[(&'static str, String)],
+    ) {
+        let Some(open) = self.open_invites.get(&txn) else { return };
+        let mut r = Response::for_request(&open.request, status, Some(&open.to_tag));
+        for (n, v) in headers {
+            r.headers.push(*n, v.clone());
+        }
+        self.respond(now, txn, r);
+    }
+
+    /// Sends an INVITE to `target` over `flow` with `sdp`; From is `from` (a name-addr without tag),
+    /// To is the target. Returns the client transaction.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        target: Uri,
+        from: &str,
+        sdp: Bytes,
+        extra: &[(&'static str, String)],
+    ) -> Option<TxnId> {
+        let n = self.next();
+        let call_id = format!("{:016x}{n:x}@tongdai", self.salt);
+        let tag = self.new_tag();
+        let branch = self.txns.new_branch();
+        let mut r = Request::new(Method::Invite, target.clone());
+        let h = &mut r.headers;
+        h.push(
+            name::VIA,
+            format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                flow.transport.via_name(),
+                via_host(flow.local)
+            ),
+        );
+        h.push(name::MAX_FORWARDS, "70");
+        h.push(name::FROM, format!("{from};tag={tag}"));
+        h.push(name::TO, format!("<{}>", target.as_str()));
+        h.push(name::CALL_ID, call_id);
+        h.push(name::CSEQ, "1 INVITE");
+        h.push(name::USER_AGENT, self.config.user_agent.clone());
+        for (n, v) in extra {
+            h.push(*n, v.clone());
+        }
+        self.contact_header(&mut r.headers, flow);
+        r.headers.push(name::ALLOW, self.allow_value());
+        r.headers.push(name::CONTENT_TYPE, "application/sdp");
+        r.body = sdp;
+        let txn = self.txns.send_request(now, flow, r.clone()).ok()?;
+        self.stats.requests_out += 1;
+        self.sent_invites.insert(
+            txn,
+            SentInvite {
+                request: r,
+                flow,
+                provisional_seen: false,
+                cancel_wanted: false,
+                cancelled: false,
+            },
+        );
+        self.flush(now);
+        Some(txn)
+    }
+
+    /// Cancels an INVITE we sent (§9.1): at once if a provisional arrived, else as soon as one does.
+    /// A 2xx that crosses the CANCEL is ACKed and then BYEd by the caller of this method when it sees
+    /// the [`UaEvent::Response`].
+    pub fn cancel(&mut self, now: Instant, txn: TxnId) {
+        let Some(sent) = self.sent_invites.get_mut(&txn) else { return };
+        if sent.cancelled {
+            return;
+        }
+        if !sent.provisional_seen {
+            sent.cancel_wanted = true;
+            return;
+        }
+        sent.cancelled = true;
+        let cancel = cancel_for(&sent.request);
+        let flow = sent.flow;
+        if self.txns.send_request(now, flow, cancel).is_ok() {
+            self.stats.requests_out += 1;
+        }
+        self.flush(now);
+    }
+
+    /// Hangs up an established dialog with BYE; the dialog is forgotten at once (the BYE's
+    /// response is only informative).
+    pub fn bye(&mut self, now: Instant, dialog: &DialogId) -> Option<TxnId> {
+        let mut d = self.dialogs.remove(dialog)?;
+        self.pending_acks.remove(dialog);
+        let branch = self.txns.new_branch();
+        let bye = d.request(Method::Bye, &via_host(d.flow.local), &branch);
+        let txn = self.txns.send_request(now, d.flow, bye).ok()?;
+        self.stats.requests_out += 1;
+        self.flush(now);
+        Some(txn)
+    }
+
+    // ---- internals ---------------------------------------------------------------------------
+
+    /// Moves transaction output into ours and turns transaction events into UA events.
+    fn flush(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.txns.poll_transmit() {
+                if t.bytes.starts_with(b"SIP/2.0") {
+                    self.stats.responses_out += 1;
+                } else {
+                    self.stats.requests_out += 1;
+                }
+                self.transmits.push_back(t);
+                progressed = true;
+            }
+            while let Some(e) = self.txns.poll_event() {
+                self.txn_event(now, e);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn txn_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Response { id, response } => self.client_response(now, id, response),
+            Event::Timeout { id } => {
+                self.sent_invites.remove(&id);
+                self.events.push_back(UaEvent::Timeout { txn: id });
+            }
+            Event::NoAck { .. } => {}
+            Event::Ack { request, .. } => self.recv_ack(request),
+            Event::Terminated { id } => {
+                self.open_invites.remove(&id);
+                if self.sent_invites.get(&id).is_some_and(|s| !s.provisional_seen || s.cancelled) {
+                    self.sent_invites.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn client_response(&mut self, now: Instant, txn: TxnId, response: Response) {
+        let status = response.status;
+        let mut dialog_id = None;
+        if let Some(sent) = self.sent_invites.get_mut(&txn) {
+            if (101..200).contains(&status) || status == 100 {
+                sent.provisional_seen = true;
+                if sent.cancel_wanted {
+                    sent.cancel_wanted = false;
+                    sent.cancelled = true;
+                    let cancel = cancel_for(&sent.request);
+                    let flow = sent.flow;
+                    if self.txns.send_request(now, flow, cancel).is_ok() {
+                        self.stats.requests_out += 1;
+                    }
+                }
+            } else if (200..300).contains(&status) {
+                // ACK every 2xx (§13.2.2.4), then hand it up with its dialog.
+                let (request, flow) = (sent.request.clone(), sent.flow);
+                if let Some(id) = dialog_id_of_response(&response) {
+                    let dialog = match self.dialogs.get_mut(&id) {
+                        Some(d) => {
+                            d.update_from_response(&response);
+                            Some(d.clone())
+                        }
+                        None => Dialog::uac(&request, &response, flow),
+                    };
+                    if let Some(d) = dialog {
+                        let branch = self.txns.new_branch();
+                        let seq = response.headers.cseq().map(|c| c.seq).unwrap_or(1);
+                        let ack = d.ack(seq, &via_host(flow.local), &branch);
+                        self.send_request_raw(flow, &ack);
+                        dialog_id = Some(id.clone());
+                        self.dialogs.entry(id).or_insert(d);
+                    }
+                }
+            } else if status >= 300 {
+                self.sent_invites.remove(&txn);
+            }
+        }
+        self.events.push_back(UaEvent::Response { txn, response, dialog: dialog_id });
+    }
+
+    fn send_request_raw(&mut self, flow: Flow, request: &Request) {
+        self.stats.requests_out += 1;
+        self.transmits.push_back(Transmit { flow, bytes: request.to_bytes() });
+    }
+
+    fn send_stateless(&mut self, _now: Instant, flow: Flow, response: Response) {
+        let flow = response
+            .headers
+            .top_via()
+            .map(|v| super::transport::response_flow(flow, &v))
+            .unwrap_or(flow);
+        self.stats.responses_out += 1;
+        self.transmits.push_back(Transmit { flow, bytes: response.to_bytes() });
+    }
+
+    fn refuse(&mut self, now: Instant, txn: TxnId, request: &Request, status: u16) {
+        let r = Response::for_request(request, status, Some(&self.new_tag()));
+        self.respond(now, txn, r);
+    }
+
+    fn capability_headers(&self, r: &mut Response) {
+        r.headers.push(name::ALLOW, self.allow_value());
+        r.headers.push(name::ACCEPT, self.caps.content_types.join(", "));
+        r.headers.push(name::SUPPORTED, self.caps.option_tags.join(", "));
+    }
+
+    fn allow_value(&self) -> String {
+        self.caps.methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    fn contact_header(&self, headers: &mut super::message::Headers, flow: Flow) {
+        let transport = if flow.transport.is_reliable() { ";transport=tcp" } else { "" };
+        headers.push(name::CONTACT, format!("<sip:tongdai@{}{transport}>", via_host(flow.local)));
+    }
+
+    fn trunk_allows(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.config.trunk_allow.iter().any(|net| net.contains(&ip))
+    }
+
+    fn is_hotline(&self, uri: &Uri) -> bool {
+        let dialled = uri.tel_number().or_else(|| uri.user()).unwrap_or("");
+        // Visual separators are allowed in tel: numbers and some trunks' user parts.
+        let digits: String =
+            dialled.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')')).collect();
+        self.config.numbers.iter().any(|n| *n == digits)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    fn new_tag(&mut self) -> String {
+        let n = self.next();
+        format!("{:x}", (self.salt.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+    }
+}
+
+/// The host:port we put in Via and Contact for a local address.
+pub fn via_host(local: SocketAddr) -> String {
+    match local {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// The CANCEL for an INVITE we sent (§9.1): same Request-URI, Call-ID, From, To, CSeq number and
+/// top Via (so the same branch), Route headers copied.
+fn cancel_for(invite: &Request) -> Request {
+    let mut c = Request::new(Method::Cancel, invite.uri.clone());
+    let h = &invite.headers;
+    if let Ok(via) = h.top_via() {
+        c.headers.push(name::VIA, via.to_string());
+    }
+    for n in [name::MAX_FORWARDS, name::FROM, name::TO, name::CALL_ID] {
+        if let Some(v) = h.get(n) {
+            c.headers.push(n, v.clone());
+        }
+    }
+    if let Ok(cseq) = h.cseq() {
+        c.headers.push(name::CSEQ, format!("{} CANCEL", cseq.seq));
+    }
+    for r in h.get_all(name::ROUTE) {
+        c.headers.push(name::ROUTE, r.clone());
+    }
+    c
+}
+
+/// The dialog a request belongs to, from our side: local tag = To tag, remote tag = From tag.
+fn dialog_id_of_request(r: &Request) -> Option<DialogId> {
+    Some(DialogId {
+        call_id: r.headers.call_id().ok()?.to_string(),
+        local_tag: r.headers.to().ok()?.tag()?.to_string(),
+        remote_tag: r.headers.from().ok()?.tag()?.to_string(),
+    })
+}
+
+/// The dialog a response to our request belongs to: local tag = From tag, remote = To tag.
+fn dialog_id_of_response(r: &Response) -> Option<DialogId> {
+    Some(DialogId {
+        call_id: r.headers.call_id().ok()?.to_string(),
+        local_tag: r.headers.from().ok()?.tag()?.to_string(),
+        remote_tag: r.headers.to().ok()?.tag()?.to_string(),
+    })
+}
+
+/// The answer to a STUN binding request (RFC 5389) on the SIP port, as softphones send for NAT
+/// keep-alive (RFC 5626 §4.4.2): a success response with XOR-MAPPED-ADDRESS. `None` when the
+/// datagram is not a STUN binding request.
+fn stun_binding_response(datagram: &[u8], source: SocketAddr) -> Option<Bytes> {
+    const COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+    if datagram.len() < 20 || datagram[0..2] != [0x00, 0x01] || datagram[4..8] != COOKIE {
+        return None;
+    }
+    let txid = &datagram[8..20];
+    let mut attr = Vec::with_capacity(24);
+    let port = source.port() ^ 0x2112;
+    match source.ip() {
+        IpAddr::V4(ip) => {
+            attr.extend_from_slice(&[0x00, 0x01]);
+            attr.extend_from_slice(&port.to_be_bytes());
+            for (b, c) in ip.octets().iter().zip(COOKIE) {
+                attr.push(b ^ c);
+            }
+        }
+        IpAddr::V6(ip) => {
+            attr.extend_from_slice(&[0x00, 0x02]);
+            attr.extend_from_slice(&port.to_be_bytes());
+            let key: Vec<u8> = COOKIE.iter().chain(txid).copied().collect();
+            for (b, k) in ip.octets().iter().zip(key) {
+                attr.push(b ^ k);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(20 + 4 + attr.len());
+    out.extend_from_slice(&[0x01, 0x01]);
+    out.extend_from_slice(&((4 + attr.len()) as u16).to_be_bytes());
+    out.extend_from_slice(&COOKIE);
+    out.extend_from_slice(txid);
+    out.extend_from_slice(&[0x00, 0x20]);
+    out.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    out.extend_from_slice(&attr);
+    Some(Bytes::from(out))
+}
