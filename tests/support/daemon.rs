@@ -1,0 +1,90 @@
+//! A tongdai daemon started in-process for a test: its own tokio runtime, the default config with
+//! every port picked by the kernel (port 0), and a clean drain when dropped.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tongdai::config::{Config, DEFAULT_TOML, Source};
+use tongdai::runtime::Daemon;
+
+/// A running daemon and the runtime it runs on.
+pub struct TestDaemon {
+    runtime: Option<tokio::runtime::Runtime>,
+    daemon: Option<Daemon>,
+}
+
+/// The default configuration text with loopback port-0 listeners and a short drain.
+pub fn test_config_text() -> String {
+    DEFAULT_TOML
+        .replace("listen = [\"127.0.0.1:5060\"]", "listen = [\"127.0.0.1:0\"]")
+        .replace("listen = \"127.0.0.1:9111\"", "listen = \"127.0.0.1:0\"")
+        .replace("drain_grace = \"30s\"", "drain_grace = \"1s\"")
+}
+
+impl TestDaemon {
+    /// Starts the default test configuration.
+    pub fn start() -> TestDaemon {
+        TestDaemon::with_config(&test_config_text())
+    }
+
+    /// Starts with `text` as the configuration.
+    pub fn with_config(text: &str) -> TestDaemon {
+        let (config, _) =
+            Config::from_source(&Source::new("test.toml", text.to_string()), ".".as_ref())
+                .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let daemon = runtime.block_on(Daemon::start(config)).unwrap();
+        TestDaemon { runtime: Some(runtime), daemon: Some(daemon) }
+    }
+
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().unwrap()
+    }
+
+    /// The SIP UDP address.
+    pub fn sip_udp(&self) -> SocketAddr {
+        self.daemon().sip_udp_addrs()[0]
+    }
+
+    /// The SIP TCP address.
+    pub fn sip_tcp(&self) -> SocketAddr {
+        self.daemon().sip_tcp_addrs()[0]
+    }
+
+    /// The admin HTTP address.
+    pub fn http(&self) -> SocketAddr {
+        self.daemon().http_addr()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// One sample of `series` (name with labels), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let (Some(rt), Some(d)) = (self.runtime.take(), self.daemon.take()) {
+            rt.block_on(d.drain());
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}

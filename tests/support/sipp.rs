@@ -1,0 +1,91 @@
+//! SIPp (Debian `sip-tester`) as a real peer: runs a scenario against an address on loopback, bounded
+//! in time, and reports whether it passed with its logs. Scenario files live in
+//! `sip-test-scenarios/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The result of one SIPp run.
+#[derive(Debug)]
+pub struct SippRun {
+    /// Exit status (0: every call succeeded).
+    pub code: Option<i32>,
+    /// Standard output and error.
+    pub output: String,
+    /// The message trace (`-trace_msg`).
+    pub messages: String,
+}
+
+impl SippRun {
+    /// Panics with the logs unless SIPp exited 0.
+    pub fn assert_ok(&self) {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "SIPp failed:\n{}\n--- messages ---\n{}",
+            self.output,
+            self.messages
+        );
+    }
+}
+
+/// The path of a scenario in `sip-test-scenarios/`.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-test-scenarios").join(name)
+}
+
+/// Fails the test with a clear message when SIPp is not installed (scripts/test installs it).
+pub fn require_sipp() {
+    let ok =
+        Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    assert!(ok, "SIPp is not installed: run scripts/test, which installs Debian's sip-tester");
+}
+
+/// Runs `sipp` with `args` against `target`, at most `limit` long; extra args go first. A unique
+/// temporary directory holds its logs; SIPp is killed if it overruns.
+pub fn run(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
+    require_sipp();
+    let dir = std::env::temp_dir().join(format!(
+        "tongdai-sipp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("messages.log");
+    // Output goes to files, never pipes: a chatty SIPp must not block on a full pipe.
+    let stdout = std::fs::File::create(dir.join("stdout.log")).unwrap();
+    let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut child = Command::new("sipp")
+        .args(args)
+        .arg(target.to_string())
+        .args(["-i", "127.0.0.1", "-nostdin", "-trace_msg", "-message_file"])
+        .arg(&trace)
+        .args(["-timeout", &format!("{}s", limit.as_secs().max(1)), "-timeout_error"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start sipp");
+    let deadline = Instant::now() + limit + Duration::from_secs(5);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    let output = format!("{}{}", read("stdout.log"), read("stderr.log"));
+    let messages = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    SippRun { code, output, messages }
+}
+
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
