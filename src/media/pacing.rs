@@ -268,8 +268,15 @@ impl Playout {
 
     /// The next RTP packet if one is due at `now`. Call until it returns `None`.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.poll_transmit_into(now, &mut out).then_some(out)
+    }
+
+    /// Like [`Self::poll_transmit`], writing the packet into `out` (cleared first) so the runtime
+    /// can reuse one buffer; returns false when nothing is due.
+    pub fn poll_transmit_into(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         if self.is_finished() || now < self.due(self.frame) {
-            return None;
+            return false;
         }
         // Index of the latest frame due at `now`, computed from the start so rounding never
         // accumulates.
@@ -281,7 +288,7 @@ impl Playout {
             for _ in 0..skip {
                 self.fill_frame(&mut scratch);
                 if self.is_finished() {
-                    return None;
+                    return false;
                 }
             }
             self.frame += skip;
@@ -302,7 +309,8 @@ impl Playout {
         };
         let header = self.sender.record(self.due(self.frame), header, FRAME_SAMPLES, payload.len());
         self.frame += 1;
-        Some(header.to_packet(&payload))
+        header.write_vec(&payload, out);
+        true
     }
 
     /// Fills one frame from the playlist and advances it; sets the marker for the next frame when
@@ -315,6 +323,12 @@ impl Playout {
                 return;
             };
             let audio = item.prompt.encoded(self.codec);
+            if audio.is_empty() {
+                // Nothing to play, looped or not: skipping it also keeps a looped empty prompt
+                // from spinning here forever.
+                self.item += 1;
+                continue;
+            }
             let take = (audio.len() - self.offset).min(out.len() - filled);
             out[filled..filled + take].copy_from_slice(&audio[self.offset..self.offset + take]);
             filled += take;
@@ -434,6 +448,19 @@ mod tests {
         assert!(p.poll_transmit(t0 + FRAME_DURATION * 5).is_none());
         let empty = Playout::new(RtpSender::new(1, 0, 0), Codec::Pcma, 8, Playlist::new(), t0);
         assert!(empty.is_finished());
+        // An empty prompt, even looped, is skipped rather than spun on.
+        let silent = Prompt::from_samples("silent", &[]);
+        let mut p = Playout::new(
+            RtpSender::new(1, 0, 0),
+            Codec::Pcmu,
+            0,
+            Playlist::new().looped(silent).once(ramp("b", 160, 0)),
+            t0,
+        );
+        let mut out = Vec::new();
+        assert!(p.poll_transmit_into(t0, &mut out));
+        assert_eq!(RtpPacket::parse(&out).unwrap().payload.len(), 160);
+        assert!(p.is_finished());
     }
 
     #[test]
