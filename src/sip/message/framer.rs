@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 
 use super::error::{ParseError, ParseErrorKind};
-use super::parse::{find_head_end, parse_head};
+use super::parse::{Head, find_head_end, parse_head};
 use super::{MAX_MESSAGE_SIZE, Message};
 
 /// One item taken from the stream.
@@ -37,6 +37,11 @@ pub enum Frame {
 pub struct StreamFramer {
     buf: BytesMut,
     failed: Option<ParseErrorKind>,
+    /// How far the search for the end of the head has got, so that a head trickling in one octet
+    /// at a time is scanned once, not once per octet.
+    scanned: usize,
+    /// The head of the message being received and its total length, while its body is incomplete.
+    pending: Option<(Head, usize)>,
 }
 
 impl StreamFramer {
@@ -97,30 +102,42 @@ impl StreamFramer {
         if self.buf.is_empty() {
             return Ok(None);
         }
-        let Some(end) = find_head_end(&self.buf) else {
-            if self.buf.len() > MAX_MESSAGE_SIZE {
-                return Err(ParseErrorKind::TooLarge.into());
+        if self.pending.is_none() {
+            let from = self.scanned.saturating_sub(3);
+            let Some(rel) = find_head_end(&self.buf[from..]) else {
+                self.scanned = self.buf.len();
+                if self.buf.len() > MAX_MESSAGE_SIZE {
+                    return Err(ParseErrorKind::TooLarge.into());
+                }
+                return Ok(None);
+            };
+            let end = from + rel;
+            // Parse the head from a frozen copy so that values can be sliced without another copy.
+            let head_bytes = self.buf[..end].to_vec().into();
+            let head = parse_head(&head_bytes, end)?;
+            let Some(body_len) = head.content_length else {
+                return Err(head.into_error(ParseErrorKind::MissingContentLength));
+            };
+            if end + body_len > MAX_MESSAGE_SIZE {
+                return Err(head.into_error(ParseErrorKind::TooLarge));
             }
-            return Ok(None);
-        };
-        // Parse the head from a frozen copy so that values can be sliced without copying again.
-        let head_bytes = self.buf[..end].to_vec().into();
-        let head = parse_head(&head_bytes, end)?;
-        let Some(body_len) = head.content_length else {
-            return Err(head.into_error(ParseErrorKind::MissingContentLength));
-        };
-        if end + body_len > MAX_MESSAGE_SIZE {
-            return Err(head.into_error(ParseErrorKind::TooLarge));
+            self.pending = Some((head, end + body_len));
         }
-        if self.buf.len() < end + body_len {
-            return Ok(None);
+        match self.pending.take() {
+            Some((head, total)) if self.buf.len() >= total => {
+                self.scanned = 0;
+                let mut msg = self.buf.split_to(total);
+                let body = msg.split_off(head.len).freeze();
+                Ok(Some(match head.into_message(body) {
+                    Ok(m) => Frame::Message(m),
+                    Err(e) => Frame::Invalid(e),
+                }))
+            }
+            waiting => {
+                self.pending = waiting;
+                Ok(None)
+            }
         }
-        let mut msg = self.buf.split_to(end + body_len);
-        let body = msg.split_off(end).freeze();
-        Ok(Some(match head.into_message(body) {
-            Ok(m) => Frame::Message(m),
-            Err(e) => Frame::Invalid(e),
-        }))
     }
 }
 

@@ -4,7 +4,7 @@
 //! become `Via`, RFC 3261 §7.3.3); unknown names are kept as received and compared without regard
 //! to case. Values are the raw octets with folding replaced by one space, sliced out of the
 //! received buffer without a copy when the line was not folded. Typed access lives in
-//! [`super::typed`].
+//! the `typed` module, as inherent methods on [`Headers`].
 
 use std::borrow::Cow;
 use std::fmt;

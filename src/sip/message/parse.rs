@@ -17,6 +17,7 @@ use super::uri::Uri;
 use super::{MAX_HEADERS, MAX_MESSAGE_SIZE, Message, Request, Response};
 
 /// The start line as read.
+#[derive(Debug)]
 enum StartLine {
     Request { method: Method, uri: Result<Uri, super::error::UriError>, version_ok: bool },
     Response { status: u16, reason: String },
@@ -24,6 +25,7 @@ enum StartLine {
 
 /// A parsed head: start line, headers and the length of the head in octets (through the empty
 /// line).
+#[derive(Debug)]
 pub(crate) struct Head {
     start: StartLine,
     headers: Headers,
