@@ -78,6 +78,8 @@ pub struct SipConfig {
     pub user_agent: String,
     /// `Retry-After` seconds sent with 503 while draining.
     pub retry_after: Duration,
+    /// Answer UDP requests at their source port even without `rport` (symmetric responses).
+    pub force_rport: bool,
     /// RFC 3261 timer base values.
     pub timers: SipTimers,
 }
@@ -404,6 +406,7 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
     let realm = s.or(cx, "realm", "tongdai".to_string());
     let user_agent = s.or(cx, "user_agent", format!("tongdai/{}", env!("CARGO_PKG_VERSION")));
     let retry_after = s.or(cx, "retry_after", Duration::from_secs(60));
+    let force_rport = s.or(cx, "force_rport", true);
     let mut t = s.table(cx, "timers");
     let t1 = t.or(cx, "t1", Duration::from_millis(500));
     let t2 = t.or(cx, "t2", Duration::from_secs(4));
@@ -425,6 +428,7 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
         realm,
         user_agent,
         retry_after,
+        force_rport,
         timers: SipTimers { t1, t2, t4 },
     })
 }

@@ -48,6 +48,7 @@ pub fn endpoint_config(config: &crate::config::Config) -> EndpointConfig {
         numbers: config.trunk.numbers.clone(),
         user_agent: config.sip.user_agent.clone(),
         retry_after: config.sip.retry_after,
+        force_rport: config.sip.force_rport,
     }
 }
 

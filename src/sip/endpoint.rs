@@ -42,6 +42,9 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// `Retry-After` while draining.
     pub retry_after: Duration,
+    /// Answer over UDP to the packet's source port even without `rport` (see
+    /// [`super::transport::stamp_received`]).
+    pub force_rport: bool,
 }
 
 /// What the endpoint tells the call logic (and the runtime, for counting).
@@ -188,8 +191,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// A new endpoint; `salt` (random, from the runtime) makes tags, branches and Call-IDs unique.
     pub fn new(config: EndpointConfig, salt: u64) -> Endpoint {
+        let mut txns = Transactions::new(config.timers, salt);
+        txns.set_force_rport(config.force_rport);
         Endpoint {
-            txns: Transactions::new(config.timers, salt),
+            txns,
             config,
             caps: Capabilities::tongdai(),
             dialogs: HashMap::new(),
@@ -208,6 +213,7 @@ impl Endpoint {
     /// Applies a reloaded configuration.
     pub fn set_config(&mut self, config: EndpointConfig) {
         self.txns.set_timer_values(config.timers);
+        self.txns.set_force_rport(config.force_rport);
         self.config = config;
     }
 
@@ -729,11 +735,10 @@ impl Endpoint {
     }
 
     fn send_stateless(&mut self, _now: Instant, flow: Flow, response: Response) {
-        let flow = response
-            .headers
-            .top_via()
-            .map(|v| super::transport::response_flow(flow, &v))
-            .unwrap_or(flow);
+        let flow = match response.headers.top_via() {
+            Ok(v) if !self.config.force_rport => super::transport::response_flow(flow, &v),
+            _ => flow,
+        };
         self.stats.responses_out += 1;
         self.transmits.push_back(Transmit { flow, bytes: response.to_bytes() });
     }

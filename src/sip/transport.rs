@@ -57,10 +57,15 @@ impl Flow {
 }
 
 /// Stamps a received request's top Via (RFC 3261 §18.2.1, RFC 3581 §4): `received` when the sent-by
-/// host is not the packet's source address, and the `rport` value when the client asked for it.
+/// host is not the packet's source address, and the `rport` value when the client asked for it — or
+/// always, with `force_rport` (symmetric responses, as Kamailio's `force_rport()` and Asterisk's
+/// `force_rport=yes` do: trunks and softphones behind NAT listen where they send from).
 /// Returns true when the Via changed.
-pub fn stamp_received(via: &mut Via, source: SocketAddr) -> bool {
+pub fn stamp_received(via: &mut Via, source: SocketAddr, force_rport: bool) -> bool {
     let mut changed = false;
+    if force_rport && via.rport().is_none() {
+        set_param(via, "rport", None);
+    }
     let sent_by_ip = match &via.host {
         Host::Ipv4(ip) => Some(IpAddr::V4(*ip)),
         Host::Ipv6(ip) => Some(IpAddr::V6(*ip)),
@@ -124,7 +129,7 @@ mod tests {
     #[test]
     fn rport_sends_back_to_the_source_port() {
         let mut via = Via::parse("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK1;rport").unwrap();
-        assert!(stamp_received(&mut via, "127.0.0.1:40000".parse().unwrap()));
+        assert!(stamp_received(&mut via, "127.0.0.1:40000".parse().unwrap(), false));
         assert_eq!(via.received(), Some("127.0.0.1"));
         assert_eq!(via.rport(), Some(Some(40000)));
         assert_eq!(
@@ -136,7 +141,7 @@ mod tests {
     #[test]
     fn without_rport_the_via_port_is_used_at_the_source_address() {
         let mut via = Via::parse("SIP/2.0/UDP pc33.example.com:5070;branch=z9hG4bK1").unwrap();
-        stamp_received(&mut via, "127.0.0.1:40000".parse().unwrap());
+        stamp_received(&mut via, "127.0.0.1:40000".parse().unwrap(), false);
         assert_eq!(via.received(), Some("127.0.0.1"));
         assert_eq!(
             response_flow(flow("127.0.0.1:40000"), &via).remote,
@@ -147,14 +152,25 @@ mod tests {
     #[test]
     fn a_matching_sent_by_is_left_alone() {
         let mut via = Via::parse("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1").unwrap();
-        assert!(!stamp_received(&mut via, "127.0.0.1:5070".parse().unwrap()));
+        assert!(!stamp_received(&mut via, "127.0.0.1:5070".parse().unwrap(), false));
         assert_eq!(via.received(), None);
+    }
+
+    #[test]
+    fn force_rport_answers_the_source_even_when_not_asked() {
+        let mut via = Via::parse("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1").unwrap();
+        stamp_received(&mut via, "127.0.0.1:40000".parse().unwrap(), true);
+        assert_eq!(via.rport(), Some(Some(40000)));
+        assert_eq!(
+            response_flow(flow("127.0.0.1:40000"), &via).remote,
+            "127.0.0.1:40000".parse().unwrap()
+        );
     }
 
     #[test]
     fn ipv6_received_is_bracketed() {
         let mut via = Via::parse("SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1;rport").unwrap();
-        stamp_received(&mut via, "[::1]:6000".parse().unwrap());
+        stamp_received(&mut via, "[::1]:6000".parse().unwrap(), false);
         assert_eq!(via.received_ip(), Some("::1".parse().unwrap()));
     }
 }

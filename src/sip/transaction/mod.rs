@@ -207,6 +207,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Transactions {
     values: TimerValues,
+    force_rport: bool,
     salt: u64,
     next_id: u64,
     entries: HashMap<TxnId, Entry>,
@@ -222,6 +223,7 @@ impl Transactions {
     pub fn new(values: TimerValues, salt: u64) -> Transactions {
         Transactions {
             values,
+            force_rport: true,
             salt,
             next_id: 1,
             entries: HashMap::new(),
@@ -236,6 +238,12 @@ impl Transactions {
     /// Replaces the timer table (config reload); running timers keep their deadlines.
     pub fn set_timer_values(&mut self, values: TimerValues) {
         self.values = values;
+    }
+
+    /// Whether responses over UDP always go back to the source address and port (default: yes; see
+    /// [`stamp_received`]). Off means strict RFC 3261 §18.2.2: the Via's sent-by port unless `rport`.
+    pub fn set_force_rport(&mut self, force: bool) {
+        self.force_rport = force;
     }
 
     /// A fresh RFC 3261 branch for a request we send.
@@ -256,7 +264,7 @@ impl Transactions {
 
     /// A request arrived on `flow`. Its top Via must parse (the endpoint checks that first).
     pub fn recv_request(&mut self, now: Instant, flow: Flow, mut request: Request) -> Received {
-        stamp_top_via(&mut request.headers, flow);
+        stamp_top_via(&mut request.headers, flow, self.force_rport);
         let Some(key) = server_key(&request) else {
             // No usable Via: nothing could be matched or answered; the endpoint filters these.
             return Received::Absorbed;
@@ -570,10 +578,10 @@ fn client_key(response: &Response) -> Option<Key> {
 
 /// Rewrites the top Via with `received`/`rport` (RFC 3261 §18.2.1, RFC 3581). All Via lines are
 /// re-printed in canonical form as one list at the first Via's position, which is equivalent.
-fn stamp_top_via(headers: &mut Headers, flow: Flow) {
+fn stamp_top_via(headers: &mut Headers, flow: Flow, force_rport: bool) {
     let Ok(mut vias) = headers.via() else { return };
     let Some(top) = vias.first_mut() else { return };
-    if stamp_received(top, flow.remote) {
+    if stamp_received(top, flow.remote, force_rport) {
         let text: Vec<String> = vias.iter().map(ToString::to_string).collect();
         headers.set(name::VIA, text.join(", "));
     }

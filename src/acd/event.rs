@@ -1,0 +1,224 @@
+//! The engine's vocabulary: every [`Input`] the B2BUA, registrar, schedule and admin API feed it,
+//! every [`Output`] it asks them to carry out, and the [`InputError`] for inputs it cannot apply.
+//! Domain layer, sans-IO.
+
+use super::agent::{AgentId, AgentState, PauseReason};
+use super::call::{CallId, EndedBy, Lane, Outcome, RefuseReason, RejectReason};
+use super::settings::EngineConfig;
+
+/// What the B2BUA (and the registrar, the schedule and the admin API) tells the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A caller's trunk leg is answered and the welcome prompt started: the call enters its prompt
+    /// phase (or is refused when `max_queue` callers already wait).
+    CallOffered {
+        /// The B2BUA's id for the call (new).
+        call: CallId,
+        /// The lane it starts in (urgent when the trunk already marks it so).
+        lane: Lane,
+        /// The caller's province, when known from the trunk.
+        province: Option<String>,
+    },
+    /// The welcome prompt / menu finished: queue the caller and start the hold loop.
+    PromptFinished {
+        /// The call.
+        call: CallId,
+    },
+    /// The caller chose in the menu; `urgent` moves them to the urgent lane (at its back), or back.
+    MenuChoice {
+        /// The call.
+        call: CallId,
+        /// Pressed 1: "a child is in danger now".
+        urgent: bool,
+    },
+    /// The caller hung up (BYE or CANCEL from the trunk), in whatever phase.
+    CallerHungUp {
+        /// The call.
+        call: CallId,
+    },
+    /// The agent has a live registration.
+    AgentLoggedIn {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent's registration ended (expired, unregistered, dead flow). A ringing call is cancelled
+    /// and offered to the next agent; a bridged call goes on.
+    AgentLoggedOut {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The schedule's word: the agent's shift started (`true`) or ended (`false`). Agents are on
+    /// shift until told otherwise; a shift change never cuts a call.
+    AgentOnShift {
+        /// The agent.
+        agent: AgentId,
+        /// On shift now.
+        on_shift: bool,
+    },
+    /// Stop offering the agent calls (a call in progress goes on).
+    AgentPaused {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: PauseReason,
+    },
+    /// Offer the agent calls again; their miss count starts over.
+    AgentResumed {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent's phone is alerting (180); informational.
+    AgentRinging {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent answered (2xx, ACK sent). If the engine no longer rings this agent for the call
+    /// (another agent won, the ring was cancelled, the caller left), it answers with `HangUpAgent`:
+    /// the 2xx crossed our CANCEL, so the B2BUA ACKs and BYEs that leg.
+    AgentAnswered {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent's INVITE failed; counts as a miss, and the call goes to the next agent.
+    AgentRejected {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// The failure's class.
+        reason: RejectReason,
+    },
+    /// The agent leg died (no RTP, dialog lost): while bridged, the caller goes back to the front of
+    /// their lane and the agent to wrap-up; while ringing, it counts as a refusal.
+    AgentLegFailed {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A bridged call ended normally.
+    CallEnded {
+        /// The call.
+        call: CallId,
+        /// Who hung up.
+        by: EndedBy,
+    },
+    /// The agent ends wrap-up early (feature code or admin API).
+    EndWrapUp {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// A reload: new tunables and the configured agents in priority order. New agents start logged
+    /// out; removed agents ringing are cancelled, removed agents on a call keep it to its end. A lower
+    /// line cap cuts no call; it only holds back new rings.
+    ConfigChanged {
+        /// The new tunables.
+        config: EngineConfig,
+        /// The configured agent ids, in priority order.
+        agents: Vec<AgentId>,
+    },
+}
+
+/// What the engine asks the B2BUA (and the metrics and records) to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send an INVITE for `call` to the agent's registered contact.
+    RingAgent {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Cancel that INVITE (CANCEL; or ACK+BYE if its 2xx crosses, reported as `AgentAnswered`).
+    CancelRing {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The agent answered: connect the caller's and the agent's media (stop hold audio).
+    Bridge {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The caller is queued (again): play the hold loop.
+    StartHold {
+        /// The call.
+        call: CallId,
+    },
+    /// Tell the waiting caller their 1-based position (never a larger number than last time).
+    AnnouncePosition {
+        /// The call.
+        call: CallId,
+        /// The position, urgent callers counted first.
+        position: u32,
+    },
+    /// End the agent's leg (BYE): the caller left, or the leg is dead, or a late 2xx crossed.
+    HangUpAgent {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// End the caller's trunk leg (BYE): the agent hung up first.
+    HangUpCaller {
+        /// The call.
+        call: CallId,
+    },
+    /// Turn the caller away (the B2BUA plays a notice or answers 486/480 and hangs up).
+    Refuse {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// The call is over: exactly one per offered call, for records and metrics.
+    CallFinished {
+        /// The call.
+        call: CallId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// An agent's public state changed (metrics, wallboard, queue log).
+    AgentState {
+        /// The agent.
+        agent: AgentId,
+        /// The new state.
+        state: AgentState,
+    },
+}
+
+/// An input the engine could not apply; the engine's state is unchanged by it. These are races the
+/// B2BUA may log at debug level (a late response for a finished call), never reasons to panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// No call in progress has this id (already finished, or never offered).
+    #[error("no call {0} in progress")]
+    UnknownCall(CallId),
+    /// `CallOffered` with an id already in use.
+    #[error("call {0} was already offered")]
+    DuplicateCall(CallId),
+    /// No configured agent has this id.
+    #[error("no agent `{0}`")]
+    UnknownAgent(AgentId),
+    /// The agent is not being rung for the call.
+    #[error("agent `{agent}` is not ringing for {call}")]
+    NotRinging {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The call is not bridged (to this agent).
+    #[error("{call} is not bridged")]
+    NotBridged {
+        /// The call.
+        call: CallId,
+    },
+}

@@ -1,0 +1,74 @@
+//! The engine's tunables ([`EngineConfig`]) with their defaults, in one place. Domain layer, sans-IO.
+//!
+//! The lead's `[queue]` config section builds this; until then [`EngineConfig::from_config`] takes
+//! `[centre] lines` and the defaults below.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use super::strategy::Strategy;
+use crate::config::Config;
+
+/// The shortest timer the engine accepts: a zero interval would make the runtime call
+/// `handle_timeout` again at the same instant for ever.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The engine's tunables (the `[queue]` section, plus `[centre] lines`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// At most this many agent calls at once, ringing legs and bridged calls together (each ringing
+    /// leg of a ring-all counts). Default 3.
+    pub lines: NonZeroU32,
+    /// Who gets the next call. Default longest-idle.
+    pub strategy: Strategy,
+    /// How long an agent's phone rings before it is cancelled and counted as a miss. Default 15 s.
+    pub ring_timeout: Duration,
+    /// After-call work after each bridged call; zero makes the agent available at once. Default 30 s.
+    pub wrap_up: Duration,
+    /// Consecutive misses (no answer, or any refusal) after which the agent is paused with reason
+    /// `no_answer`; 0 never pauses. Default 2.
+    pub max_misses: u32,
+    /// A `no_answer` pause lifts by itself after this long; `None` waits for the agent. Default
+    /// `None`.
+    pub auto_resume: Option<Duration>,
+    /// At most this many callers in the prompt phase and the queue together; the next is refused.
+    /// Default 20.
+    pub max_queue: usize,
+    /// How often a waiting caller hears their position (first at queue entry); `None` never.
+    /// Default 30 s.
+    pub announce_interval: Option<Duration>,
+    /// The longest prompt phase: a caller is queued then even without `PromptFinished`. Default 60 s.
+    pub prompt_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lines: NonZeroU32::new(3).unwrap_or(NonZeroU32::MIN),
+            strategy: Strategy::LongestIdle,
+            ring_timeout: Duration::from_secs(15),
+            wrap_up: Duration::from_secs(30),
+            max_misses: 2,
+            auto_resume: None,
+            max_queue: 20,
+            announce_interval: Some(Duration::from_secs(30)),
+            prompt_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The defaults with `[centre] lines` from `config` (until the `[queue]` section exists).
+    pub fn from_config(config: &Config) -> Self {
+        EngineConfig { lines: config.centre.lines, ..EngineConfig::default() }
+    }
+
+    /// Clamps the timers to [`MIN_INTERVAL`] so no timer can fire twice at one instant.
+    pub(crate) fn normalised(mut self) -> Self {
+        self.ring_timeout = self.ring_timeout.max(MIN_INTERVAL);
+        self.prompt_timeout = self.prompt_timeout.max(MIN_INTERVAL);
+        self.auto_resume = self.auto_resume.map(|d| d.max(MIN_INTERVAL));
+        self.announce_interval = self.announce_interval.map(|d| d.max(MIN_INTERVAL));
+        self
+    }
+}

@@ -1,0 +1,40 @@
+//! The engine's timers, in one enum. Each deadline is stored on the call or agent it belongs to, so
+//! a timer can never outlive its owner; [`Timer`] names them when they fall due. Domain layer,
+//! sans-IO.
+
+use super::agent::AgentId;
+use super::call::CallId;
+
+/// A timer of the ACD engine.
+/// Timers sort by kind, then owner, so equal deadlines fire in a reproducible order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// `prompt_timeout`: the welcome prompt did not report its end; queue the caller anyway so no
+    /// call waits in the prompt phase for ever.
+    Prompt {
+        /// The call in its prompt phase.
+        call: CallId,
+    },
+    /// `ring_timeout`: the agent did not answer; CancelRing, count a miss, try the next agent.
+    Ring {
+        /// The queued call.
+        call: CallId,
+        /// The agent being rung.
+        agent: AgentId,
+    },
+    /// `announce_interval`: tell a waiting caller their position.
+    Announce {
+        /// The queued call.
+        call: CallId,
+    },
+    /// `wrap_up`: after-call work is over; the agent becomes available.
+    WrapUp {
+        /// The agent in wrap-up.
+        agent: AgentId,
+    },
+    /// `auto_resume`: a `no_answer` pause lifts by itself.
+    AutoResume {
+        /// The paused agent.
+        agent: AgentId,
+    },
+}
