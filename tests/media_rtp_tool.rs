@@ -76,3 +76,21 @@ fn goertzel_separates_tones() {
     assert!(goertzel_ratio(&tone(440.0), 1000.0) < 0.01);
     assert_eq!(goertzel_ratio(&[0; 160], 440.0), 0.0);
 }
+
+#[tokio::test]
+async fn dtmf_press_is_seen_once_and_talking_runs_in_the_background() {
+    let (a, a_addr) = RtpTool::bind().await;
+    let (b, b_addr) = RtpTool::bind().await;
+    let talk = b.spawn_tone(a_addr, Tone::new(440.0, Codec::Pcmu, 0xB), 10);
+    a.send_dtmf(b_addr, '1', 101, 0xA, 100, 16_000).await;
+    a.send_dtmf(b_addr, '#', 101, 0xA, 107, 17_600).await;
+    talk.await.unwrap();
+    let at_b = b.wait_for(14, Duration::from_secs(2)).await;
+    assert_eq!(at_b.dtmf_digits(101), "1#");
+    let events = at_b.telephone_events(101);
+    assert_eq!(events.len(), 14);
+    assert_eq!(events.iter().filter(|e| e.end).count(), 6);
+    assert!(at_b.samples.is_empty(), "events are not audio");
+    let at_a = a.wait_for(10, Duration::from_secs(2)).await;
+    assert_eq!(at_a.dominant_tone(&[440.0, 1000.0]), Some(440.0));
+}

@@ -27,7 +27,8 @@ say urgent-menu "Nếu trẻ em đang gặp nguy hiểm, xin bấm phím 1."
 say please-hold "Xin vui lòng giữ máy, tư vấn viên sẽ trả lời trong giây lát."
 say transfer-national "Cuộc gọi đang được chuyển tới tổng đài quốc gia. Xin vui lòng giữ máy."
 say all-busy "Tất cả tư vấn viên đều đang bận. Xin vui lòng giữ máy hoặc gọi lại sau."
-say outside-hours "Trung tâm khu vực hiện ngoài giờ trực. Cuộc gọi sẽ được chuyển tới tổng đài quốc gia."
+say outside-hours \
+    "Trung tâm khu vực hiện ngoài giờ trực. Cuộc gọi sẽ được chuyển tới tổng đài quốc gia."
 for n in 1 2 3 4 5 6 7 8 9 10; do
     say "position-$n" "Bạn đang ở vị trí số $n trong hàng chờ."
 done

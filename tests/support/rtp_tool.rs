@@ -1,8 +1,8 @@
 //! The in-repo RTP test tool: a UDP endpoint on 127.0.0.1 that sends a known tone as G.711 RTP at
-//! 50 packets/s and records everything it receives (packets, sequence gaps, SSRC changes, decoded
-//! audio), with a Goertzel detector to tell which tone came through and a sample-exact matcher for
-//! prompts. It runs inside the test's tokio runtime and is bounded in time by its callers' timeouts;
-//! its receive task stops when the tool is dropped.
+//! 50 packets/s (or RFC 4733 key presses) and records everything it receives (packets, sequence
+//! gaps, SSRC changes, decoded audio, DTMF), with a Goertzel detector to tell which tone came
+//! through and a sample-exact matcher for prompts. It runs inside the test's tokio runtime and is bounded in time by its callers'
+//! timeouts; its receive task stops when the tool is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tongdai::media::dtmf::{DtmfDetector, TelephoneEvent};
 use tongdai::media::g711::Codec;
 use tongdai::media::pacing::{FRAME_DURATION, FRAME_SAMPLES, SAMPLE_RATE};
 use tongdai::media::rtp::{RtpHeader, RtpPacket};
@@ -142,6 +143,28 @@ impl Recording {
         self.tone_ratio(hz) >= 0.5
     }
 
+    /// The telephone-event packets received with payload type `pt`, in arrival order.
+    pub fn telephone_events(&self, pt: u8) -> Vec<TelephoneEvent> {
+        self.packets
+            .iter()
+            .filter(|p| p.payload_type == pt)
+            .filter_map(|p| TelephoneEvent::parse(&p.payload).ok())
+            .collect()
+    }
+
+    /// The DTMF keys pressed, each once, from telephone-event packets with payload type `pt`.
+    pub fn dtmf_digits(&self, pt: u8) -> String {
+        let mut detector = DtmfDetector::new();
+        self.packets
+            .iter()
+            .filter(|p| p.payload_type == pt)
+            .filter_map(|p| {
+                let event = TelephoneEvent::parse(&p.payload).ok()?;
+                detector.on_packet(p.ssrc, p.timestamp, &event)
+            })
+            .collect()
+    }
+
     /// True when `expected` appears sample for sample, contiguously, in the received audio.
     pub fn matches_samples(&self, expected: &[i16]) -> bool {
         !expected.is_empty()
@@ -213,23 +236,46 @@ impl RtpTool {
     /// Sends `packets` frames of `tone` to `to`, one every 20 ms, starting now. Returns when the
     /// last one is sent. Sequence starts at 1, timestamp at 0, marker on the first packet.
     pub async fn send_tone(&self, to: SocketAddr, tone: Tone, packets: u32) {
+        send_tone_on(&self.socket, to, tone, packets).await;
+    }
+
+    /// Like [`Self::send_tone`], in a task of its own, so a test can talk and listen at once.
+    pub fn spawn_tone(&self, to: SocketAddr, tone: Tone, packets: u32) -> JoinHandle<()> {
+        let socket = self.socket.clone();
+        tokio::spawn(async move { send_tone_on(&socket, to, tone, packets).await })
+    }
+
+    /// Presses a DTMF key the RFC 4733 way: an event lasting 100 ms, one packet per 20 ms with
+    /// the same timestamp and a growing duration, marker on the first, the end packet sent three
+    /// times. `sequence` and `timestamp` place it in the sender's stream.
+    pub async fn send_dtmf(
+        &self,
+        to: SocketAddr,
+        key: char,
+        payload_type: u8,
+        ssrc: u32,
+        sequence: u16,
+        timestamp: u32,
+    ) {
+        let event = match key {
+            '0'..='9' => key as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            'A'..='D' => key as u8 - b'A' + 12,
+            _ => panic!("not a DTMF key: {key}"),
+        };
         let mut ticks = tokio::time::interval(FRAME_DURATION);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut payload = Vec::with_capacity(FRAME_SAMPLES as usize);
-        for k in 0..packets {
+        let durations = [160u16, 320, 480, 640, 800, 800, 800];
+        for (i, duration) in durations.into_iter().enumerate() {
             ticks.tick().await;
-            payload.clear();
-            let first = u64::from(k) * u64::from(FRAME_SAMPLES);
-            payload.extend(
-                (first..first + u64::from(FRAME_SAMPLES))
-                    .map(|n| tone.codec.encode(tone.sample(n))),
-            );
+            let end = i >= 4;
+            let payload = TelephoneEvent { event, end, volume: 10, duration }.to_bytes();
             let header = RtpHeader {
-                marker: k == 0,
-                payload_type: tone.payload_type,
-                sequence: (k as u16).wrapping_add(1),
-                timestamp: k.wrapping_mul(FRAME_SAMPLES),
-                ssrc: tone.ssrc,
+                marker: i == 0,
+                payload_type,
+                sequence: sequence.wrapping_add(i as u16),
+                timestamp,
+                ssrc,
             };
             self.socket.send_to(&header.to_packet(&payload), to).await.unwrap();
         }
@@ -266,6 +312,27 @@ impl RtpTool {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+async fn send_tone_on(socket: &UdpSocket, to: SocketAddr, tone: Tone, packets: u32) {
+    let mut ticks = tokio::time::interval(FRAME_DURATION);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut payload = Vec::with_capacity(FRAME_SAMPLES as usize);
+    for k in 0..packets {
+        ticks.tick().await;
+        payload.clear();
+        let first = u64::from(k) * u64::from(FRAME_SAMPLES);
+        let samples = first..first + u64::from(FRAME_SAMPLES);
+        payload.extend(samples.map(|n| tone.codec.encode(tone.sample(n))));
+        let header = RtpHeader {
+            marker: k == 0,
+            payload_type: tone.payload_type,
+            sequence: (k as u16).wrapping_add(1),
+            timestamp: k.wrapping_mul(FRAME_SAMPLES),
+            ssrc: tone.ssrc,
+        };
+        socket.send_to(&header.to_packet(&payload), to).await.unwrap();
     }
 }
 
