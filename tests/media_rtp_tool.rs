@@ -23,7 +23,9 @@ async fn two_tools_exchange_tones_at_50_pps() {
     assert_eq!(at_b.samples.len(), 25 * 160);
     assert!(at_b.packets[0].marker && !at_b.packets[1].marker);
     let rate = at_b.rate_pps();
-    assert!((40.0..=60.0).contains(&rate), "rate {rate}");
+    // A sanity bound only: exact pacing is proven on virtual time in media::pacing; here a
+    // loaded CI machine may delay a packet.
+    assert!((30.0..=70.0).contains(&rate), "rate {rate}");
     let candidates = [440.0, 1000.0, 2000.0];
     assert_eq!(at_b.dominant_tone(&candidates), Some(440.0));
     assert!(at_b.contains_tone(440.0) && !at_b.contains_tone(1000.0));
