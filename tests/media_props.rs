@@ -24,6 +24,7 @@ proptest! {
             prop_assert_eq!(p.csrcs().count(), p.csrc_count());
         }
         let _ = TelephoneEvent::parse(&bytes);
+        let _ = tongdai::media::rtcp::parse_compound(&bytes);
     }
 
     #[test]

@@ -95,6 +95,16 @@ impl RtpSender {
         self.octets_sent
     }
 
+    /// The RTP timestamp of `now` on this stream's clock, e.g. for the RTCP sender report.
+    pub fn timestamp_at(&self, now: Instant) -> u32 {
+        match self.last {
+            None => self.initial_timestamp,
+            Some(last) => last
+                .timestamp
+                .wrapping_add(duration_to_samples(now.saturating_duration_since(last.at))),
+        }
+    }
+
     /// The instant and RTP timestamp at which a new source (a playlist, a relayed stream) should
     /// start so the stream stays continuous: right after the last packet's audio ends, or at `now`
     /// with the timestamp advanced by the time elapsed, whichever is later.
