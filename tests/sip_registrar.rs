@@ -155,6 +155,10 @@ fn baresip_registers_and_the_agent_logs_in() {
         Some("<urn:uuid:cccc6028-38e2-9c30-deb6-2f5f625f9bbc>")
     );
     assert_eq!(c[0].reg_id(), Some(1));
+    // RFC 5626: the flow is kept, so the UA is told outbound is in use.
+    assert_eq!(out.response.headers.require().unwrap(), ["outbound"]);
+    assert_eq!(reg.agent_for_user("1001"), Some("an"));
+    assert_eq!(reg.agent_for_user("an"), None);
     // By agent id or by user.
     let b = reg.lookup("an");
     assert_eq!(b.len(), 1);
@@ -208,6 +212,8 @@ fn refresh_keeps_the_agent_logged_in_and_moves_expiry() {
     assert!(out.events.is_empty());
     assert_eq!(reg.lookup("an")[0].expires_at, t1 + Duration::from_secs(300));
     assert_eq!(reg.lookup("an")[0].cseq, 2);
+    // No instance, no reg-id, no Supported: outbound: no Require.
+    assert!(out.response.headers.require().unwrap().is_empty());
     // Past the first expiry nothing lapses.
     assert!(reg.expire(t0 + Duration::from_secs(301)).is_empty());
     // A query REGISTER lists the remaining time, rounded up.

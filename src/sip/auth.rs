@@ -14,8 +14,9 @@
 //! The response is always computed over the literal `uri=` text of the header, never a re-printed
 //! URI, and compared in constant time.
 //!
-//! The client side ([`authorization`]) answers a 401/407 challenge when tongdai itself must
-//! authenticate (to a trunk or to the national centre).
+//! Two companions live in submodules: the client side ([`authorization`]) answers a 401/407 when
+//! tongdai itself must authenticate (to a trunk or to the national centre), and [`AuthBans`] bans
+//! repeated guesses per (source, user) with one fail2ban-friendly log line per ban.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,9 +26,15 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::message::{
-    AuthFields, AuthParam, Challenge, Credentials, HeaderError, Method, Request, Response, name,
+    AuthFields, AuthParam, Credentials, HeaderError, Method, Request, Response, name,
 };
 use crate::config::Credential;
+
+mod ban;
+mod client;
+
+pub use ban::{AuthBans, Ban, BanConfig};
+pub use client::{ChallengeError, ClientAnswer, authorization, preferred_challenge};
 
 /// How long a nonce stays fresh unless configured otherwise.
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -570,29 +577,28 @@ impl DigestServer {
             None => return Err(BadCredentials::Qop.into()),
         };
 
-        // One path for every user: a missing user or HA1 is checked against the dummy password.
-        let known = lookup(user);
-        let (ha1, miss) = match known {
-            Some(Credential::Password(p)) => {
-                (algorithm.ha1(user, &self.config.realm, p.expose()), None)
-            }
+        // One path for every user: exactly one HA1 hash is computed whoever asks (a missing user
+        // or HA1 hashes the dummy password, a stored HA1 hashes it and discards the result), so
+        // neither the answer nor its timing tells an unknown user from a wrong password.
+        let realm = &self.config.realm;
+        let dummy = self.dummy_password.as_str();
+        let (ha1, miss) = match lookup(user) {
+            Some(Credential::Password(p)) => (algorithm.ha1(user, realm, p.expose()), None),
             Some(Credential::Ha1 { md5, sha256 }) => {
                 let stored = match algorithm {
                     Algorithm::Md5 => md5,
                     Algorithm::Sha256 => sha256,
                 };
+                let decoy = algorithm.ha1(user, realm, dummy);
                 match stored {
-                    Some(h) => (h.expose().to_ascii_lowercase(), None),
-                    None => (
-                        algorithm.ha1(user, &self.config.realm, &self.dummy_password),
-                        Some(AuthFailure::NoCredentialForAlgorithm),
-                    ),
+                    Some(h) => {
+                        std::hint::black_box(decoy);
+                        (h.expose().to_ascii_lowercase(), None)
+                    }
+                    None => (decoy, Some(AuthFailure::NoCredentialForAlgorithm)),
                 }
             }
-            None => (
-                algorithm.ha1(user, &self.config.realm, &self.dummy_password),
-                Some(AuthFailure::UnknownUser),
-            ),
+            None => (algorithm.ha1(user, realm, dummy), Some(AuthFailure::UnknownUser)),
         };
         let expected =
             digest_response(algorithm, &ha1, nonce, qop.map(|q| q.0), method.as_str(), uri);
@@ -678,102 +684,4 @@ fn hmac_with(key: &[u8; 32]) -> Hmac<Sha256> {
     // HMAC takes keys of any length, so this cannot fail; the fallback keeps the code panic-free.
     <Hmac<Sha256> as KeyInit>::new_from_slice(key)
         .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()))
-}
-
-/// Why a challenge cannot be answered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChallengeError {
-    /// Not a `Digest` challenge.
-    #[error("not a digest challenge")]
-    NotDigest,
-    /// The challenge lacks `realm` or `nonce`.
-    #[error("challenge parameter `{0}` missing")]
-    MissingParam(&'static str),
-    /// An algorithm we cannot compute.
-    #[error("unsupported algorithm")]
-    Algorithm,
-    /// Only qop values other than `auth` are offered.
-    #[error("unsupported qop")]
-    Qop,
-}
-
-/// What the client side needs to answer a challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAnswer<'a> {
-    /// The username.
-    pub user: &'a str,
-    /// The password.
-    pub password: &'a str,
-    /// The method of the request being authorised.
-    pub method: &'a Method,
-    /// The Request-URI, as it will be written in `uri=` and on the request line.
-    pub uri: &'a str,
-    /// A fresh client nonce (random, from the caller).
-    pub cnonce: &'a str,
-    /// The nonce count: 1 for a new nonce, one more for each reuse.
-    pub nc: u32,
-}
-
-/// The challenge to answer among several: the first SHA-256 one, else the first MD5 one (an absent
-/// `algorithm` means MD5); digest challenges with other algorithms are skipped.
-pub fn preferred_challenge(challenges: &[Challenge]) -> Option<&Challenge> {
-    let usable = |want: Algorithm| {
-        challenges.iter().find(|c| {
-            c.0.is_digest()
-                && c.algorithm().map_or(Some(Algorithm::Md5), Algorithm::from_name) == Some(want)
-        })
-    };
-    usable(Algorithm::Sha256).or_else(|| usable(Algorithm::Md5))
-}
-
-/// The `Authorization`/`Proxy-Authorization` value answering `challenge` (RFC 7616 §3.4): with
-/// `qop=auth`, `nc` and `cnonce` when the challenge offers `auth`, in RFC 2069 form when it
-/// offers no qop; `opaque` echoed.
-pub fn authorization(
-    challenge: &Challenge,
-    answer: &ClientAnswer<'_>,
-) -> Result<String, ChallengeError> {
-    if !challenge.0.is_digest() {
-        return Err(ChallengeError::NotDigest);
-    }
-    let realm = challenge.realm().ok_or(ChallengeError::MissingParam("realm"))?;
-    let nonce = challenge.nonce().ok_or(ChallengeError::MissingParam("nonce"))?;
-    let algorithm = match challenge.algorithm() {
-        None => Algorithm::Md5,
-        Some(a) => Algorithm::from_name(a).ok_or(ChallengeError::Algorithm)?,
-    };
-    let offered = challenge.qop_options();
-    let use_qop = if offered.is_empty() {
-        false
-    } else if offered.iter().any(|q| q.eq_ignore_ascii_case("auth")) {
-        true
-    } else {
-        return Err(ChallengeError::Qop);
-    };
-    let nc = format!("{:08x}", answer.nc);
-    let qop = use_qop.then_some(QopAuth { nc: &nc, cnonce: answer.cnonce });
-    let ha1 = algorithm.ha1(answer.user, realm, answer.password);
-    let response = digest_response(algorithm, &ha1, nonce, qop, answer.method.as_str(), answer.uri);
-    let param = |name: &str, value: &str, quoted: bool| AuthParam {
-        name: name.to_owned(),
-        value: value.to_owned(),
-        quoted,
-    };
-    let mut params = vec![
-        param("username", answer.user, true),
-        param("realm", realm, true),
-        param("nonce", nonce, true),
-        param("uri", answer.uri, true),
-        param("response", &response, true),
-        param("algorithm", algorithm.name(), false),
-    ];
-    if use_qop {
-        params.push(param("qop", "auth", false));
-        params.push(param("nc", &nc, false));
-        params.push(param("cnonce", answer.cnonce, true));
-    }
-    if let Some(opaque) = challenge.opaque() {
-        params.push(param("opaque", opaque, true));
-    }
-    Ok(AuthFields { scheme: "Digest".to_owned(), params }.to_text())
 }

@@ -352,6 +352,9 @@ impl Registrar {
                 for b in self.bindings_of(&agent_user) {
                     response.headers.push(name::CONTACT, b.contact_value(now));
                 }
+                if uses_outbound(request) {
+                    response.headers.push(name::REQUIRE, "outbound");
+                }
                 RegisterResult { response, events, refused: None }
             }
             Err(error) => {
@@ -533,6 +536,11 @@ impl Registrar {
         self.lookup(user)
     }
 
+    /// The agent id registering as SIP user `user`, if any.
+    pub fn agent_for_user(&self, user: &str) -> Option<&str> {
+        self.agents.get(user).map(|e| e.id.as_str())
+    }
+
     /// True when the agent (id or user) has at least one binding.
     pub fn is_registered(&self, agent_or_user: &str) -> bool {
         !self.lookup(agent_or_user).is_empty()
@@ -586,6 +594,22 @@ fn presence_agent(p: &Presence) -> &str {
     match p {
         Presence::LoggedIn { agent } | Presence::LoggedOut { agent, .. } => agent,
     }
+}
+
+/// RFC 5626 §6: a REGISTER that reached us directly (one Via: we are its first hop and keep its
+/// flow) from a UA that supports outbound, with a contact naming its instance and `reg-id`, gets
+/// `Require: outbound` in the 200, telling the UA its flow is kept and keep-alives are answered.
+fn uses_outbound(request: &Request) -> bool {
+    let headers = &request.headers;
+    let supported = headers.supported().unwrap_or_default();
+    let first_hop = headers.via().is_ok_and(|v| v.len() == 1);
+    let flow_contact = match headers.contacts() {
+        Ok(Contacts::List(list)) => {
+            list.iter().any(|c| c.sip_instance().is_some() && c.reg_id().is_some())
+        }
+        _ => false,
+    };
+    first_hop && flow_contact && supported.iter().any(|t| t.eq_ignore_ascii_case("outbound"))
 }
 
 /// The To tag of our answers to one REGISTER: derived from the request, so a retransmission that
