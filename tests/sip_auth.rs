@@ -495,3 +495,29 @@ fn failure_labels_are_bounded() {
     assert_eq!(labels.len(), all.len());
     assert!(labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
 }
+
+/// SIPp 3.6.1 writes its answer without spaces and with `algorithm=MD5` last; it only speaks MD5,
+/// so it answers the MD5 challenge even when SHA-256 comes first.
+#[test]
+fn sipp_shaped_md5_answer() {
+    let t0 = Instant::now();
+    let mut s = server(t0);
+    let challenges: Vec<Challenge> = s
+        .challenge(t0, &s.algorithms_for(None), false)
+        .iter()
+        .map(|v| Challenge::parse(v).unwrap())
+        .collect();
+    let md5 = challenges.iter().find(|c| c.algorithm() == Some("MD5")).unwrap();
+    let n = md5.nonce().unwrap();
+    let uri = "sip:127.0.0.1:5060";
+    let ha1 = md5_hex("1001:tongdai:secret");
+    let ha2 = md5_hex(&format!("REGISTER:{uri}"));
+    let response = md5_hex(&format!("{ha1}:{n}:00000001:6b8b4567:auth:{ha2}"));
+    let value = format!(
+        "Digest username=\"1001\",realm=\"tongdai\",cnonce=\"6b8b4567\",nc=00000001,qop=auth,\
+         uri=\"{uri}\",nonce=\"{n}\",response=\"{response}\",algorithm=MD5"
+    );
+    let c = Credentials::parse(&value).unwrap();
+    let user = s.verify(t0, &Method::Register, &c, agents).unwrap();
+    assert_eq!(user.algorithm, Algorithm::Md5);
+}

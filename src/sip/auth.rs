@@ -495,11 +495,7 @@ impl DigestServer {
         let Some(body) = unhex::<NONCE_LEN>(nonce) else {
             return NonceState::Stale;
         };
-        let mut mac = hmac_with(&self.key);
-        mac.update(self.config.realm.as_bytes());
-        mac.update(b"\0");
-        mac.update(&body[..16]);
-        if mac.verify_truncated_left(&body[16..]).is_err() {
+        if !constant_time_eq(&self.seal(&body[..16]), &body[16..]) {
             return NonceState::Stale;
         }
         let mut ms = [0u8; 8];

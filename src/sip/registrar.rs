@@ -621,3 +621,32 @@ fn to_tag(request: &Request) -> String {
     request.headers.get(name::FROM).hash(&mut h);
     format!("td{:016x}", h.finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qvalues_print_short() {
+        assert_eq!(qvalue_text(1000), "1");
+        assert_eq!(qvalue_text(500), "0.5");
+        assert_eq!(qvalue_text(75), "0.075");
+        assert_eq!(qvalue_text(0), "0");
+    }
+
+    #[test]
+    fn uri_keys_follow_rfc3261_comparison() {
+        let key = |s: &str| key_of(&Uri::parse(s).unwrap(), None, None);
+        // Host case and unrelated parameters do not matter; user case, port and transport do.
+        assert_eq!(key("sip:1001@PC.example.com;x=1"), key("sip:1001@pc.example.com"));
+        assert_eq!(key("sip:%31001@h"), key("sip:1001@h"));
+        assert_ne!(key("sip:Alice@h"), key("sip:alice@h"));
+        assert_ne!(key("sip:1001@h"), key("sip:1001@h:5060"));
+        assert_ne!(key("sip:1001@h;transport=tcp"), key("sip:1001@h"));
+        assert_eq!(key("sip:1001@h;transport=TCP"), key("sip:1001@h;transport=tcp"));
+        // An instance outranks the URI.
+        let a = key_of(&Uri::parse("sip:a@h").unwrap(), Some("<urn:uuid:1>"), Some(1));
+        let b = key_of(&Uri::parse("sip:b@k").unwrap(), Some("<urn:uuid:1>"), Some(1));
+        assert_eq!(a, b);
+    }
+}
