@@ -17,7 +17,7 @@
 //! waiting callers within the line cap), announces positions that are due and reports every agent
 //! whose public state changed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use super::agent::{Activity, Agent, AgentId, AgentState, PauseReason};
@@ -35,8 +35,8 @@ pub struct Engine {
     pub(super) config: EngineConfig,
     /// Configured agents in priority order, then removed agents still busy.
     pub(super) agents: Vec<Agent>,
-    pub(super) index: HashMap<AgentId, usize>,
-    pub(super) calls: HashMap<CallId, Call>,
+    pub(super) index: BTreeMap<AgentId, usize>,
+    pub(super) calls: BTreeMap<CallId, Call>,
     pub(super) queue: Queue,
     outputs: VecDeque<Output>,
     /// Round-robin cursor: the index after the agent rung last.
@@ -51,8 +51,8 @@ impl Engine {
         let mut engine = Engine {
             config: config.normalised(),
             agents: Vec::new(),
-            index: HashMap::new(),
-            calls: HashMap::new(),
+            index: BTreeMap::new(),
+            calls: BTreeMap::new(),
             queue: Queue::default(),
             outputs: VecDeque::new(),
             rr_next: 0,
@@ -124,17 +124,21 @@ impl Engine {
 
     /// When `handle_timeout` must be called next (`None`: no timer runs).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers().map(|(at, _)| at).min()
+        let mut next: Option<Instant> = None;
+        self.visit_timers(|at, _| next = Some(next.map_or(at, |n| n.min(at))));
+        next
     }
 
     /// Fires every timer due at `now` (ring time-outs, end of wrap-up, prompt time-outs,
     /// auto-resume, announcements), then dispatches and reports.
     pub fn handle_timeout(&mut self, now: Instant) {
         loop {
-            let mut due: Vec<(Instant, Timer)> = self
-                .timers()
-                .filter(|(at, timer)| *at <= now && !matches!(timer, Timer::Announce { .. }))
-                .collect();
+            let mut due: Vec<(Instant, Timer)> = Vec::new();
+            self.visit_timers(|at, timer| {
+                if at <= now && !matches!(timer, Timer::Announce { .. }) {
+                    due.push((at, timer));
+                }
+            });
             if due.is_empty() {
                 break;
             }
@@ -270,11 +274,12 @@ impl Engine {
         if !was && is && a.activity == Activity::Idle {
             a.idle_since = Some(now);
         }
-        if was && !is {
-            if let Activity::Ringing(call) = a.activity {
-                self.release_leg(call, i);
-                self.outputs.push_back(Output::CancelRing { call, agent: agent.clone() });
-            }
+        if was
+            && !is
+            && let Activity::Ringing(call) = a.activity
+        {
+            self.release_leg(call, i);
+            self.outputs.push_back(Output::CancelRing { call, agent: agent.clone() });
         }
         Ok(())
     }
@@ -385,7 +390,7 @@ impl Engine {
             self.calls.values_mut().for_each(|c| c.next_announce = None);
         }
         self.lines_grandfathered = self.lines_busy();
-        let mut old: HashMap<AgentId, Agent> =
+        let mut old: BTreeMap<AgentId, Agent> =
             self.agents.drain(..).map(|a| (a.id.clone(), a)).collect();
         let mut agents = Vec::with_capacity(ids.len());
         for id in ids {
@@ -396,8 +401,8 @@ impl Engine {
                 agents.push(Agent::new(id));
             }
         }
+        // In id order (a `BTreeMap`), so a reload is reproducible.
         let mut removed: Vec<Agent> = old.into_values().collect();
-        removed.sort_by(|a, b| a.id.cmp(&b.id));
         for a in &mut removed {
             a.configured = false;
         }
@@ -496,10 +501,10 @@ impl Engine {
 
     /// CancelRing for an agent whose call is gone (the leg is already out of the call).
     fn cancel_ring(&mut self, _now: Instant, call: CallId, agent: &AgentId) {
-        if let Some(i) = self.index.get(agent).copied() {
-            if self.agents[i].activity == Activity::Ringing(call) {
-                self.agents[i].activity = Activity::Idle;
-            }
+        if let Some(i) = self.index.get(agent).copied()
+            && self.agents[i].activity == Activity::Ringing(call)
+        {
+            self.agents[i].activity = Activity::Idle;
         }
         self.outputs.push_back(Output::CancelRing { call, agent: agent.clone() });
     }
@@ -515,36 +520,32 @@ impl Engine {
         }
     }
 
-    /// Every running timer and its deadline.
-    fn timers(&self) -> impl Iterator<Item = (Instant, Timer)> + '_ {
+    /// Visits every running timer with its deadline. A plain loop rather than an iterator chain: it
+    /// runs after every step, and stays cheap in debug builds (the simulator's full days).
+    fn visit_timers(&self, mut visit: impl FnMut(Instant, Timer)) {
         let announcing = self.config.announce_interval.is_some();
-        let calls = self.calls.iter().flat_map(move |(&call, c)| {
-            let prompt = match c.phase {
-                Phase::Prompt { deadline } => Some((deadline, Timer::Prompt { call })),
-                _ => None,
-            };
-            let announce = c
-                .next_announce
-                .filter(|_| announcing && matches!(c.phase, Phase::Queued { .. }))
-                .map(|at| (at, Timer::Announce { call }));
-            let rings = c
-                .legs
-                .iter()
-                .map(move |l| (l.deadline, Timer::Ring { call, agent: l.agent.clone() }));
-            prompt.into_iter().chain(announce).chain(rings)
-        });
-        let agents = self.agents.iter().flat_map(|a| {
-            let wrap = match a.activity {
-                Activity::WrapUp(until) => Some((until, Timer::WrapUp { agent: a.id.clone() })),
-                _ => None,
-            };
-            let resume = a
-                .resume_at
-                .filter(|_| a.paused == Some(PauseReason::NoAnswer))
-                .map(|at| (at, Timer::AutoResume { agent: a.id.clone() }));
-            wrap.into_iter().chain(resume)
-        });
-        calls.chain(agents)
+        for (&call, c) in &self.calls {
+            match c.phase {
+                Phase::Prompt { deadline } => visit(deadline, Timer::Prompt { call }),
+                Phase::Queued { .. } => {
+                    if let Some(at) = c.next_announce.filter(|_| announcing) {
+                        visit(at, Timer::Announce { call });
+                    }
+                    for l in &c.legs {
+                        visit(l.deadline, Timer::Ring { call, agent: l.agent.clone() });
+                    }
+                }
+                Phase::Bridged { .. } => {}
+            }
+        }
+        for a in &self.agents {
+            if let Activity::WrapUp(until) = a.activity {
+                visit(until, Timer::WrapUp { agent: a.id.clone() });
+            }
+            if let Some(at) = a.resume_at.filter(|_| a.paused == Some(PauseReason::NoAnswer)) {
+                visit(at, Timer::AutoResume { agent: a.id.clone() });
+            }
+        }
     }
 
     fn fire(&mut self, now: Instant, timer: Timer) {
@@ -569,19 +570,18 @@ impl Engine {
                 }
             }
             Timer::WrapUp { agent } => {
-                if let Some(i) = self.index.get(&agent).copied() {
-                    if let Activity::WrapUp(until) = self.agents[i].activity {
-                        if until <= now {
-                            self.become_idle(i, until);
-                        }
-                    }
+                if let Some(i) = self.index.get(&agent).copied()
+                    && let Activity::WrapUp(until) = self.agents[i].activity
+                    && until <= now
+                {
+                    self.become_idle(i, until);
                 }
             }
             Timer::AutoResume { agent } => {
-                if let Some(i) = self.index.get(&agent).copied() {
-                    if self.agents[i].resume_at.is_some_and(|at| at <= now) {
-                        self.resume(i);
-                    }
+                if let Some(i) = self.index.get(&agent).copied()
+                    && self.agents[i].resume_at.is_some_and(|at| at <= now)
+                {
+                    self.resume(i);
                 }
             }
             // Announcements are made in `settle`, after dispatch, so a caller about to be rung

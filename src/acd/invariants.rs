@@ -6,7 +6,7 @@
 //! logged-out agent is rung; the lines in use stay within the cap; and no agent is stuck idle while a
 //! waiting caller could ring them on a free line.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::agent::{Activity, AgentId};
 use super::call::{CallId, Phase};
@@ -88,7 +88,7 @@ pub enum InvariantViolation {
 impl Engine {
     /// Audits the engine's state; tests call it after every step.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
-        let mut busy: HashMap<&AgentId, CallId> = HashMap::new();
+        let mut busy: BTreeMap<&AgentId, CallId> = BTreeMap::new();
         let mut book = |agent: &'_ AgentId, call: CallId| -> Result<(), InvariantViolation> {
             match busy.insert(
                 self.agents.iter().map(|a| &a.id).find(|a| *a == agent).ok_or_else(|| {
@@ -104,8 +104,11 @@ impl Engine {
                 None => Ok(()),
             }
         };
+        let mut queued: Vec<CallId> = self.queue.iter().collect();
+        queued.sort_unstable();
         for (&call, c) in &self.calls {
-            let times = self.queue.iter().filter(|q| *q == call).count();
+            let first = queued.partition_point(|q| *q < call);
+            let times = queued[first..].iter().take_while(|q| **q == call).count();
             let (phase, expected) = match c.phase {
                 Phase::Prompt { .. } => ("prompt", 0),
                 Phase::Queued { .. } => ("queued", 1),
@@ -133,7 +136,7 @@ impl Engine {
                 }
             }
         }
-        for call in self.queue.iter() {
+        for call in queued {
             if !self.calls.contains_key(&call) {
                 return Err(InvariantViolation::QueuedUnknown(call));
             }
