@@ -697,9 +697,13 @@ fn challenge_then_register() {
     let first = register("1001", &["<sip:1001@192.168.1.20:5062>"], "c1", 1, Some(600));
     let err = digest.verify_request(t0, &first, ChallengeKind::Www, lookup).unwrap_err();
     let algorithms = digest.algorithms_for(lookup("1001"));
+    let tag = tongdai::sip::registrar::to_tag(&first);
     let challenge =
-        digest.challenge_response(t0, &first, ChallengeKind::Www, &algorithms, false, Some("x"));
+        digest.challenge_response(t0, &first, ChallengeKind::Www, &algorithms, false, Some(&tag));
     assert_eq!((err.reason(), challenge.status), ("missing", 401));
+    assert_eq!(challenge.headers.to().unwrap().tag(), Some(tag.as_str()));
+    assert_eq!(tongdai::sip::registrar::to_tag(&first), tag);
+    assert_eq!(digest.claimed_user(&first, ChallengeKind::Www), None);
 
     let challenges = challenge.headers.www_authenticate().unwrap();
     let chosen = tongdai::sip::auth::preferred_challenge(&challenges).unwrap();
@@ -714,6 +718,7 @@ fn challenge_then_register() {
     };
     let value = authorization(chosen, &answer).unwrap();
     second.headers.push("Authorization", value);
+    assert_eq!(digest.claimed_user(&second, ChallengeKind::Www).as_deref(), Some("1001"));
     let t1 = t0 + Duration::from_millis(20);
     let user = digest.verify_request(t1, &second, ChallengeKind::Www, lookup).unwrap();
     assert_eq!(user.algorithm, Algorithm::Sha256);

@@ -535,6 +535,19 @@ impl DigestServer {
         }
     }
 
+    /// The username `request` claims in its first `Digest` credentials for our realm (for ban
+    /// counting and logs, before or after [`DigestServer::verify_request`]); `None` when there are
+    /// none or they do not parse.
+    pub fn claimed_user(&self, request: &Request, kind: ChallengeKind) -> Option<String> {
+        let all = match kind {
+            ChallengeKind::Www => request.headers.authorization(),
+            ChallengeKind::Proxy => request.headers.proxy_authorization(),
+        }
+        .ok()?;
+        let ours = all.iter().find(|c| c.0.is_digest() && c.realm() == Some(self.realm()))?;
+        ours.username().map(str::to_owned)
+    }
+
     /// Verifies one set of digest credentials for a request with `method`. `lookup` maps the
     /// username to the agent's credential. Checks, in order: scheme and realm, the parameters,
     /// the algorithm and qop, the response (over the literal `uri=`, in constant time, against a

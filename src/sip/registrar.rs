@@ -612,9 +612,10 @@ fn uses_outbound(request: &Request) -> bool {
     first_hop && flow_contact && supported.iter().any(|t| t.eq_ignore_ascii_case("outbound"))
 }
 
-/// The To tag of our answers to one REGISTER: derived from the request, so a retransmission that
-/// reaches us gets the same one. REGISTER makes no dialog, so it needs no randomness.
-fn to_tag(request: &Request) -> String {
+/// The To tag of our answers to one REGISTER (the 200 or refusal here, and the caller's 401):
+/// derived from the request, so a retransmission that reaches us gets the same one. REGISTER makes
+/// no dialog, so the tag needs no randomness.
+pub fn to_tag(request: &Request) -> String {
     let mut h = DefaultHasher::new();
     request.headers.get(name::CALL_ID).hash(&mut h);
     request.headers.get(name::CSEQ).hash(&mut h);
