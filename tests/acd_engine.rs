@@ -359,7 +359,7 @@ fn basic_flow_rings_bridges_and_wraps_up() {
     assert_eq!(
         states,
         [
-            (0 * S, "available"),
+            (Duration::ZERO, "available"),
             (10 * S, "ringing"),
             (13 * S, "on_call"),
             (73 * S, "wrap_up"),
@@ -391,7 +391,9 @@ fn ring_timeout_cancels_and_tries_the_next_agent_while_the_caller_keeps_their_pl
     sim.run(2 * S);
     assert!(sim.outputs().any(|o| matches!(o,
         Output::CancelRing { call: CallId(1), agent } if agent.as_str() == "deaf")));
-    // `deaf` is free again and call 1 (still first) is retried.
+    assert_eq!(sim.rings().len(), 2, "not rung again within retry_delay");
+    sim.run(5 * S);
+    // `deaf` may be rung again and call 1 (still first) is retried.
     assert_eq!(sim.rings()[2], (1, "deaf".into()));
     sim.run(15 * S);
     // Second miss: paused with `no_answer`.
@@ -472,11 +474,40 @@ fn a_manual_resume_clears_the_miss_count() {
     sim.run(40 * S);
     assert_eq!(sim.state("deaf"), AgentState::Paused { reason: PauseReason::NoAnswer });
     sim.input(Input::AgentResumed { agent: AgentId::new("deaf") });
+    assert_eq!(sim.state("deaf"), AgentState::Ringing { call: CallId(1) });
     sim.run(16 * S);
-    assert_eq!(sim.state("deaf"), AgentState::Ringing { call: CallId(1) }, "one miss only");
+    assert_eq!(sim.state("deaf"), AgentState::Available, "one miss only: not paused");
+    sim.run(5 * S);
+    assert_eq!(sim.state("deaf"), AgentState::Ringing { call: CallId(1) });
     sim.input(Input::CallerHungUp { call: CallId(1) });
     sim.input(Input::AgentPaused { agent: AgentId::new("deaf"), reason: PauseReason::Agent });
     assert_eq!(sim.state("deaf"), AgentState::Paused { reason: PauseReason::Agent });
+}
+
+#[test]
+fn an_agent_who_refuses_at_once_is_not_rung_in_a_loop() {
+    let cfg = EngineConfig { max_misses: 0, ..EngineConfig::default() };
+    let agents =
+        [("nope", Script::Reject { after: Duration::ZERO, reason: RejectReason::NotFound })];
+    let mut sim = Sim::new(cfg, &agents);
+    sim.call(1, Lane::Normal, S, Some(60 * S));
+    sim.run(100 * S);
+    // Rung at 1 s, then every retry_delay (5 s) until the caller leaves at 60 s.
+    assert_eq!(sim.rings().len(), 12);
+    assert!(matches!(
+        sim.outcomes[&CallId(1)],
+        Outcome::Abandoned { phase: AbandonPhase::Queue, .. }
+    ));
+}
+
+#[test]
+fn a_retransmitted_answer_does_not_hang_up_the_bridged_agent() {
+    let mut sim = Sim::new(EngineConfig::default(), &[("an", answers(S, 100 * S))]);
+    sim.call(1, Lane::Normal, S, None);
+    sim.run(5 * S);
+    sim.input(Input::AgentAnswered { call: CallId(1), agent: AgentId::new("an") });
+    assert!(!sim.outputs().any(|o| matches!(o, Output::HangUpAgent { .. })));
+    assert_eq!(sim.state("an"), AgentState::OnCall { call: CallId(1) });
 }
 
 #[test]

@@ -138,6 +138,8 @@ pub(crate) struct Agent {
     pub idle_since: Option<Instant>,
     /// Consecutive rings missed or refused.
     pub misses: u32,
+    /// Not rung again before this, after a miss (`retry_delay`).
+    pub retry_at: Option<Instant>,
     /// Calls answered, for the fewest-calls strategy.
     pub answered: u64,
     /// Talk time accumulated, for the least-talk-time strategy.
@@ -158,6 +160,7 @@ impl Agent {
             activity: Activity::Idle,
             idle_since: None,
             misses: 0,
+            retry_at: None,
             answered: 0,
             talk: Duration::ZERO,
             reported: AgentState::LoggedOut,
@@ -171,7 +174,10 @@ impl Agent {
 
     /// May be offered a call now.
     pub fn eligible(&self) -> bool {
-        self.present() && self.paused.is_none() && self.activity == Activity::Idle
+        self.present()
+            && self.paused.is_none()
+            && self.activity == Activity::Idle
+            && self.retry_at.is_none()
     }
 
     /// Holds one of the centre's lines (ringing or talking).

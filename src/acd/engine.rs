@@ -305,6 +305,10 @@ impl Engine {
         agent: AgentId,
     ) -> Result<(), InputError> {
         let i = self.agent_index(&agent)?;
+        if self.agents[i].activity == Activity::OnCall(call) {
+            // The same answer reported twice (a retransmitted 2xx): already bridged.
+            return Ok(());
+        }
         let Some(c) = self.calls.get_mut(&call).filter(|c| c.leg(&agent).is_some()) else {
             // A 2xx that crossed our CANCEL (ring-all loser, ring time-out, caller gone): the leg
             // exists on the wire only, so it must be ended there.
@@ -485,6 +489,7 @@ impl Engine {
         let a = &mut self.agents[i];
         a.paused = None;
         a.resume_at = None;
+        a.retry_at = None;
         a.misses = 0;
     }
 
@@ -511,8 +516,10 @@ impl Engine {
 
     fn count_miss(&mut self, now: Instant, i: usize) {
         let (max, resume) = (self.config.max_misses, self.config.auto_resume);
+        let retry = self.config.retry_delay;
         let a = &mut self.agents[i];
         a.misses += 1;
+        a.retry_at = (!retry.is_zero()).then(|| now + retry);
         if max > 0 && a.misses >= max && a.paused.is_none() {
             a.paused = Some(PauseReason::NoAnswer);
             a.resume_at = resume.map(|d| now + d);
@@ -541,6 +548,9 @@ impl Engine {
         for a in &self.agents {
             if let Activity::WrapUp(until) = a.activity {
                 visit(until, Timer::WrapUp { agent: a.id.clone() });
+            }
+            if let Some(at) = a.retry_at {
+                visit(at, Timer::Retry { agent: a.id.clone() });
             }
             if let Some(at) = a.resume_at.filter(|_| a.paused == Some(PauseReason::NoAnswer)) {
                 visit(at, Timer::AutoResume { agent: a.id.clone() });
@@ -575,6 +585,13 @@ impl Engine {
                     && until <= now
                 {
                     self.become_idle(i, until);
+                }
+            }
+            Timer::Retry { agent } => {
+                if let Some(i) = self.index.get(&agent).copied()
+                    && self.agents[i].retry_at.is_some_and(|at| at <= now)
+                {
+                    self.agents[i].retry_at = None;
                 }
             }
             Timer::AutoResume { agent } => {

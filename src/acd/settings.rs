@@ -39,6 +39,11 @@ pub struct EngineConfig {
     pub announce_interval: Option<Duration>,
     /// The longest prompt phase: a caller is queued then even without `PromptFinished`. Default 60 s.
     pub prompt_timeout: Duration,
+    /// After a miss (no answer or a refusal) the agent is not rung again for this long, so a phone
+    /// that refuses at once cannot be rung in a tight loop, and the caller at the head of the queue
+    /// keeps their place rather than the next caller taking that agent. Zero retries at once.
+    /// Default 5 s.
+    pub retry_delay: Duration,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +58,7 @@ impl Default for EngineConfig {
             max_queue: 20,
             announce_interval: Some(Duration::from_secs(30)),
             prompt_timeout: Duration::from_secs(60),
+            retry_delay: Duration::from_secs(5),
         }
     }
 }

@@ -27,6 +27,11 @@ pub enum Timer {
         /// The queued call.
         call: CallId,
     },
+    /// `retry_delay`: an agent who missed a ring may be rung again.
+    Retry {
+        /// The agent.
+        agent: AgentId,
+    },
     /// `wrap_up`: after-call work is over; the agent becomes available.
     WrapUp {
         /// The agent in wrap-up.
