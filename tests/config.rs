@@ -7,8 +7,8 @@ use std::process::Command;
 use tongdai::config::{Config, ConfigError, DEFAULT_TOML, Severity, Source};
 
 fn check(text: &str) -> Result<Config, ConfigError> {
-    Config::from_source(&Source::new("t.toml", text.to_string()), Path::new("/nonexistent"))
-        .map(|(c, _)| c)
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    Config::from_source(&Source::new("t.toml", text.to_string()), &base).map(|(c, _)| c)
 }
 
 /// The rendered errors of a refused config.
@@ -24,10 +24,12 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-/// The default with `from` replaced by `to` (which must occur exactly once).
+/// The default with `from` replaced by `to` (which must occur exactly once), and the prompt folder
+/// made absolute so the file may be written anywhere.
 fn default_with(from: &str, to: &str) -> String {
     assert_eq!(DEFAULT_TOML.matches(from).count(), 1, "{from}");
-    DEFAULT_TOML.replace(from, to)
+    let prompts = format!("prompts = \"{}/config/prompts\"", env!("CARGO_MANIFEST_DIR"));
+    DEFAULT_TOML.replace(from, to).replace("prompts = \"prompts\"", &prompts)
 }
 
 fn position_of(text: &str, needle: &str) -> (usize, usize) {
@@ -137,12 +139,9 @@ fn unreadable_secret_file_is_named() {
     let text = default_with("password = \"op1-test-password\"", "password_file = \"secrets/op1\"");
     let errs = errors(&text);
     assert_eq!(errs.len(), 1);
-    assert!(
-        errs[0].contains(
-            "`agents[0].password_file`: cannot read secret file `/nonexistent/secrets/op1`"
-        ),
-        "{errs:?}"
-    );
+    let want =
+        format!("cannot read secret file `{}/config/secrets/op1`", env!("CARGO_MANIFEST_DIR"));
+    assert!(errs[0].contains("`agents[0].password_file`") && errs[0].contains(&want), "{errs:?}");
 }
 
 #[test]
@@ -238,6 +237,24 @@ fn other_mistakes() {
         let errs = errors(&text);
         assert!(errs.iter().any(|e| e.contains(want)), "want {want:?} in {errs:?}");
     }
+}
+
+#[test]
+fn a_missing_or_broken_prompt_is_a_config_error_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("tongdai-prompts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy("config/prompts/welcome.wav", dir.join("welcome.wav")).unwrap();
+    let text = default_with(
+        "prompts = \"prompts\"",
+        &format!("prompts = {:?}", dir.display().to_string()),
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("prompt `hold-music.wav` is missing"), "{errs:?}");
+    std::fs::write(dir.join("hold-music.wav"), b"RIFF not really a wav").unwrap();
+    let errs = errors(&text);
+    assert!(errs.iter().any(|e| e.contains("hold-music.wav")), "{errs:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

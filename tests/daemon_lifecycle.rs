@@ -31,6 +31,10 @@ fn test_config(lines: u32) -> String {
         .replace("listen = \"127.0.0.1:9111\"", "listen = \"127.0.0.1:0\"")
         .replace("lines = 3", &format!("lines = {lines}"))
         .replace("drain_grace = \"30s\"", "drain_grace = \"2s\"")
+        .replace(
+            "prompts = \"prompts\"",
+            &format!("prompts = \"{}/config/prompts\"", env!("CARGO_MANIFEST_DIR")),
+        )
 }
 
 fn start(name: &str, notify: Option<&Path>) -> Daemon {

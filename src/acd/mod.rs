@@ -7,6 +7,7 @@
 //! and the zone.
 
 mod agent;
+pub mod b2bua;
 mod call;
 mod engine;
 mod event;

@@ -26,6 +26,9 @@ use read::{FromToml, Problem, Section};
 /// The built-in default configuration: loopback only, three example agents, an always-on shift.
 pub const DEFAULT_TOML: &str = include_str!("../../config/tongdai.toml");
 
+/// The folder the built-in default's relative paths start from (it is `config/tongdai.toml`).
+pub const BUILTIN_BASE: &str = "config";
+
 /// Where `tongdai run` looks for a configuration file when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/tongdai/tongdai.toml";
 
@@ -80,6 +83,8 @@ pub struct SipConfig {
     pub retry_after: Duration,
     /// Answer UDP requests at their source port even without `rport` (symmetric responses).
     pub force_rport: bool,
+    /// Digest algorithms challenged, in order of preference (RFC 8760: SHA-256 first).
+    pub digest_algorithms: Vec<crate::sip::auth::Algorithm>,
     /// RFC 3261 timer base values.
     pub timers: SipTimers,
 }
@@ -188,6 +193,8 @@ pub struct MediaConfig {
     pub rtp_port_min: u16,
     /// Last RTP port.
     pub rtp_port_max: u16,
+    /// The folder of prompt WAVs (8 kHz, 16-bit, mono), resolved against the config file's folder.
+    pub prompts: PathBuf,
 }
 
 /// `[http]`: admin API, metrics, wallboard.
@@ -236,11 +243,10 @@ pub struct LifecycleConfig {
 impl Config {
     /// The built-in default configuration.
     pub fn builtin() -> Result<Config, ConfigError> {
-        Config::from_source(
-            &Source::new("<built-in default>", DEFAULT_TOML.to_string()),
-            Path::new("."),
-        )
-        .map(|(config, _)| config)
+        // The built-in default is `config/tongdai.toml`: its relative paths (prompts) resolve as
+        // they would for that file, from the working directory of a checkout.
+        let source = Source::new("<built-in default>", DEFAULT_TOML.to_string());
+        Config::from_source(&source, Path::new(BUILTIN_BASE)).map(|(config, _)| config)
     }
 
     /// Reads and validates the file at `path`.
@@ -353,7 +359,7 @@ fn read_config(
         }
     }
     let section = root.table(cx, "media");
-    let media = read_media(cx, section);
+    let media = read_media(cx, section, base);
     let section = root.table(cx, "http");
     let http = read_http(cx, section);
     let section = root.table(cx, "log");
@@ -407,6 +413,32 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
     let user_agent = s.or(cx, "user_agent", format!("tongdai/{}", env!("CARGO_PKG_VERSION")));
     let retry_after = s.or(cx, "retry_after", Duration::from_secs(60));
     let force_rport = s.or(cx, "force_rport", true);
+    let algorithm_names: Vec<Spanned<String>> = s.or(
+        cx,
+        "digest_algorithms",
+        vec![Spanned::new(0..0, "SHA-256".into()), Spanned::new(0..0, "MD5".into())],
+    );
+    let mut digest_algorithms = Vec::new();
+    for name in &algorithm_names {
+        match crate::sip::auth::Algorithm::from_name(name.get_ref()) {
+            Some(a) if !digest_algorithms.contains(&a) => digest_algorithms.push(a),
+            Some(_) => {}
+            None => cx.error(
+                name.span(),
+                &s.key_path("digest_algorithms"),
+                format!("`{}` is not a digest algorithm", name.get_ref()),
+                Some("use \"SHA-256\" and/or \"MD5\"".into()),
+            ),
+        }
+    }
+    if algorithm_names.is_empty() {
+        cx.error(
+            s.span_of("digest_algorithms"),
+            &s.key_path("digest_algorithms"),
+            "no digest algorithm",
+            Some("list at least one: [\"SHA-256\", \"MD5\"]".into()),
+        );
+    }
     let mut t = s.table(cx, "timers");
     let t1 = t.or(cx, "t1", Duration::from_millis(500));
     let t2 = t.or(cx, "t2", Duration::from_secs(4));
@@ -429,6 +461,7 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
         user_agent,
         retry_after,
         force_rport,
+        digest_algorithms,
         timers: SipTimers { t1, t2, t4 },
     })
 }
@@ -703,7 +736,11 @@ fn read_clock(cx: &mut Diagnostics<'_>, s: &mut Section<'_, '_>, key: &'static s
     parsed
 }
 
-fn read_media(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<MediaConfig> {
+fn read_media(
+    cx: &mut Diagnostics<'_>,
+    mut s: Section<'_, '_>,
+    base: &Path,
+) -> Option<MediaConfig> {
     let address: Spanned<String> = s.or(cx, "address", Spanned::new(0..0, "127.0.0.1".to_string()));
     let parsed = address.get_ref().parse();
     if parsed.is_err() {
@@ -724,8 +761,42 @@ fn read_media(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<MediaC
             Some("use an even first port ≥ 1024 below the last port, e.g. 20000-20999".into()),
         );
     }
+    let prompts = base.join(s.or(cx, "prompts", PathBuf::from("prompts")));
+    check_prompts(cx, &s, &prompts);
     s.finish(cx);
-    Some(MediaConfig { address: parsed.ok()?, rtp_port_min: min, rtp_port_max: max })
+    Some(MediaConfig { address: parsed.ok()?, rtp_port_min: min, rtp_port_max: max, prompts })
+}
+
+/// Loads the prompt folder once to prove every file decodes and the required prompts are there: a
+/// broken WAV is found by `check-config`, not by the first caller.
+fn check_prompts(cx: &mut Diagnostics<'_>, s: &Section<'_, '_>, dir: &Path) {
+    let key = s.key_path("prompts");
+    match crate::media::prompt::PromptSet::load_dir(dir) {
+        Ok(set) => {
+            for name in crate::acd::b2bua::REQUIRED_PROMPTS {
+                if !set.contains(name) {
+                    cx.error(
+                        s.span_of("prompts"),
+                        &key,
+                        format!("prompt `{name}.wav` is missing from `{}`", dir.display()),
+                        Some(
+                            "run config/prompts/make-prompts.sh, or add a recording of that name"
+                                .into(),
+                        ),
+                    );
+                }
+            }
+        }
+        Err(e) => cx.error(
+            s.span_of("prompts"),
+            &key,
+            e.to_string(),
+            Some(
+                "prompts are 8 kHz, 16-bit, mono PCM WAV files; see config/prompts/README.md"
+                    .into(),
+            ),
+        ),
+    }
 }
 
 fn read_http(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<HttpConfig> {

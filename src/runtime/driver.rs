@@ -13,6 +13,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::rtp_io::{MediaCommand, MediaSession, PortPool};
+use crate::acd::CallId;
+use crate::acd::b2bua::{MediaControl, Report, Switchboard};
+use crate::media::pacing::Playlist;
+use crate::media::prompt::PromptSet;
+use crate::media::relay::LegFormat;
 use crate::metrics::{SIP_INVALID, SIP_MESSAGES};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, UaEvent};
 use crate::sip::message::Frame;
@@ -55,27 +61,63 @@ pub fn endpoint_config(config: &crate::config::Config) -> EndpointConfig {
 /// The state the core task owns.
 pub struct Core {
     endpoint: Endpoint,
+    switchboard: Switchboard,
+    media: RuntimeMedia,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     tcp: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Bytes>>,
     shared: Arc<Shared>,
 }
 
+/// Random bytes from the operating system, for keys and seeds.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if getrandom::fill(&mut buf).is_err() {
+        // No OS randomness is a broken host; fall back to std's per-process hasher keys rather
+        // than refusing to take calls.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in buf.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(chunk.as_ptr() as usize);
+            let v = h.finish().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+    buf
+}
+
 impl Core {
-    /// A core over the bound UDP sockets.
-    pub fn new(shared: Arc<Shared>, udp: Vec<Arc<UdpSocket>>, salt: u64) -> Core {
-        let endpoint = Endpoint::new(endpoint_config(&shared.config()), salt);
+    /// A core over the bound UDP sockets, with the prompts loaded at start-up.
+    pub fn new(shared: Arc<Shared>, udp: Vec<Arc<UdpSocket>>, prompts: PromptSet) -> Core {
+        let config = shared.config();
+        let salt = u64::from_le_bytes(random_bytes());
+        let endpoint = Endpoint::new(endpoint_config(&config), salt);
+        let switchboard = Switchboard::new(&config, prompts, random_bytes(), now());
+        let media = RuntimeMedia {
+            pool: PortPool::new(
+                config.media.address,
+                config.media.rtp_port_min,
+                config.media.rtp_port_max,
+            ),
+            sessions: HashMap::new(),
+            seed: u64::from_le_bytes(random_bytes()),
+        };
         let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
-        Core { endpoint, udp, tcp: HashMap::new(), shared }
+        Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared }
     }
 
     /// Runs until `stop` is cancelled or every input sender is gone.
     pub async fn run(mut self, mut inputs: mpsc::Receiver<CoreInput>, stop: CancellationToken) {
         let mut config = self.shared.config.subscribe();
         loop {
-            let wake =
-                self.endpoint.poll_timeout().map(tokio::time::Instant::from_std).unwrap_or_else(
-                    || tokio::time::Instant::now() + std::time::Duration::from_secs(3600),
-                );
+            let next = [self.endpoint.poll_timeout(), self.switchboard.poll_timeout()];
+            let wake = next
+                .into_iter()
+                .flatten()
+                .min()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| {
+                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+                });
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
@@ -89,10 +131,17 @@ impl Core {
                         self.endpoint.set_config(endpoint_config(&c));
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => self.endpoint.handle_timeout(now()),
+                _ = tokio::time::sleep_until(wake) => {
+                    let t = now();
+                    self.endpoint.handle_timeout(t);
+                    self.switchboard.handle_timeout(t, &mut self.endpoint, &mut self.media);
+                }
             }
             self.endpoint.set_draining(self.shared.is_draining());
             self.drain();
+            self.shared
+                .active_calls
+                .store(self.switchboard.calls(), std::sync::atomic::Ordering::Release);
         }
     }
 
@@ -130,27 +179,9 @@ impl Core {
     }
 
     fn event(&mut self, event: UaEvent) {
-        let now = now();
-        match event {
-            // Until the call flow lands, every call is refused with the code a trunk retries
-            // elsewhere for a single call (not 503, which makes it skip this destination).
-            UaEvent::IncomingCall { txn, .. } => self.endpoint.reject(now, txn, 480, &[]),
-            UaEvent::Register { txn, request, .. } => {
-                let r = crate::sip::message::Response::for_request(&request, 403, None);
-                self.endpoint.respond(now, txn, r);
-            }
-            UaEvent::InDialog { txn, request, .. } => {
-                let r = crate::sip::message::Response::for_request(&request, 488, None);
-                self.endpoint.respond(now, txn, r);
-            }
-            UaEvent::AckTimeout { dialog } => {
-                self.endpoint.bye(now, &dialog);
-            }
-            UaEvent::CallCancelled { .. }
-            | UaEvent::Confirmed { .. }
-            | UaEvent::Bye { .. }
-            | UaEvent::Response { .. }
-            | UaEvent::Timeout { .. } => {}
+        self.switchboard.handle_ua_event(now(), event, &mut self.endpoint, &mut self.media);
+        for report in self.switchboard.take_reports() {
+            log_report(&report);
         }
     }
 
@@ -193,5 +224,81 @@ impl Core {
         for (reason, n) in s.invalid {
             counter!(SIP_INVALID, "reason" => reason).increment(n);
         }
+    }
+}
+
+/// Logs what the switchboard reports. Caller numbers never reach a report.
+fn log_report(report: &Report) {
+    match report {
+        Report::Engine(output) => tracing::debug!(?output, "acd"),
+        Report::Presence(p) => tracing::info!(presence = ?p, "agent presence"),
+        Report::AuthFailure { reason, source } => {
+            // One stable line per failure, with the source address, for fail2ban.
+            tracing::warn!(target: "tongdai::auth", %source, reason, "authentication failure");
+        }
+        Report::Refused { reason } => tracing::info!(reason, "call refused"),
+    }
+}
+
+/// The runtime side of [`MediaControl`]: binds RTP sockets and runs one media task per call.
+struct RuntimeMedia {
+    pool: PortPool,
+    sessions: HashMap<CallId, MediaSession>,
+    seed: u64,
+}
+
+impl MediaControl for RuntimeMedia {
+    fn address(&self) -> std::net::IpAddr {
+        self.pool.address()
+    }
+
+    fn open_caller(
+        &mut self,
+        call: CallId,
+        remote: Option<SocketAddr>,
+        format: LegFormat,
+    ) -> Option<u16> {
+        let (socket, lease) = self.pool.bind().ok()?;
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let session = MediaSession::start(socket, lease, remote, format, self.seed);
+        let port = session.caller_port();
+        self.sessions.insert(call, session);
+        Some(port)
+    }
+
+    fn open_agent(&mut self, call: CallId) -> Option<u16> {
+        let session = self.sessions.get(&call)?;
+        let (socket, lease) = self.pool.bind().ok()?;
+        let port = lease.port();
+        session.send(MediaCommand::AgentLeg(socket, lease));
+        Some(port)
+    }
+
+    fn agent_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::AgentAnswered { remote, format });
+        }
+    }
+
+    fn play(&mut self, call: CallId, playlist: Playlist) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::Play(playlist));
+        }
+    }
+
+    fn bridge(&mut self, call: CallId) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::Bridge);
+        }
+    }
+
+    fn drop_agent(&mut self, call: CallId) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::DropAgent);
+        }
+    }
+
+    fn close(&mut self, call: CallId) {
+        self.sessions.remove(&call);
     }
 }

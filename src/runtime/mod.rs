@@ -9,6 +9,7 @@ pub mod driver;
 mod http;
 pub mod lifecycle;
 pub mod notify;
+pub mod rtp_io;
 mod sip_tcp;
 mod sip_udp;
 
@@ -66,6 +67,9 @@ impl Daemon {
     /// Binds every listener of `config` and starts serving. Port 0 in the config picks free ports
     /// (tests); the bound addresses are then read back with the accessors.
     pub async fn start(config: Config) -> anyhow::Result<Daemon> {
+        // Everything that can fail on the config's content happens before any port is bound.
+        let prompts = crate::media::prompt::PromptSet::load_dir(&config.media.prompts)
+            .with_context(|| format!("prompts in {}", config.media.prompts.display()))?;
         let shared = Arc::new(Shared {
             config: watch::Sender::new(Arc::new(config.clone())),
             draining: AtomicBool::new(false),
@@ -94,7 +98,7 @@ impl Daemon {
                 tasks.spawn(sip_tcp::serve(listener, core_tx.clone(), stop.clone(), tasks.clone()));
             }
         }
-        let core = driver::Core::new(shared.clone(), udp_sockets, random_salt());
+        let core = driver::Core::new(shared.clone(), udp_sockets, prompts);
         tasks.spawn(core.run(core_rx, stop.clone()));
         let listener = TcpListener::bind(config.http.listen)
             .await
@@ -158,14 +162,6 @@ impl Daemon {
 /// Inputs queued for the core task before socket tasks wait (back-pressure instead of unbounded
 /// memory under a flood).
 const CORE_QUEUE: usize = 4096;
-
-/// A random 64-bit value for tags, branches and Call-IDs, from the OS via std's hasher keys.
-fn random_salt() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id().into());
-    h.finish()
-}
 
 async fn bind_tcp(want: SocketAddr, configured: SocketAddr) -> std::io::Result<TcpListener> {
     match TcpListener::bind(want).await {

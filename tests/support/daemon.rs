@@ -30,7 +30,7 @@ impl TestDaemon {
     /// Starts with `text` as the configuration.
     pub fn with_config(text: &str) -> TestDaemon {
         let (config, _) =
-            Config::from_source(&Source::new("test.toml", text.to_string()), ".".as_ref())
+            Config::from_source(&Source::new("test.toml", text.to_string()), "config".as_ref())
                 .unwrap_or_else(|e| panic!("test config refused:\n{e}"));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
