@@ -558,3 +558,24 @@ fn verify_throughput() {
         );
     }
 }
+
+#[test]
+fn md5_only_user_agents_are_matched_by_prefix() {
+    let t0 = Instant::now();
+    let config = DigestServerConfig {
+        md5_only_user_agents: vec!["BARESIP v1.".into()],
+        ..DigestServerConfig::new("tongdai")
+    };
+    let s = DigestServer::new(config, KEY, t0);
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/captures/baresip-register.sip");
+    let Message::Request(baresip) = parse_datagram(std::fs::read(path).unwrap()).unwrap() else {
+        panic!("not a request")
+    };
+    assert_eq!(s.algorithms_for_request(&baresip, None), [Algorithm::Md5]);
+    let other = baresip_register("Digest username=\"1001\"");
+    assert_eq!(s.algorithms_for_request(&other, None), [Algorithm::Sha256, Algorithm::Md5]);
+    // A user with only a SHA-256 HA1 keeps SHA-256: narrowing never leaves nothing to offer.
+    let sha_only = Credential::Ha1 { md5: None, sha256: Some(Secret::new("0".repeat(64))) };
+    assert_eq!(s.algorithms_for_request(&baresip, Some(&sha_only)), [Algorithm::Sha256]);
+}

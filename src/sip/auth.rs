@@ -202,11 +202,16 @@ pub struct DigestServerConfig {
     /// Accept RFC 2069 answers without `qop` (old softphones); each such nonce is then good for
     /// one request only, since without a nonce count a second use cannot be told from a replay.
     pub allow_rfc2069: bool,
+    /// `User-Agent` prefixes (case-insensitive) challenged with MD5 alone. Some softphones give up
+    /// on a 401 that holds any challenge they cannot compute instead of skipping it: baresip 1.0
+    /// answers "Register: Function not implemented" as soon as a SHA-256 challenge is present,
+    /// first or second (`tests/sip_registrar_peers.rs`), so its prefix is `baresip v1.`.
+    pub md5_only_user_agents: Vec<String>,
 }
 
 impl DigestServerConfig {
     /// The defaults: SHA-256 then MD5, nonces fresh for 300 s, no opaque, RFC 2069 answers
-    /// accepted once per nonce.
+    /// accepted once per nonce, no MD5-only user agents.
     pub fn new(realm: impl Into<String>) -> DigestServerConfig {
         DigestServerConfig {
             realm: realm.into(),
@@ -215,6 +220,7 @@ impl DigestServerConfig {
             opaque: None,
             nonce_table_size: DEFAULT_NONCE_TABLE_SIZE,
             allow_rfc2069: true,
+            md5_only_user_agents: Vec::new(),
         }
     }
 }
@@ -415,6 +421,26 @@ impl DigestServer {
                 _ => true,
             })
             .collect()
+    }
+
+    /// The algorithms to offer in answer to `request` from a user with `credential`:
+    /// [`DigestServer::algorithms_for`], narrowed to MD5 when the request's `User-Agent` starts with
+    /// one of the configured MD5-only prefixes (and MD5 is offered at all).
+    pub fn algorithms_for_request(
+        &self,
+        request: &Request,
+        credential: Option<&Credential>,
+    ) -> Vec<Algorithm> {
+        let mut algorithms = self.algorithms_for(credential);
+        let legacy = request.headers.user_agent().is_some_and(|ua| {
+            self.config.md5_only_user_agents.iter().any(|prefix| {
+                ua.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            })
+        });
+        if legacy && algorithms.contains(&Algorithm::Md5) {
+            algorithms.retain(|a| *a == Algorithm::Md5);
+        }
+        algorithms
     }
 
     /// The challenge values, one per algorithm in the order given (normally
