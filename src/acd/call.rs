@@ -73,6 +73,19 @@ pub enum RejectReason {
     Error,
 }
 
+impl RejectReason {
+    /// The record/metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Busy => "busy",
+            RejectReason::Declined => "declined",
+            RejectReason::Unavailable => "unavailable",
+            RejectReason::NotFound => "not_found",
+            RejectReason::Error => "error",
+        }
+    }
+}
+
 /// Why the engine refused a call outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefuseReason {
@@ -105,6 +118,19 @@ pub enum OverflowReason {
     Draining,
 }
 
+impl OverflowReason {
+    /// The `reason` label of `tongdai_calls_overflowed_total{reason}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverflowReason::NoAgents => "no_agents",
+            OverflowReason::MaxWait => "max_wait",
+            OverflowReason::QueueFull => "queue_full",
+            OverflowReason::PredictedWait => "predicted_wait",
+            OverflowReason::Draining => "draining",
+        }
+    }
+}
+
 /// How a call ended. Every offered call gets exactly one, in `Output::CallFinished`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -135,6 +161,18 @@ pub enum Outcome {
         /// Why.
         reason: OverflowReason,
     },
+}
+
+impl Outcome {
+    /// The record label: `answered`, `abandoned`, `rejected`, `overflowed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Answered { .. } => "answered",
+            Outcome::Abandoned { .. } => "abandoned",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Overflowed { .. } => "overflowed",
+        }
+    }
 }
 
 /// Where a live call is. A call is in exactly one phase; `Queued` calls are in the queue exactly once.

@@ -176,3 +176,64 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::acd::call::Lane;
+    use crate::acd::{EngineConfig, Input};
+
+    /// An engine with one agent ringing for call 1 and call 2 waiting behind it.
+    fn engine() -> (Engine, Instant) {
+        let now = Instant::now();
+        let agents = ["a", "b"].map(AgentId::new);
+        let mut e = Engine::new(EngineConfig::default(), agents);
+        e.handle(now, Input::AgentLoggedIn { agent: AgentId::new("a") }).unwrap();
+        for call in [CallId(1), CallId(2)] {
+            e.handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None }).unwrap();
+            e.handle(now, Input::PromptFinished { call }).unwrap();
+        }
+        e.check_invariants().unwrap();
+        (e, now)
+    }
+
+    #[test]
+    fn the_audit_catches_each_kind_of_corruption() {
+        let (mut e, _) = engine();
+        e.queue.push_back(Lane::Urgent, CallId(2));
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::CallMisplaced { .. })));
+
+        let (mut e, _) = engine();
+        e.agents[0].activity = Activity::Idle;
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::Mismatch { .. })));
+
+        let (mut e, _) = engine();
+        e.agents[1].registered = true;
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::Unserved { .. })));
+
+        let (mut e, _) = engine();
+        e.agents[1].activity = Activity::OnCall(CallId(9));
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::OrphanAgent(_))));
+
+        let (mut e, _) = engine();
+        e.agents[0].registered = false;
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::AbsentAgentRinging(_))));
+
+        let (mut e, now) = engine();
+        let leg = e.calls[&CallId(1)].legs[0].clone();
+        e.calls.get_mut(&CallId(2)).unwrap().legs.push(leg);
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::AgentInTwoCalls { .. })));
+
+        let (mut e, _) = engine();
+        e.config.lines = std::num::NonZeroU32::MIN;
+        e.agents[1].registered = true;
+        e.agents[1].activity = Activity::Ringing(CallId(2));
+        let deadline = now + Duration::from_secs(15);
+        let agent = AgentId::new("b");
+        let leg = crate::acd::call::Leg { agent, deadline, alerting: false };
+        e.calls.get_mut(&CallId(2)).unwrap().legs.push(leg);
+        assert!(matches!(e.check_invariants(), Err(InvariantViolation::LinesOverCap { .. })));
+    }
+}
