@@ -14,6 +14,10 @@
 //! The response is always computed over the literal `uri=` text of the header, never a re-printed
 //! URI, and compared in constant time.
 //!
+//! What to offer is chosen per request ([`DigestServer::algorithms_for_request`]): a user with only
+//! an MD5 HA1 gets MD5 alone, and so do softphones that give up on a whole 401 as soon as it holds
+//! a challenge they cannot compute (baresip 1.0 does; SIPp reads only the first challenge).
+//!
 //! Two companions live in submodules: the client side ([`authorization`]) answers a 401/407 when
 //! tongdai itself must authenticate (to a trunk or to the national centre), and [`AuthBans`] bans
 //! repeated guesses per (source, user) with one fail2ban-friendly log line per ban.
