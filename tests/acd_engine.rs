@@ -346,7 +346,7 @@ fn basic_flow_rings_bridges_and_wraps_up() {
     assert_eq!(kinds, ["hold", "ring", "bridge", "hangup-agent", "finished"]);
     assert_eq!(
         sim.outcomes[&CallId(1)],
-        Outcome::Answered { agent: AgentId::new("an"), wait: 13 * S, talk: 60 * S }
+        Outcome::Answered { agent: AgentId::new("an"), wait: 3 * S, talk: 60 * S }
     );
     let states: Vec<(Duration, &str)> = sim
         .log
@@ -461,7 +461,7 @@ fn misses_auto_pause_and_auto_resume() {
     sim.run(250 * S);
     assert_eq!(
         sim.outcomes[&CallId(1)],
-        Outcome::Abandoned { phase: AbandonPhase::Queue, wait: 200 * S }
+        Outcome::Abandoned { phase: AbandonPhase::Queue, wait: 199 * S }
     );
     // Resumed by itself 300 s after the pause.
     assert_eq!(sim.state("busy"), AgentState::Available);

@@ -139,7 +139,8 @@ pub enum Outcome {
     Answered {
         /// The (last) agent who talked with the caller.
         agent: AgentId,
-        /// Time from the offer to the answer, minus talk time before a failed leg.
+        /// Time in the queue (from the end of the prompt to the answer; summed over both stays
+        /// for a caller returned by a failed leg): the queue wait of records and metrics.
         wait: Duration,
         /// Time bridged to agents.
         talk: Duration,
@@ -148,7 +149,7 @@ pub enum Outcome {
     Abandoned {
         /// Where they were.
         phase: AbandonPhase,
-        /// Time from the offer to the hang-up.
+        /// Time in the queue (zero when the caller left during the prompt).
         wait: Duration,
     },
     /// The engine refused the call (the B2BUA sends 486/480 or plays a notice and hangs up).
@@ -211,6 +212,8 @@ pub(crate) struct Call {
     pub tried: Vec<AgentId>,
     /// Accumulated time bridged before the current phase.
     pub talk: Duration,
+    /// Accumulated time queued before the current phase.
+    pub queued: Duration,
     /// Next position announcement (while `Queued`).
     pub next_announce: Option<Instant>,
     /// The last position announced: later announcements never say a larger number.
@@ -228,6 +231,7 @@ impl Call {
             agent: None,
             tried: Vec::new(),
             talk: Duration::ZERO,
+            queued: Duration::ZERO,
             next_announce: None,
             announced: None,
         }

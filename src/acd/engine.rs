@@ -252,7 +252,11 @@ impl Engine {
                 for leg in c.legs {
                     self.cancel_ring(now, call, &leg.agent);
                 }
-                self.finish(call, Outcome::Abandoned { phase, wait: now - c.offered_at });
+                let wait = match c.phase {
+                    Phase::Queued { since } => c.queued + (now - since),
+                    _ => c.queued,
+                };
+                self.finish(call, Outcome::Abandoned { phase, wait });
                 Ok(())
             }
         }
@@ -320,6 +324,9 @@ impl Engine {
             .map(|l| l.agent)
             .filter(|a| *a != agent)
             .collect();
+        if let Phase::Queued { since } = c.phase {
+            c.queued += now - since;
+        }
         c.phase = Phase::Bridged { since: now };
         c.agent = Some(agent.clone());
         c.next_announce = None;
@@ -463,8 +470,7 @@ impl Engine {
             self.agents[i].talk += talk;
             self.start_wrap_up(now, i);
         }
-        let wait = (since - c.offered_at).saturating_sub(c.talk);
-        self.finish(call, Outcome::Answered { agent, wait, talk: c.talk + talk });
+        self.finish(call, Outcome::Answered { agent, wait: c.queued, talk: c.talk + talk });
         Ok(())
     }
 
