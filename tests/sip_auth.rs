@@ -579,3 +579,39 @@ fn md5_only_user_agents_are_matched_by_prefix() {
     let sha_only = Credential::Ha1 { md5: None, sha256: Some(Secret::new("0".repeat(64))) };
     assert_eq!(s.algorithms_for_request(&baresip, Some(&sha_only)), [Algorithm::Sha256]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever a peer writes in Authorization, the server answers with a typed failure (or, by
+    /// luck it cannot have, success) and never panics; the replay table stays empty.
+    #[test]
+    fn arbitrary_credentials_never_panic(
+        user in "[0-9a-z]{0,6}",
+        nonce in "[0-9a-f]{0,70}",
+        uri in "[ -~]{0,40}",
+        response in "[0-9a-fA-F]{0,70}",
+        algorithm in proptest::option::of("(MD5|SHA-256|md5|SHA-512|MD5-sess)"),
+        qop in proptest::option::of("(auth|auth-int|AUTH)"),
+        nc in "[0-9a-f]{8}",
+    ) {
+        let t0 = Instant::now();
+        let mut s = server(t0);
+        let mut value = format!(
+            "Digest username=\"{user}\", realm=\"tongdai\", nonce=\"{nonce}\", \
+             uri=\"{}\", response=\"{response}\", cnonce=\"c\", nc={nc}",
+            uri.replace(['"', '\\'], "")
+        );
+        if let Some(a) = algorithm {
+            value.push_str(&format!(", algorithm={a}"));
+        }
+        if let Some(q) = qop {
+            value.push_str(&format!(", qop={q}"));
+        }
+        if let Ok(c) = Credentials::parse(&value) {
+            let result = s.verify(t0, &Method::Register, &c, agents);
+            proptest::prop_assert!(result.is_err());
+            proptest::prop_assert_eq!(s.nonces_followed(), 0);
+        }
+    }
+}

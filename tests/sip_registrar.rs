@@ -726,3 +726,60 @@ fn challenge_then_register() {
     assert_eq!(out.response.status, 200);
     assert_eq!(out.events, [logged_in("an")]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Random REGISTER traffic from two agents on virtual time: presence events alternate per
+    /// agent and always agree with the bindings, nothing lapsed survives `expire`, the next timeout
+    /// is the earliest expiry, and no agent holds more than `max_bindings`.
+    #[test]
+    fn presence_always_matches_bindings(
+        steps in proptest::collection::vec(
+            (0..2usize, 0..4usize, 0..6usize, 0..3u32, 0..3usize, 0..200u64),
+            1..40,
+        )
+    ) {
+        let t0 = Instant::now();
+        let config = RegistrarConfig { max_bindings: 3, ..RegistrarConfig::default() };
+        let mut reg = Registrar::new(config, &agents());
+        let users = ["1001", "1002"];
+        let ids = ["an", "binh"];
+        let mut model = [false, false];
+        let mut cseq = [[1u32; 3]; 2];
+        let mut now = t0;
+        for (who, contact, expiry, bump, call, dt) in steps {
+            now += Duration::from_secs(dt);
+            let user = users[who];
+            let call_id = format!("{user}-call{call}");
+            cseq[who][call] = cseq[who][call].saturating_add(bump).saturating_sub(1).max(1);
+            let expires = [Some(0), Some(30), Some(60), Some(120), Some(700), None][expiry];
+            let contact_text = format!("<sip:{user}@10.0.0.{contact}:5060>");
+            let contacts: Vec<&str> = match contact {
+                3 if expires == Some(0) => vec!["*"],
+                _ => vec![contact_text.as_str()],
+            };
+            let request = register(user, &contacts, &call_id, cseq[who][call], expires);
+            let out = reg.handle_register(now, &request, flow("10.0.0.1:5060"), &verified(user));
+            let mut events = out.events;
+            events.extend(reg.expire(now));
+            for e in events {
+                let (agent, up) = match &e {
+                    Presence::LoggedIn { agent } => (agent.clone(), true),
+                    Presence::LoggedOut { agent, .. } => (agent.clone(), false),
+                };
+                let i = ids.iter().position(|id| *id == agent).unwrap();
+                proptest::prop_assert_ne!(model[i], up, "{:?} repeated", e);
+                model[i] = up;
+            }
+            for (i, id) in ids.iter().enumerate() {
+                proptest::prop_assert_eq!(reg.is_registered(id), model[i]);
+                let bindings = reg.lookup(id);
+                proptest::prop_assert!(bindings.len() <= 3);
+                proptest::prop_assert!(bindings.iter().all(|b| b.expires_at > now));
+            }
+            let earliest = reg.bindings().map(|b| b.expires_at).min();
+            proptest::prop_assert_eq!(reg.poll_timeout(), earliest);
+        }
+    }
+}
