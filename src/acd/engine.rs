@@ -129,6 +129,17 @@ impl Engine {
         next
     }
 
+    /// The next timer and its deadline, for the runtime's trace logs (`poll_timeout` is its time).
+    pub fn next_timer(&self) -> Option<(Instant, Timer)> {
+        let mut next: Option<(Instant, Timer)> = None;
+        self.visit_timers(|at, timer| {
+            if next.as_ref().is_none_or(|(n, _)| at < *n) {
+                next = Some((at, timer));
+            }
+        });
+        next
+    }
+
     /// Fires every timer due at `now` (ring time-outs, end of wrap-up, prompt time-outs,
     /// auto-resume, announcements), then dispatches and reports.
     pub fn handle_timeout(&mut self, now: Instant) {
