@@ -738,6 +738,32 @@ fn a_reload_removes_agents_without_cutting_calls_and_lowers_the_cap_gently() {
 }
 
 #[test]
+fn the_builtin_configuration_builds_an_engine() {
+    let config = tongdai::config::Config::builtin().unwrap();
+    let engine = Engine::from_config(&config);
+    assert_eq!(engine.config().lines, config.centre.lines);
+    assert_eq!(engine.agents().count(), config.agents.len());
+    assert!(engine.agents().all(|(_, s)| s == AgentState::LoggedOut));
+}
+
+#[test]
+fn a_reload_that_raises_the_cap_rings_the_waiting_callers() {
+    let agents = [("a", answers(S, 100 * S)), ("b", answers(S, 100 * S))];
+    let one = EngineConfig { lines: NonZeroU32::MIN, ..EngineConfig::default() };
+    let mut sim = Sim::new(one.clone(), &agents);
+    sim.call(1, Lane::Normal, S, None);
+    sim.call(2, Lane::Normal, S, None);
+    sim.run(5 * S);
+    assert_eq!((sim.engine.lines_busy(), sim.engine.waiting()), (1, 1));
+    let two = EngineConfig { lines: NonZeroU32::new(2).unwrap(), ..one };
+    let ids = vec![AgentId::new("a"), AgentId::new("b")];
+    sim.input(Input::ConfigChanged { config: two, agents: ids });
+    // Call 2 rings `b` (and keeps its place in the queue until answered).
+    assert_eq!(sim.engine.lines_busy(), 2);
+    assert_eq!(sim.state("b"), AgentState::Ringing { call: CallId(2) });
+}
+
+#[test]
 fn stale_inputs_are_errors_and_change_nothing() {
     let mut sim = Sim::new(EngineConfig::default(), &[("an", Script::Never)]);
     let (now, an) = (sim.now, AgentId::new("an"));
@@ -820,6 +846,14 @@ fn a_full_day_of_poisson_traffic_keeps_every_invariant() {
         sim.run_until(day + 6 * 3600 * S);
         assert_eq!(sim.outcomes.len(), n as usize, "seed {seed}: every call finished once");
         assert_eq!(sim.engine.calls_in_progress(), 0);
+        assert_eq!(sim.engine.lines_busy(), 0);
+        // Nobody is stuck: every agent is free (or logged out), every pause auto-resumed, no timer
+        // is left running.
+        for (agent, state) in sim.engine.agents() {
+            let free = matches!(state, AgentState::Available | AgentState::LoggedOut);
+            assert!(free, "seed {seed}: {agent} is {state:?}");
+        }
+        assert_eq!(sim.engine.poll_timeout(), None, "seed {seed}");
         let answered = sim.outcomes.values().filter(|o| matches!(o, Outcome::Answered { .. }));
         let abandoned = sim.outcomes.values().filter(|o| matches!(o, Outcome::Abandoned { .. }));
         let refused = sim.outcomes.values().filter(|o| matches!(o, Outcome::Rejected { .. }));
