@@ -783,3 +783,25 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn users_match_without_regard_to_case_and_ids_come_first() {
+    let t0 = Instant::now();
+    // Agent "1001" (an id) registers as user "alice"; agent "bob" registers as user "1001".
+    let mut reg =
+        Registrar::new(RegistrarConfig::default(), &[agent("1001", "Alice"), agent("bob", "1001")]);
+    let out = reg.handle_register(
+        t0,
+        &register("ALICE", &["<sip:alice@10.1.1.1>"], "c1", 1, Some(300)),
+        flow("10.1.1.1:5060"),
+        &verified("alice"),
+    );
+    assert_eq!(out.response.status, 200);
+    assert_eq!(out.events, [logged_in("1001")]);
+    // The binding names the user as configured.
+    assert_eq!(reg.lookup("1001")[0].user, "Alice");
+    assert_eq!(reg.agent_for_user("alice"), Some("1001"));
+    // "1001" is first the agent id: bob (user 1001) has no binding, and is found by "bob".
+    assert!(reg.lookup("bob").is_empty());
+    assert_eq!(reg.lookup("ALICE").len(), 1);
+}

@@ -280,6 +280,8 @@ pub struct RegisterResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct AgentEntry {
     id: String,
+    /// The user as configured.
+    user: String,
     bindings: Vec<Binding>,
 }
 
@@ -287,7 +289,8 @@ struct AgentEntry {
 #[derive(Debug, Clone)]
 pub struct Registrar {
     config: RegistrarConfig,
-    /// By SIP user (the AOR's user part).
+    /// By SIP user (the AOR's user part), lower-cased: the configuration keeps users unique
+    /// without regard to case, and the endpoint finds credentials the same way.
     agents: HashMap<String, AgentEntry>,
 }
 
@@ -317,16 +320,18 @@ impl Registrar {
     pub fn set_agents(&mut self, agents: &[AgentConfig]) -> Vec<Presence> {
         let mut old = std::mem::take(&mut self.agents);
         for a in agents {
-            let bindings = match old.remove(&a.user) {
+            let key = a.user.to_ascii_lowercase();
+            let bindings = match old.remove(&key) {
                 Some(entry) if entry.id == a.id => entry.bindings,
                 Some(entry) => {
                     // Another agent now owns this user: the old one's bindings go with it.
-                    old.insert(a.user.clone(), entry);
+                    old.insert(key.clone(), entry);
                     Vec::new()
                 }
                 None => Vec::new(),
             };
-            self.agents.insert(a.user.clone(), AgentEntry { id: a.id.clone(), bindings });
+            let entry = AgentEntry { id: a.id.clone(), user: a.user.clone(), bindings };
+            self.agents.insert(key, entry);
         }
         let mut events: Vec<Presence> = old
             .into_values()
@@ -382,7 +387,7 @@ impl Registrar {
         }
         let aor_user = to.uri.user().ok_or(RegisterError::NotSipAor)?;
         let aor_user = String::from_utf8_lossy(&unescape(aor_user)).into_owned();
-        if aor_user != user.user {
+        if !aor_user.eq_ignore_ascii_case(&user.user) {
             return Err(RegisterError::Forbidden);
         }
         let call_id = headers.call_id()?.to_owned();
@@ -390,7 +395,8 @@ impl Registrar {
         let contacts = headers.contacts()?;
         let header_expires = headers.expires()?;
         let config = self.config;
-        let entry = self.agents.get_mut(&aor_user).ok_or(RegisterError::UnknownAor)?;
+        let entry =
+            self.agents.get_mut(&aor_user.to_ascii_lowercase()).ok_or(RegisterError::UnknownAor)?;
         let was_logged_in = !entry.bindings.is_empty();
         // Lapsed bindings not yet swept by `expire` do not count as current (§10.3 step 8).
         let mut next: Vec<Binding> =
@@ -439,7 +445,7 @@ impl Registrar {
                     }
                     let binding = Binding {
                         agent: entry.id.clone(),
-                        user: aor_user.clone(),
+                        user: entry.user.clone(),
                         contact: c.addr.uri.clone(),
                         flow,
                         expires_at: now + Duration::from_secs(u64::from(expires)),
@@ -518,13 +524,15 @@ impl Registrar {
         events
     }
 
-    /// The bindings of an agent, by agent id or SIP user: best `q` first, then the most recently
-    /// registered. Lapsed bindings stay until [`Registrar::expire`] runs.
+    /// The bindings of an agent, by agent id or else SIP user (any case): best `q` first, then the
+    /// most recently registered. Lapsed bindings stay until [`Registrar::expire`] runs.
     pub fn lookup(&self, agent_or_user: &str) -> Vec<&Binding> {
+        // The agent id first (what the ACD asks with), then the SIP user.
         let entry = self
             .agents
-            .get(agent_or_user)
-            .or_else(|| self.agents.values().find(|e| e.id == agent_or_user));
+            .values()
+            .find(|e| e.id == agent_or_user)
+            .or_else(|| self.agents.get(&agent_or_user.to_ascii_lowercase()));
         let mut out: Vec<&Binding> = entry.map(|e| e.bindings.iter().collect()).unwrap_or_default();
         out.sort_by(|a, b| {
             b.priority().cmp(&a.priority()).then(b.registered_at.cmp(&a.registered_at))
@@ -538,7 +546,7 @@ impl Registrar {
 
     /// The agent id registering as SIP user `user`, if any.
     pub fn agent_for_user(&self, user: &str) -> Option<&str> {
-        self.agents.get(user).map(|e| e.id.as_str())
+        self.agents.get(&user.to_ascii_lowercase()).map(|e| e.id.as_str())
     }
 
     /// True when the agent (id or user) has at least one binding.
@@ -564,7 +572,7 @@ impl Registrar {
         let mut events = Vec::new();
         let max = self.config.max_bindings;
         for b in bindings {
-            let Some(entry) = self.agents.get_mut(&b.user) else {
+            let Some(entry) = self.agents.get_mut(&b.user.to_ascii_lowercase()) else {
                 continue;
             };
             if entry.id != b.agent || b.expires_at <= now {
