@@ -202,7 +202,6 @@ pub(crate) struct Leg {
 pub(crate) struct Call {
     pub lane: Lane,
     pub province: Option<String>,
-    pub offered_at: Instant,
     pub phase: Phase,
     /// Ringing legs (only while `Queued`).
     pub legs: Vec<Leg>,
@@ -221,11 +220,10 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub fn new(now: Instant, lane: Lane, province: Option<String>, deadline: Instant) -> Self {
+    pub fn new(lane: Lane, province: Option<String>, deadline: Instant) -> Self {
         Call {
             lane,
             province,
-            offered_at: now,
             phase: Phase::Prompt { deadline },
             legs: Vec::new(),
             agent: None,

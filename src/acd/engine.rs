@@ -176,9 +176,14 @@ impl Engine {
         self.agents.iter().map(|a| (&a.id, a.state()))
     }
 
-    /// The waiting calls in service order (urgent lane first), with their lane and time of offer.
+    /// The waiting calls in service order (urgent lane first), with their lane and the instant
+    /// they entered the queue (for the longest-wait gauge and the wallboard).
     pub fn queued(&self) -> impl Iterator<Item = (CallId, Lane, Instant)> + '_ {
-        self.queue.iter().filter_map(|id| self.calls.get(&id).map(|c| (id, c.lane, c.offered_at)))
+        self.queue.iter().filter_map(|id| {
+            let c = self.calls.get(&id)?;
+            let Phase::Queued { since } = c.phase else { return None };
+            Some((id, c.lane, since))
+        })
     }
 
     /// How many calls wait in the queue.
@@ -223,7 +228,7 @@ impl Engine {
             return Ok(());
         }
         let deadline = now + self.config.prompt_timeout;
-        self.calls.insert(call, Call::new(now, lane, province, deadline));
+        self.calls.insert(call, Call::new(lane, province, deadline));
         Ok(())
     }
 
