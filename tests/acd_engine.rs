@@ -688,6 +688,22 @@ fn logout_or_shift_end_while_ringing_cancels_and_tries_the_next_agent() {
 }
 
 #[test]
+fn pausing_a_ringing_agent_moves_the_call_on() {
+    let agents = [("a", Script::Never), ("b", answers(S, 10 * S))];
+    let mut sim = Sim::new(config(Strategy::Linear), &agents);
+    sim.call(1, Lane::Normal, S, None);
+    sim.run(2 * S);
+    let reason = PauseReason::Supervisor;
+    sim.input(Input::AgentPaused { agent: AgentId::new("a"), reason });
+    assert_eq!(sim.rings(), [(1, "a".into()), (1, "b".into())]);
+    assert_eq!(sim.state("a"), AgentState::Paused { reason });
+    sim.run(60 * S);
+    assert!(
+        matches!(&sim.outcomes[&CallId(1)], Outcome::Answered { agent, .. } if agent.as_str() == "b")
+    );
+}
+
+#[test]
 fn a_shift_end_or_logout_never_cuts_a_call() {
     let mut sim = Sim::new(EngineConfig::default(), &[("an", answers(S, 100 * S))]);
     sim.call(1, Lane::Normal, S, None);

@@ -92,6 +92,11 @@ impl Engine {
             Input::AgentPaused { agent, reason } => self.agent_index(&agent).map(|i| {
                 self.agents[i].paused = Some(reason);
                 self.agents[i].resume_at = None;
+                // A pause means "no calls now": a ringing call goes to someone else (no miss).
+                if let Activity::Ringing(call) = self.agents[i].activity {
+                    self.release_leg(call, i);
+                    self.outputs.push_back(Output::CancelRing { call, agent });
+                }
             }),
             Input::AgentResumed { agent } => self.agent_index(&agent).map(|i| self.resume(i)),
             Input::AgentRinging { call, agent } => self.on_agent_ringing(call, agent),

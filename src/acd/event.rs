@@ -55,7 +55,8 @@ pub enum Input {
         /// On shift now.
         on_shift: bool,
     },
-    /// Stop offering the agent calls (a call in progress goes on).
+    /// Stop offering the agent calls: a ringing call is cancelled and offered to the next agent
+    /// (no miss); a bridged call goes on.
     AgentPaused {
         /// The agent.
         agent: AgentId,
