@@ -51,6 +51,9 @@ fn bench(c: &mut Criterion) {
             typed_access(&m)
         })
     });
+    g.bench_function("trunk_invite_parse_only", |b| {
+        b.iter(|| parse_datagram(black_box(invite.clone())).expect("parses"))
+    });
     let register = Bytes::from_static(AGENT_REGISTER);
     g.bench_function("agent_register", |b| {
         b.iter(|| {

@@ -184,11 +184,10 @@ pub struct Headers {
     list: Vec<Header>,
 }
 
-fn canonical_query(name: &str) -> Cow<'_, str> {
-    match canonical_name(name) {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Borrowed(name),
-    }
+/// The name to compare stored names with: only compact forms need mapping, since stored names
+/// are compared without regard to case anyway.
+fn canonical_query(name: &str) -> &str {
+    if name.len() == 1 { canonical_name(name).unwrap_or(name) } else { name }
 }
 
 impl Headers {
@@ -220,19 +219,19 @@ impl Headers {
     /// The raw value of the first header called `name` (any case, compact forms accepted).
     pub fn get(&self, name: &str) -> Option<&Bytes> {
         let name = canonical_query(name);
-        self.list.iter().find(|h| h.name.is(&name)).map(|h| &h.value)
+        self.list.iter().find(|h| h.name.is(name)).map(|h| &h.value)
     }
 
     /// The raw values of every header called `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
         let name = canonical_query(name);
-        self.list.iter().filter(move |h| h.name.is(&name)).map(|h| &h.value)
+        self.list.iter().filter(move |h| h.name.is(name)).map(|h| &h.value)
     }
 
     /// The number of header lines called `name`.
     pub fn count(&self, name: &str) -> usize {
         let name = canonical_query(name);
-        self.list.iter().filter(|h| h.name.is(&name)).count()
+        self.list.iter().filter(|h| h.name.is(name)).count()
     }
 
     /// Appends a header line.
@@ -269,9 +268,9 @@ impl Headers {
 
     /// Removes every header called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
-        let name = canonical_query(name).into_owned();
+        let name = canonical_query(name);
         let before = self.list.len();
-        self.list.retain(|h| !h.name.is(&name));
+        self.list.retain(|h| !h.name.is(name));
         before - self.list.len()
     }
 

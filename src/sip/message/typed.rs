@@ -13,8 +13,12 @@ use super::values::{
     CSeq, Contact, Contacts, MediaType, NameAddr, RAck, Replaces, RetryAfter, SessionExpires, Via,
 };
 
+/// A value as text: borrowed when it is UTF-8 (the fast, common case), else with replacements.
 fn text(v: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(v)
+    match std::str::from_utf8(v) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
 }
 
 impl Headers {

@@ -143,11 +143,15 @@ impl Uri {
             return Err(UriError::BadChar);
         }
         let rest = &s[colon + 1..];
-        let scheme = match scheme_str.to_ascii_lowercase().as_str() {
-            "sip" => Scheme::Sip,
-            "sips" => Scheme::Sips,
-            "tel" => Scheme::Tel,
-            other => Scheme::Other(other.to_owned()),
+        let is = |n: &str| scheme_str.eq_ignore_ascii_case(n);
+        let scheme = if is("sip") {
+            Scheme::Sip
+        } else if is("sips") {
+            Scheme::Sips
+        } else if is("tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other(scheme_str.to_ascii_lowercase())
         };
         let kind = match scheme {
             Scheme::Sip | Scheme::Sips => UriKind::Sip(parse_sip(rest)?),
