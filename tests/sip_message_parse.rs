@@ -194,3 +194,22 @@ fn builders() {
     assert_eq!(back.body, r.body);
     assert_eq!(back.headers.content_length().unwrap(), Some(5));
 }
+
+#[test]
+fn ack_is_checked_but_never_answered() {
+    let ack = |extra: &str| {
+        let raw = BASE.replace("OPTIONS sip", "ACK sip").replace("7 OPTIONS", "7 ACK");
+        match parse_datagram(format!("{raw}{extra}\r\n").into_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    };
+    let caps = Capabilities::tongdai();
+    assert_eq!(check_request(&ack(""), &caps), Ok(()));
+    // An ACK cannot be refused for a Require tag (RFC 3261 §8.2.2.3).
+    assert_eq!(check_request(&ack("Require: foo\r\n"), &caps), Ok(()));
+    assert_eq!(
+        check_request(&ack("Max-Forwards: x\r\n"), &caps),
+        Err(Refusal::Drop(tongdai::sip::check::DropReason::BadAck))
+    );
+}

@@ -235,8 +235,8 @@ fn check_fields(request: &Request, caps: &Capabilities) -> Result<(), Refusal> {
         }
     }
 
-    // Require (§8.2.2.3); not applied to CANCEL (ACK never gets here with a failure).
-    if request.method != Method::Cancel {
+    // Require (§8.2.2.3); an ACK or a CANCEL cannot be refused for it.
+    if request.method != Method::Cancel && request.method != Method::Ack {
         let Ok(required) = h.require() else {
             return bad("require");
         };
