@@ -27,36 +27,38 @@ pub(crate) fn split_outside(s: &str, sep: u8) -> Result<Vec<&str>, HeaderError> 
     let bytes = s.as_bytes();
     let mut parts = Vec::new();
     let mut start = 0;
-    let mut in_quotes = false;
-    let mut in_angle = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_quotes {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_quotes = false,
-                _ => {}
+    // Jump between the octets that matter with memchr: most values have no quotes at all.
+    while let Some(off) = memchr::memchr3(sep, b'"', b'<', &bytes[i..]) {
+        let at = i + off;
+        match bytes[at] {
+            b'"' => {
+                let mut j = at + 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &bytes[j..]) {
+                        Some(k) if bytes[j + k] == b'\\' => j += k + 2,
+                        Some(k) => {
+                            j += k + 1;
+                            break;
+                        }
+                        None => return Err(HeaderError::UnbalancedQuote),
+                    }
+                    if j > bytes.len() {
+                        return Err(HeaderError::UnbalancedQuote);
+                    }
+                }
+                i = j;
             }
-        } else if in_angle {
-            if b == b'>' {
-                in_angle = false;
+            b'<' => match memchr::memchr(b'>', &bytes[at + 1..]) {
+                Some(k) => i = at + 1 + k + 1,
+                None => return Err(HeaderError::UnbalancedAngle),
+            },
+            _ => {
+                parts.push(trim_lws(&s[start..at]));
+                start = at + 1;
+                i = at + 1;
             }
-        } else if b == b'"' {
-            in_quotes = true;
-        } else if b == b'<' {
-            in_angle = true;
-        } else if b == sep {
-            parts.push(trim_lws(&s[start..i]));
-            start = i + 1;
         }
-        i += 1;
-    }
-    if in_quotes {
-        return Err(HeaderError::UnbalancedQuote);
-    }
-    if in_angle {
-        return Err(HeaderError::UnbalancedAngle);
     }
     parts.push(trim_lws(&s[start..]));
     Ok(parts)
