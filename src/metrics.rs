@@ -22,6 +22,30 @@ pub const SIP_MESSAGES: &str = "tongdai_sip_messages_total";
 /// Counter of SIP messages dropped as unusable; label `reason` (see the transport's reasons).
 pub const SIP_INVALID: &str = "tongdai_sip_invalid_messages_total";
 
+/// Gauge of live registrations (bindings) of agents' softphones.
+pub const REGISTRATIONS: &str = "tongdai_registrations";
+/// Gauge of agents by `state` (`logged_out`, `available`, `ringing`, `on_call`, `wrap_up`,
+/// `paused`).
+pub const AGENTS: &str = "tongdai_agents";
+/// Gauge of agent lines in use (ringing or on a call).
+pub const LINES_BUSY: &str = "tongdai_lines_busy";
+/// Gauge of callers waiting (prompt or queue).
+pub const QUEUE_WAITING: &str = "tongdai_queue_waiting_calls";
+/// Counter of calls offered to the queue.
+pub const CALLS_OFFERED: &str = "tongdai_calls_offered_total";
+/// Counter of calls answered by an agent.
+pub const CALLS_ANSWERED: &str = "tongdai_calls_answered_total";
+/// Counter of calls the caller abandoned; label `phase` = `prompt` | `queue` | `ringing`.
+pub const CALLS_ABANDONED: &str = "tongdai_calls_abandoned_total";
+/// Counter of calls refused; label `reason`.
+pub const CALLS_REFUSED: &str = "tongdai_calls_refused_total";
+/// Counter of failed agent authentications; label `reason`.
+pub const AUTH_FAILURES: &str = "tongdai_auth_failures_total";
+
+/// The agent states, as `tongdai_agents{state}` labels.
+pub const AGENT_STATES: &[&str] =
+    &["logged_out", "available", "ringing", "on_call", "wrap_up", "paused"];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (once; later calls return the same handle) and describes every
@@ -51,4 +75,22 @@ fn describe() {
     gauge!(DRAINING).set(0.0);
     describe_counter!(SIP_MESSAGES, Unit::Count, "SIP messages by direction and kind.");
     describe_counter!(SIP_INVALID, Unit::Count, "SIP messages dropped as unusable, by reason.");
+    describe_gauge!(REGISTRATIONS, "Live registrations of agents' softphones.");
+    gauge!(REGISTRATIONS).set(0.0);
+    describe_gauge!(AGENTS, "Agents by state.");
+    describe_gauge!(LINES_BUSY, "Agent lines in use (ringing or on a call).");
+    gauge!(LINES_BUSY).set(0.0);
+    describe_gauge!(QUEUE_WAITING, "Callers waiting (welcome prompt or queue).");
+    gauge!(QUEUE_WAITING).set(0.0);
+    describe_counter!(CALLS_OFFERED, Unit::Count, "Calls offered to the queue.");
+    counter!(CALLS_OFFERED).increment(0);
+    describe_counter!(CALLS_ANSWERED, Unit::Count, "Calls answered by an agent.");
+    counter!(CALLS_ANSWERED).increment(0);
+    describe_counter!(
+        CALLS_ABANDONED,
+        Unit::Count,
+        "Calls the caller left before an answer, by phase."
+    );
+    describe_counter!(CALLS_REFUSED, Unit::Count, "Calls refused, by reason.");
+    describe_counter!(AUTH_FAILURES, Unit::Count, "Failed agent authentications, by reason.");
 }

@@ -75,6 +75,8 @@ pub enum Report {
         /// Where it came from (logged for fail2ban; never a metric label).
         source: SocketAddr,
     },
+    /// A call was answered and offered to the queue.
+    Offered,
     /// A call was refused before reaching the engine.
     Refused {
         /// Bounded reason label.
@@ -120,6 +122,7 @@ impl Switchboard {
         let mut digest_config = DigestServerConfig::new(config.sip.realm.clone());
         digest_config.allow_rfc2069 = false;
         digest_config.algorithms = config.sip.digest_algorithms.clone();
+        digest_config.md5_only_user_agents = config.sip.md5_only_user_agents.clone();
         Switchboard {
             engine: Engine::from_config(config),
             registrar: Registrar::new(RegistrarConfig::default(), &config.agents),
@@ -439,17 +442,22 @@ impl Switchboard {
                                     .find(|a| a.user.eq_ignore_ascii_case(&u))
                                     .map(|a| a.credential.clone())
                             });
-                        let algorithms = self.digest.algorithms_for(credential.as_ref());
+                        let algorithms =
+                            self.digest.algorithms_for_request(request, credential.as_ref());
+                        let tag = crate::sip::registrar::to_tag(request);
                         self.digest.challenge_response(
                             now,
                             request,
                             ChallengeKind::Www,
                             &algorithms,
                             stale,
-                            None,
+                            Some(&tag),
                         )
                     }
-                    AuthAnswer::BadRequest => Response::for_request(request, 400, None),
+                    AuthAnswer::BadRequest => {
+                        let tag = crate::sip::registrar::to_tag(request);
+                        Response::for_request(request, 400, Some(&tag))
+                    }
                 };
                 return sip.respond(now, txn, response);
             }

@@ -85,6 +85,8 @@ pub struct SipConfig {
     pub force_rport: bool,
     /// Digest algorithms challenged, in order of preference (RFC 8760: SHA-256 first).
     pub digest_algorithms: Vec<crate::sip::auth::Algorithm>,
+    /// User-Agent prefixes of softphones that fail on any SHA-256 challenge: offered MD5 alone.
+    pub md5_only_user_agents: Vec<String>,
     /// RFC 3261 timer base values.
     pub timers: SipTimers,
 }
@@ -431,6 +433,8 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
             ),
         }
     }
+    let md5_only_user_agents: Vec<String> =
+        s.or(cx, "md5_only_user_agents", vec!["baresip v1.".to_string(), "SIPp".to_string()]);
     if algorithm_names.is_empty() {
         cx.error(
             s.span_of("digest_algorithms"),
@@ -462,6 +466,7 @@ fn read_sip(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<SipConfi
         retry_after,
         force_rport,
         digest_algorithms,
+        md5_only_user_agents,
         timers: SipTimers { t1, t2, t4 },
     })
 }

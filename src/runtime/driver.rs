@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use metrics::counter;
+use metrics::{counter, gauge};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -180,9 +180,6 @@ impl Core {
 
     fn event(&mut self, event: UaEvent) {
         self.switchboard.handle_ua_event(now(), event, &mut self.endpoint, &mut self.media);
-        for report in self.switchboard.take_reports() {
-            log_report(&report);
-        }
     }
 
     fn transmit(&mut self, t: Transmit) {
@@ -210,6 +207,23 @@ impl Core {
     }
 
     fn export_stats(&mut self) {
+        for report in self.switchboard.take_reports() {
+            report_metrics(&report);
+            log_report(&report);
+        }
+        let engine = self.switchboard.engine();
+        let mut by_state: HashMap<&'static str, usize> = HashMap::new();
+        for (_, state) in engine.agents() {
+            *by_state.entry(state.label()).or_default() += 1;
+        }
+        for state in crate::metrics::AGENT_STATES {
+            let n = by_state.get(state).copied().unwrap_or(0);
+            gauge!(crate::metrics::AGENTS, "state" => *state).set(n as f64);
+        }
+        gauge!(crate::metrics::LINES_BUSY).set(engine.lines_busy() as f64);
+        gauge!(crate::metrics::QUEUE_WAITING).set(engine.waiting() as f64);
+        gauge!(crate::metrics::REGISTRATIONS)
+            .set(self.switchboard.registrar().binding_count() as f64);
         let s = self.endpoint.take_stats();
         let count = |direction: &'static str, kind: &'static str, n: u64| {
             if n > 0 {
@@ -227,6 +241,30 @@ impl Core {
     }
 }
 
+/// Counts what the switchboard reports.
+fn report_metrics(report: &Report) {
+    use crate::acd::{Outcome, Output};
+    use crate::metrics as m;
+    match report {
+        Report::Engine(Output::CallFinished { outcome, .. }) => match outcome {
+            Outcome::Answered { .. } => counter!(m::CALLS_ANSWERED).increment(1),
+            Outcome::Abandoned { phase, .. } => {
+                counter!(m::CALLS_ABANDONED, "phase" => phase.as_str()).increment(1)
+            }
+            Outcome::Rejected { reason } => {
+                counter!(m::CALLS_REFUSED, "reason" => reason.as_str()).increment(1)
+            }
+            Outcome::Overflowed { .. } => {}
+        },
+        Report::Engine(_) | Report::Presence(_) => {}
+        Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
+        Report::AuthFailure { reason, .. } => {
+            counter!(m::AUTH_FAILURES, "reason" => *reason).increment(1)
+        }
+        Report::Refused { reason } => counter!(m::CALLS_REFUSED, "reason" => *reason).increment(1),
+    }
+}
+
 /// Logs what the switchboard reports. Caller numbers never reach a report.
 fn log_report(report: &Report) {
     match report {
@@ -237,6 +275,7 @@ fn log_report(report: &Report) {
             tracing::warn!(target: "tongdai::auth", %source, reason, "authentication failure");
         }
         Report::Refused { reason } => tracing::info!(reason, "call refused"),
+        Report::Offered => tracing::info!("call offered"),
     }
 }
 

@@ -4,3 +4,10 @@
 pub mod daemon;
 pub mod rtp_tool;
 pub mod sipp;
+
+/// Serialises the tests of one binary that run real peers: they share the process-wide metrics
+/// recorder (so counters are read as deltas) and, on two cores, timing-sensitive media.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

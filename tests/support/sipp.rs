@@ -60,7 +60,10 @@ pub fn run(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
     let mut child = Command::new("sipp")
         .args(args)
         .arg(target.to_string())
-        .args(["-i", "127.0.0.1", "-nostdin", "-trace_msg", "-message_file"])
+        // An explicit free port: SIPp's default, 5060, may belong to a daemon on this machine, and
+        // a SIPp that shares an address with the daemon reports it as failing.
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-nostdin", "-trace_msg", "-message_file"])
         .arg(&trace)
         .args(["-timeout", &format!("{}s", limit.as_secs().max(1)), "-timeout_error"])
         .current_dir(&dir)
@@ -89,3 +92,14 @@ pub fn run(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
 }
 
 static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port free for both UDP and TCP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
