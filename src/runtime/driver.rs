@@ -30,8 +30,9 @@ use crate::sip::transport::{Flow, Transport};
 pub enum CoreInput {
     /// A UDP datagram.
     Datagram(Flow, Bytes),
-    /// A framed message (or keep-alive) from a TCP connection.
-    Frame(Flow, Frame),
+    /// A framed message (or keep-alive) from a TCP connection (boxed: messages are large, datagrams
+    /// are the common case).
+    Frame(Flow, Box<Frame>),
     /// A TCP stream that could not be framed; the connection task closed it.
     Unframable(Flow),
     /// A TCP connection opened; the core writes to it through the sender.
@@ -148,7 +149,7 @@ impl Core {
     fn input(&mut self, input: CoreInput) {
         match input {
             CoreInput::Datagram(flow, bytes) => self.endpoint.handle_datagram(now(), flow, bytes),
-            CoreInput::Frame(flow, frame) => self.endpoint.handle_frame(now(), flow, frame),
+            CoreInput::Frame(flow, frame) => self.endpoint.handle_frame(now(), flow, *frame),
             CoreInput::Unframable(_) => self.endpoint.count_unframable(),
             CoreInput::Connected(flow, tx) => {
                 self.tcp.insert((flow.local, flow.remote), tx);

@@ -93,7 +93,7 @@ async fn connection(
                 loop {
                     match framer.pop() {
                         Ok(Some(frame)) => {
-                            if core.send(CoreInput::Frame(flow, frame)).await.is_err() { return; }
+                            if core.send(CoreInput::Frame(flow, Box::new(frame))).await.is_err() { return; }
                         }
                         Ok(None) => break,
                         Err(e) => {

@@ -776,7 +776,7 @@ impl Endpoint {
         // Visual separators are allowed in tel: numbers and some trunks' user parts.
         let digits: String =
             dialled.chars().filter(|c| !matches!(c, '-' | '.' | '(' | ')')).collect();
-        self.config.numbers.iter().any(|n| *n == digits)
+        self.config.numbers.contains(&digits)
     }
 
     fn next(&mut self) -> u64 {
