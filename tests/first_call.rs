@@ -2,7 +2,8 @@
 //! audio both ways checked by the in-repo RTP tool, on a daemon started in-process on loopback.
 //! The caller sends a 440 Hz tone (µ-law), the agent a 1000 Hz tone (A-law, so the bridge
 //! transcodes); the welcome prompt is a 600 Hz tone and the hold music 300 Hz, so the test can tell
-//! what the caller hears when.
+//! what the caller hears when. A second agent is a real softphone: baresip (Debian `baresip-core`),
+//! registered with digest and answering automatically, whose `sndfile` dump proves what it heard.
 
 mod support;
 
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use support::daemon::{TestDaemon, test_config_text};
-use support::rtp_tool::{Recording, RtpTool, Tone};
+use support::rtp_tool::{Recording, RtpTool, Tone, goertzel_ratio};
 use support::sipp::{SippRun, run, scenario};
 use tongdai::media::g711::Codec;
 
@@ -21,6 +22,22 @@ const AGENT_HZ: f64 = 1000.0;
 const WELCOME_HZ: f64 = 600.0;
 const HOLD_HZ: f64 = 300.0;
 
+/// Writes an 8 kHz 16-bit mono WAV of a sine tone.
+fn write_tone(path: &std::path::Path, hz: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..(8000.0 * secs) as usize {
+        let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 /// Writes a prompt folder with a 0.6 s welcome tone and a 2 s hold-music tone, so calls reach the
 /// queue quickly and the test can recognise each.
 fn tone_prompts(name: &str) -> PathBuf {
@@ -28,18 +45,7 @@ fn tone_prompts(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("tongdai-first-call-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (file, hz, secs) in [("welcome.wav", WELCOME_HZ, 0.6), ("hold-music.wav", HOLD_HZ, 2.0)] {
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 8000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(dir.join(file), spec).unwrap();
-        for n in 0..(8000.0 * secs) as usize {
-            let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
-            w.write_sample(v as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        write_tone(&dir.join(file), hz, secs);
     }
     dir
 }
@@ -227,5 +233,107 @@ fn caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
     assert_eq!(d.metric("tongdai_lines_busy"), 0.0);
     assert_eq!(d.metric(abandoned) - abandoned_before, 1.0);
     assert_eq!(d.metric("tongdai_agents{state=\"available\"}"), 1.0, "{}", d.metrics());
+    std::fs::remove_dir_all(prompts).unwrap();
+}
+
+/// A baresip process, killed by its id and reaped when dropped (on shutdown baresip waits for its
+/// un-REGISTER to be answered, so it is not asked to quit).
+struct Baresip(std::process::Child);
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts baresip as agent `op2` registered at `registrar`, answering automatically, sending a
+/// 1000 Hz tone and dumping what it hears into `dir`.
+fn start_baresip(dir: &std::path::Path, registrar: SocketAddr) -> Baresip {
+    let installed = std::process::Command::new("baresip")
+        .arg("-h")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    assert!(installed, "baresip is not installed: run scripts/test, which installs baresip-core");
+    write_tone(&dir.join("source.wav"), AGENT_HZ, 20.0);
+    let config = format!(
+        "sip_listen\t\t127.0.0.1:0\n\
+         net_interface\t\t127.0.0.1\n\
+         dns_server\t\t127.0.0.1:53\n\
+         module_path\t\t/usr/lib/baresip/modules\n\
+         module\t\t\tg711.so\n\
+         module\t\t\taufile.so\n\
+         module\t\t\talsa.so\n\
+         module\t\t\tsndfile.so\n\
+         module\t\t\tuuid.so\n\
+         module_app\t\taccount.so\n\
+         module_app\t\tmenu.so\n\
+         audio_source\t\taufile,{source}\n\
+         audio_player\t\talsa,null\n\
+         snd_path\t\t{dir}\n",
+        source = dir.join("source.wav").display(),
+        dir = dir.display(),
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:op2@{registrar};transport=udp>;auth_user=op2;auth_pass=op2-test-password;\
+             answermode=auto;regint=120\n"
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
+    let child = std::process::Command::new("baresip")
+        .arg("-f")
+        .arg(dir)
+        .args(["-t", "40"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    Baresip(child)
+}
+
+/// The samples of baresip's dump of what it received (`dump-*-dec.wav`).
+fn baresip_heard(dir: &std::path::Path) -> Vec<i16> {
+    let dump = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip wrote no dump in {}", dir.display()));
+    hound::WavReader::open(&dump).unwrap().samples::<i16>().map(|s| s.unwrap()).collect()
+}
+
+#[test]
+fn a_real_softphone_answers_and_hears_the_caller() {
+    let _serial = support::serial();
+    let (d, prompts) = daemon("baresip");
+    let phone_dir = prompts.join("baresip");
+    std::fs::create_dir_all(&phone_dir).unwrap();
+    let phone = start_baresip(&phone_dir, d.sip_udp());
+    wait_registered(&d);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
+    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 6_000);
+    let heard = rt.block_on(async {
+        let first = caller_rtp.wait_for(20, Duration::from_secs(10)).await;
+        caller_rtp.spawn_tone(first_source(&first), Tone::new(CALLER_HZ, Codec::Pcmu, 0x3333), 300);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        caller_rtp.recording()
+    });
+    caller_run.join().unwrap().assert_ok();
+    // baresip's own tone reached the caller, after the welcome prompt.
+    assert!(heard.contains_tone(AGENT_HZ), "the caller never heard baresip's tone");
+    drop(phone);
+    let samples = baresip_heard(&phone_dir);
+    assert!(samples.len() > 8000, "baresip heard {} samples", samples.len());
+    let ratio = goertzel_ratio(&samples, CALLER_HZ);
+    assert!(ratio > 0.3, "baresip's dump holds little of the caller's tone (ratio {ratio:.3})");
+    let log = std::fs::read_to_string(phone_dir.join("baresip.log")).unwrap_or_default();
+    assert!(log.contains("Call established"), "{log}");
     std::fs::remove_dir_all(prompts).unwrap();
 }

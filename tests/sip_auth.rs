@@ -522,43 +522,6 @@ fn sipp_shaped_md5_answer() {
     assert_eq!(user.algorithm, Algorithm::Md5);
 }
 
-/// Throughput of the whole check (parse the header, seal check, response, replay table), one new
-/// nonce per request as a REGISTER storm would have it. Run in release:
-/// `cargo test --release --test sip_auth -- --ignored --nocapture verify_throughput`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn verify_throughput() {
-    let t0 = Instant::now();
-    for algorithm in [Algorithm::Md5, Algorithm::Sha256] {
-        let mut s = server(t0);
-        let n = 100_000;
-        let answers: Vec<Credentials> = (0..n)
-            .map(|_| {
-                let ch = Challenge::parse(&s.challenge(t0, &[algorithm], false)[0]).unwrap();
-                let answer = ClientAnswer {
-                    user: "1001",
-                    password: "secret",
-                    method: &Method::Register,
-                    uri: BARESIP_URI,
-                    cnonce: "030e4ed69e16de99",
-                    nc: 1,
-                };
-                Credentials::parse(&authorization(&ch, &answer).unwrap()).unwrap()
-            })
-            .collect();
-        let start = Instant::now();
-        for c in &answers {
-            assert!(s.verify(t0, &Method::Register, c, agents).is_ok());
-        }
-        let per = start.elapsed() / n;
-        println!(
-            "{}: {per:?} per verify, {:.0} verifies/s on one core",
-            algorithm.name(),
-            1.0 / per.as_secs_f64()
-        );
-    }
-}
-
 #[test]
 fn md5_only_user_agents_are_matched_by_prefix() {
     let t0 = Instant::now();
