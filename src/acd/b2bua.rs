@@ -7,6 +7,12 @@
 //! REGISTERs for the [`Registrar`], and drives each call's media through the [`MediaControl`] trait,
 //! which the runtime implements with real sockets and tests with a fake. Time comes in as a value;
 //! the one timer of its own is the end of each caller's welcome prompt.
+//!
+//! Offer/answer: a trunk INVITE with SDP is answered in the 200; one without (late offer) gets our
+//! offer in the 200, and the caller's address and codec are known only when the ACK brings the
+//! answer — the welcome prompt starts then. A re-INVITE or UPDATE on either leg is answered with
+//! the leg's current description (same `o=` version unless it changed, [`LocalOrigin`]), mirroring
+//! a hold (`sendonly`/`inactive`/`c=0.0.0.0` → `recvonly`/`inactive`); the media is kept as it is.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -23,9 +29,10 @@ use crate::media::relay::LegFormat;
 use crate::sip::auth::{AuthAnswer, ChallengeKind, DigestServer, DigestServerConfig};
 use crate::sip::dialog::DialogId;
 use crate::sip::endpoint::{Endpoint, UaEvent, via_host};
+use crate::sip::message::Method;
 use crate::sip::message::{Request, Response};
 use crate::sip::registrar::{Presence, Registrar, RegistrarConfig};
-use crate::sip::sdp::{self, Direction, SessionDescription};
+use crate::sip::sdp::{self, Direction, LocalOrigin, SessionDescription};
 use crate::sip::transaction::TxnId;
 use crate::sip::transport::Flow;
 
@@ -51,6 +58,9 @@ pub trait MediaControl {
     fn open_agent(&mut self, call: CallId) -> Option<u16>;
     /// The agent answered with this address and format.
     fn agent_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat);
+    /// The caller's answer to our offer (late offer: it came in the ACK) gave this address and
+    /// format; the caller leg was opened without them.
+    fn caller_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat);
     /// The caller hears `playlist`.
     fn play(&mut self, call: CallId, playlist: Playlist);
     /// Connects caller and agent.
@@ -89,6 +99,10 @@ struct Call {
     trunk_txn: TxnId,
     trunk_dialog: Option<DialogId>,
     caller_format: LegFormat,
+    /// Our description on the trunk leg.
+    caller_sdp: LegSdp,
+    /// Our 200 carried the offer (the INVITE had none); the answer comes in the ACK.
+    awaiting_answer: bool,
     agents: Vec<AgentLeg>,
     offered: bool,
 }
@@ -98,6 +112,43 @@ struct AgentLeg {
     agent: AgentId,
     txn: TxnId,
     dialog: Option<DialogId>,
+    /// Our description on this leg (the offer we sent).
+    sdp: LegSdp,
+}
+
+/// One leg's side of offer/answer: what we last sent, under its `o=` line.
+#[derive(Debug, Clone)]
+struct LegSdp {
+    origin: LocalOrigin,
+    last: SessionDescription,
+    port: u16,
+}
+
+impl LegSdp {
+    /// Stamps `sdp` as this leg's first description.
+    fn first(session_id: u64, mut sdp: SessionDescription, port: u16) -> LegSdp {
+        let mut origin = LocalOrigin::new(session_id);
+        origin.stamp(&mut sdp);
+        LegSdp { origin, last: sdp, port }
+    }
+
+    /// Stamps `sdp` as the leg's next description (same version when nothing changed).
+    fn next(&mut self, mut sdp: SessionDescription) -> Bytes {
+        self.origin.stamp(&mut sdp);
+        let body = Bytes::from(sdp.to_string());
+        self.last = sdp;
+        body
+    }
+}
+
+/// An `o=` session id for a leg: stable for the dialog, different between dialogs (RFC 4566 §5.2
+/// asks only for uniqueness), kept below 2^53 so every SDP stack reads it as a number.
+fn session_id(call_id: &[u8], salt: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    salt.hash(&mut h);
+    h.finish() >> 11
 }
 
 /// The B2BUA and registrar service.
@@ -114,6 +165,7 @@ pub struct Switchboard {
     prompt_ends: BTreeSet<(Instant, CallId)>,
     reports: Vec<Report>,
     next_call: u64,
+    next_leg: u64,
 }
 
 impl Switchboard {
@@ -136,6 +188,7 @@ impl Switchboard {
             prompt_ends: BTreeSet::new(),
             reports: Vec::new(),
             next_call: 0,
+            next_leg: 0,
         }
     }
 
@@ -209,20 +262,21 @@ impl Switchboard {
                     self.caller_left(now, call);
                 }
             }
-            UaEvent::Confirmed { .. } => {}
+            UaEvent::Confirmed { dialog, body } => self.confirmed(now, &dialog, &body, sip, media),
             UaEvent::AckTimeout { dialog } => {
                 sip.bye(now, &dialog);
                 self.dialog_ended(now, &dialog);
             }
-            UaEvent::Bye { dialog } => self.dialog_ended(now, &dialog),
+            UaEvent::Bye { dialog } | UaEvent::Ended { dialog, .. } => {
+                self.dialog_ended(now, &dialog)
+            }
+            // In-call DTMF (e.g. "press 1 if a child is in danger now") is for the IVR work.
+            UaEvent::Dtmf { .. } => {}
             UaEvent::Register { txn, request, flow } => {
                 self.register(now, txn, &request, flow, sip)
             }
-            UaEvent::InDialog { txn, request, .. } => {
-                // Re-INVITE/UPDATE/INFO handling (hold, codec change, DTMF) lands with the media
-                // issue; until then the session is kept as it is.
-                let r = Response::for_request(&request, 488, None);
-                sip.respond(now, txn, r);
+            UaEvent::InDialog { dialog, txn, request } => {
+                self.in_dialog(now, &dialog, txn, &request, sip, media)
             }
             UaEvent::Response { txn, response, dialog } => {
                 self.agent_response(now, txn, &response, dialog, sip, media)
@@ -249,11 +303,13 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        if request.body.is_empty() {
+            return self.incoming_late_offer(now, txn, request, sip, media);
+        }
         let offer =
             std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
         let Some(offer) = offer else {
-            // An INVITE without an offer (late offer) is answered once offer-in-2xx lands.
-            self.reports.push(Report::Refused { reason: "no_sdp_offer" });
+            self.reports.push(Report::Refused { reason: "bad_sdp_offer" });
             return sip.reject(now, txn, 488, &[]);
         };
         self.next_call += 1;
@@ -271,10 +327,61 @@ impl Switchboard {
             media.close(call);
             return sip.reject(now, txn, 488, &[]);
         };
-        let Some(dialog) = sip.answer(now, txn, Bytes::from(answer.sdp.to_string())) else {
+        let call_id = request.headers.call_id().unwrap_or_default();
+        let leg = LegSdp::first(session_id(call_id.as_bytes(), self.next_call), answer.sdp, port);
+        let Some(dialog) = sip.answer(now, txn, Bytes::from(leg.last.to_string())) else {
             media.close(call);
             return;
         };
+        self.add_call(now, call, txn, dialog, format, leg, false);
+        self.start_prompts(now, call, media);
+    }
+
+    /// A trunk INVITE without SDP (RFC 3261 §13.2.1): our offer goes in the 200 and the answer
+    /// comes in the ACK ([`Switchboard::confirmed`]). The caller leg is opened for our offer's
+    /// port; it learns where to send (and what) from the answer, so the prompts start then.
+    fn incoming_late_offer(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &Request,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        self.next_call += 1;
+        let call = CallId(self.next_call);
+        // Until the answer says otherwise, the leg speaks the first codec we offer.
+        let format = LegFormat {
+            codec: Codec::Pcmu,
+            payload_type: Codec::Pcmu.static_payload_type(),
+            telephone_event: Some(sdp::OFFER_TELEPHONE_EVENT_PT),
+        };
+        let Some(port) = media.open_caller(call, None, format) else {
+            self.reports.push(Report::Refused { reason: "no_rtp_port" });
+            return sip.reject(now, txn, 480, &[]);
+        };
+        let offer =
+            sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
+        let call_id = request.headers.call_id().unwrap_or_default();
+        let leg = LegSdp::first(session_id(call_id.as_bytes(), self.next_call), offer, port);
+        let Some(dialog) = sip.answer(now, txn, Bytes::from(leg.last.to_string())) else {
+            media.close(call);
+            return;
+        };
+        self.add_call(now, call, txn, dialog, format, leg, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_call(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        txn: TxnId,
+        dialog: DialogId,
+        format: LegFormat,
+        caller_sdp: LegSdp,
+        awaiting_answer: bool,
+    ) {
         self.by_trunk_txn.insert(txn, call);
         self.by_dialog.insert(dialog.clone(), call);
         self.calls.insert(
@@ -283,10 +390,19 @@ impl Switchboard {
                 trunk_txn: txn,
                 trunk_dialog: Some(dialog),
                 caller_format: format,
+                caller_sdp,
+                awaiting_answer,
                 agents: Vec::new(),
                 offered: true,
             },
         );
+        let _ = self
+            .engine
+            .handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None });
+    }
+
+    /// The caller hears the welcome prompt, then hold music.
+    fn start_prompts(&mut self, now: Instant, call: CallId, media: &mut dyn MediaControl) {
         let welcome = self.prompts.get(PROMPT_WELCOME).cloned();
         let welcome_ms = welcome.as_ref().map_or(0, |p| p.duration_ms());
         let mut playlist = Playlist::new();
@@ -297,10 +413,91 @@ impl Switchboard {
             playlist = playlist.looped(hold);
         }
         media.play(call, playlist);
-        let _ = self
-            .engine
-            .handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None });
         self.prompt_ends.insert((now + Duration::from_millis(welcome_ms), call));
+    }
+
+    /// The ACK for a 2xx of ours. On a late-offer call it carries the answer to our offer.
+    fn confirmed(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        body: &[u8],
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(call) = self.by_dialog.get(dialog).copied() else { return };
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if !c.awaiting_answer || c.trunk_dialog.as_ref() != Some(dialog) {
+            // The ACK of a re-INVITE's 2xx, or a retransmitted ACK: the session stays.
+            return;
+        }
+        c.awaiting_answer = false;
+        let audio = std::str::from_utf8(body)
+            .ok()
+            .and_then(|t| SessionDescription::parse(t).ok())
+            .and_then(|a| sdp::negotiate_answer(&a).ok());
+        match audio {
+            Some(a) => {
+                c.caller_format = a.leg_format();
+                media.caller_answered(call, a.remote, a.leg_format());
+                self.start_prompts(now, call, media);
+            }
+            None => {
+                // An answer we cannot use (or none): the session never came up; hang up.
+                self.reports.push(Report::Refused { reason: "bad_sdp_answer" });
+                sip.bye(now, dialog);
+                self.dialog_ended(now, dialog);
+            }
+        }
+    }
+
+    /// A re-INVITE or UPDATE with SDP on either leg: answered with the leg's current description,
+    /// hold mirrored; the media stays as it is. Other in-dialog requests are refused.
+    fn in_dialog(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        txn: TxnId,
+        request: &Request,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let refuse = |sip: &mut Endpoint, status: u16| {
+            sip.respond(now, txn, Response::for_request(request, status, None));
+        };
+        if !matches!(request.method, Method::Invite | Method::Update) {
+            return refuse(sip, 501);
+        }
+        let Some(call) = self.by_dialog.get(dialog).copied() else { return refuse(sip, 481) };
+        let address = media.address();
+        let Some(c) = self.calls.get_mut(&call) else { return refuse(sip, 481) };
+        let (leg, codec) = if c.trunk_dialog.as_ref() == Some(dialog) {
+            (&mut c.caller_sdp, c.caller_format.codec)
+        } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
+            let codec =
+                l.sdp.last.audio().and_then(|m| m.payload_types().find_map(|pt| m.codec(pt)));
+            (&mut l.sdp, codec.unwrap_or(c.caller_format.codec))
+        } else {
+            return refuse(sip, 481);
+        };
+        if request.body.is_empty() {
+            // A re-INVITE without an offer: we offer what we have (unchanged, same version).
+            let body = leg.next(leg.last.clone());
+            sip.accept_in_dialog(now, txn, Some(body));
+            return;
+        }
+        let offer =
+            std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
+        let Some(offer) = offer else { return refuse(sip, 400) };
+        // Keep the codec in use so the relay need not change; a hold is mirrored by `answer`.
+        match sdp::answer(&offer, &[codec], address, leg.port) {
+            Ok(answer) => {
+                let body = leg.next(answer.sdp);
+                sip.accept_in_dialog(now, txn, Some(body));
+            }
+            // RFC 3264 §8: a refused re-offer leaves the session as it was.
+            Err(_) => refuse(sip, 488),
+        }
     }
 
     fn caller_left(&mut self, now: Instant, call: CallId) {
@@ -560,11 +757,14 @@ impl Switchboard {
             sdp::offer(media.address(), port, &[caller_format.codec, other], Direction::SendRecv);
         let (contact, flow) = binding;
         let from = format!("\"111\" <sip:111@{}>", via_host(flow.local));
-        match sip.invite(now, flow, contact, &from, Bytes::from(offer.to_string()), &[]) {
+        self.next_leg += 1;
+        let leg = LegSdp::first(session_id(agent.as_str().as_bytes(), self.next_leg), offer, port);
+        let body = Bytes::from(leg.last.to_string());
+        match sip.invite(now, flow, contact, &from, body, &[]) {
             Some(txn) => {
                 self.by_agent_txn.insert(txn, call);
                 if let Some(c) = self.calls.get_mut(&call) {
-                    c.agents.push(AgentLeg { agent: agent.clone(), txn, dialog: None });
+                    c.agents.push(AgentLeg { agent: agent.clone(), txn, dialog: None, sdp: leg });
                 }
             }
             None => {

@@ -320,6 +320,12 @@ impl MediaControl for RuntimeMedia {
         }
     }
 
+    fn caller_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::CallerAnswered { remote, format });
+        }
+    }
+
     fn play(&mut self, call: CallId, playlist: Playlist) {
         if let Some(s) = self.sessions.get(&call) {
             s.send(MediaCommand::Play(playlist));

@@ -119,6 +119,14 @@ pub enum MediaCommand {
         /// Codec and payload numbering.
         format: LegFormat,
     },
+    /// The caller's SDP answer arrived late (it came in the ACK of our offer): where its RTP goes
+    /// and what it speaks.
+    CallerAnswered {
+        /// The address from the caller's SDP (before latching).
+        remote: Option<SocketAddr>,
+        /// Codec and payload numbering.
+        format: LegFormat,
+    },
     /// Connect caller and agent.
     Bridge,
     /// The agent leg is gone (hung up, failed, cancelled); the caller stays.
@@ -239,6 +247,10 @@ async fn run(
                             a.latch.relearn(remote);
                             a.format = format;
                         }
+                    }
+                    MediaCommand::CallerAnswered { remote, format } => {
+                        caller.latch.relearn(remote);
+                        caller.format = format;
                     }
                     MediaCommand::Bridge => {
                         if let (Some(a), Some(a_out)) = (agent.as_ref(), agent_out.take()) {

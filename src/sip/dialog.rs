@@ -3,6 +3,7 @@
 //! are built here so that every one carries the right Route, CSeq and tags. Protocol layer.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -79,6 +80,42 @@ pub struct Dialog {
     pub remote_seq: Option<u32>,
     /// The flow requests take (for NAT: the one the peer's REGISTER or INVITE came on).
     pub flow: Flow,
+    /// The session timer (RFC 4028) negotiated for this dialog, if any.
+    pub session_timer: Option<SessionTimer>,
+}
+
+/// A session timer (RFC 4028) on virtual time. The refresher refreshes at half the interval
+/// (§7.2, §9); the other side ends the session when no refresh came by `expiry - min(32 s, SE/3)`
+/// (§10), so that a refresh in flight at the last moment still counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// The session interval (the Session-Expires delta).
+    pub interval: Duration,
+    /// True when we are the refresher.
+    pub we_refresh: bool,
+    /// When we send the next refresh (only when we are the refresher and none is in flight).
+    pub refresh_at: Option<Instant>,
+    /// When the session is considered expired and we send BYE.
+    pub bye_at: Instant,
+}
+
+impl SessionTimer {
+    /// A timer started (or restarted by a refresh) at `now`.
+    pub fn started(now: Instant, interval: Duration, we_refresh: bool) -> SessionTimer {
+        // §10: the BYE goes out `min(32, SE/3)` seconds before the session would expire.
+        let margin = Duration::from_secs(32).min(interval / 3);
+        SessionTimer {
+            interval,
+            we_refresh,
+            refresh_at: we_refresh.then(|| now + interval / 2),
+            bye_at: now + interval - margin,
+        }
+    }
+
+    /// The earliest instant this timer needs attention.
+    pub fn next_deadline(&self) -> Instant {
+        self.refresh_at.map_or(self.bye_at, |r| r.min(self.bye_at))
+    }
 }
 
 impl Dialog {
@@ -109,6 +146,7 @@ impl Dialog {
             local_seq: 0,
             remote_seq: h.cseq().ok().map(|c| c.seq),
             flow,
+            session_timer: None,
         })
     }
 
@@ -139,6 +177,7 @@ impl Dialog {
             local_seq: h.cseq().ok()?.seq,
             remote_seq: None,
             flow,
+            session_timer: None,
         })
     }
 

@@ -11,6 +11,17 @@
 //! retransmits our 2xx until the ACK (§13.3.1.4), ACKs the 2xx to our INVITEs (§13.2.2.4), answers
 //! CANCEL with 200 and the INVITE with 487, and sends a CANCEL only once a provisional arrived (§9.1).
 //!
+//! In a dialog it answers what needs no call logic: BYE, OPTIONS, INFO (DTMF via
+//! `application/dtmf-relay` is reported), and UPDATE without a body; a re-INVITE or an UPDATE with
+//! SDP goes up as [`UaEvent::InDialog`] and is answered with [`Endpoint::accept_in_dialog`]. Offer
+//! glare is refused here: a second re-INVITE while one is being answered gets 500 + Retry-After
+//! (§14.2), a new offer while our offer in a 2xx awaits its answer in the ACK gets 491, and an ACK
+//! that brings no answer to such an offer ends the dialog with BYE (§13.2.1, §14.2). Session timers
+//! (RFC 4028) run here on the trunk's dialogs: a Session-Expires below our Min-SE gets 422, the
+//! refresher refreshes at half the interval, and a session nobody refreshed is ended with BYE. A BYE
+//! that crosses ours gets 200 (RFC 5407 §3.2.1); a CANCEL that crosses our 2xx gets 200 and the call
+//! goes on (RFC 5407 §3.1.2).
+//!
 //! Output follows the quinn contract: `poll_transmit`, `poll_event`, `poll_timeout`.
 
 use std::collections::{HashMap, VecDeque};
@@ -21,13 +32,20 @@ use bytes::Bytes;
 use ipnet::IpNet;
 
 use super::check::{Capabilities, Refusal, check_request, check_response, refuse_unparsable};
-use super::dialog::{Dialog, DialogId};
+use super::dialog::{Dialog, DialogId, SessionTimer};
 use super::message::{
     Frame, Message, Method, Request, Response, Uri, is_keep_alive, name, parse_datagram,
 };
 use super::transaction::timer::TimerValues;
 use super::transaction::{Event, Received, Transactions, Transmit, TxnId};
 use super::transport::Flow;
+
+/// Our Min-SE (RFC 4028 §5): the shortest session interval we accept, the RFC's floor of 90 s.
+pub const MIN_SE_SECS: u32 = 90;
+
+/// The media type of DTMF carried in INFO (the de-facto `application/dtmf-relay` of Cisco and
+/// most SBCs: `Signal=5` and `Duration=160` lines).
+pub const DTMF_RELAY: &str = "application/dtmf-relay";
 
 /// What the endpoint needs to know of the configuration.
 #[derive(Debug, Clone)]
@@ -91,7 +109,10 @@ pub enum UaEvent {
         /// The flow it came on (bindings remember it for NAT).
         flow: Flow,
     },
-    /// A re-INVITE, UPDATE or INFO in a dialog: answer with [`Endpoint::respond`].
+    /// A re-INVITE (with or without an offer) or an UPDATE with an offer in a dialog: answer it
+    /// with [`Endpoint::accept_in_dialog`] (200, with our SDP) or refuse it with
+    /// [`Endpoint::respond`] (e.g. 488: the session goes on as it was). Other in-dialog methods
+    /// we do not handle (REFER, NOTIFY, PRACK …) come here too; answer them with `respond`.
     InDialog {
         /// The dialog.
         dialog: DialogId,
@@ -99,6 +120,23 @@ pub enum UaEvent {
         txn: TxnId,
         /// The request.
         request: Request,
+    },
+    /// We ended a dialog on our own and sent its BYE: the session timer expired, a refresh failed,
+    /// or the ACK for our offer brought no answer. Handle it like [`UaEvent::Bye`].
+    Ended {
+        /// The dialog.
+        dialog: DialogId,
+        /// Why.
+        cause: EndCause,
+    },
+    /// A DTMF digit in an INFO (`application/dtmf-relay`); the INFO was answered 200.
+    Dtmf {
+        /// The dialog.
+        dialog: DialogId,
+        /// The `Signal=` value: `0`–`9`, `*`, `#`, `A`–`D`.
+        signal: char,
+        /// The `Duration=` value in milliseconds, if given.
+        duration_ms: Option<u32>,
     },
     /// A response to a request we sent. For a 2xx to an INVITE the ACK has been sent and
     /// `dialog` names the new dialog.
@@ -115,6 +153,18 @@ pub enum UaEvent {
         /// The client transaction.
         txn: TxnId,
     },
+}
+
+/// Why the endpoint ended a dialog itself (see [`UaEvent::Ended`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// No refresh arrived before the session interval ran out (RFC 4028 §10).
+    SessionExpired,
+    /// Our session refresh got 408/481 or no answer (RFC 3261 §12.2.1.2).
+    RefreshFailed,
+    /// Our 2xx carried an offer and the ACK brought no answer (RFC 3261 §13.2.1: the UAC must
+    /// then end the session; it did not, so we do).
+    NoAnswerInAck,
 }
 
 /// Counters since the last [`Endpoint::take_stats`], for the metrics the runtime exports.
@@ -149,6 +199,30 @@ struct OpenInvite {
     request: Request,
     flow: Flow,
     to_tag: String,
+    session: SessionAsk,
+}
+
+/// A re-INVITE or UPDATE we received in a dialog and have not answered.
+#[derive(Debug)]
+struct OpenInDialog {
+    dialog: DialogId,
+    request: Request,
+    session: SessionAsk,
+}
+
+/// What a request's session-timer headers ask of us (RFC 4028 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionAsk {
+    /// No Session-Expires, or one a proxy added for a UAC without `timer` support: no timer.
+    /// (§9 would make us the refresher then; we send no refreshes of our own to such a UAC, so
+    /// we leave the timer out of our answer, which turns it off.)
+    Off,
+    /// `Supported: timer` without Session-Expires in a refresh: keep the timer we have.
+    Keep,
+    /// A timer of `interval` seconds; `we_refresh` when the UAC asked `refresher=uas`.
+    Timer { interval: u32, we_refresh: bool },
+    /// Session-Expires below our Min-SE: 422.
+    TooSmall,
 }
 
 /// An INVITE we sent.
@@ -165,6 +239,8 @@ struct SentInvite {
 #[derive(Debug)]
 struct PendingAck {
     txn: TxnId,
+    /// The 2xx carried our offer (the INVITE had none): the ACK must carry the answer.
+    offer_outstanding: bool,
     response: Response,
     next: Instant,
     interval: Duration,
@@ -180,6 +256,13 @@ pub struct Endpoint {
     open_invites: HashMap<TxnId, OpenInvite>,
     sent_invites: HashMap<TxnId, SentInvite>,
     pending_acks: HashMap<DialogId, PendingAck>,
+    open_in_dialog: HashMap<TxnId, OpenInDialog>,
+    /// Session refreshes we sent, by client transaction.
+    refreshes: HashMap<TxnId, DialogId>,
+    /// Our BYEs in flight: their dialog is gone, but a BYE crossing ours still gets 200.
+    byes: HashMap<TxnId, DialogId>,
+    /// Capabilities for INFO, which may also carry DTMF.
+    info_caps: Capabilities,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit>,
     stats: SipStats,
@@ -193,14 +276,21 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, salt: u64) -> Endpoint {
         let mut txns = Transactions::new(config.timers, salt);
         txns.set_force_rport(config.force_rport);
+        let caps = Capabilities::tongdai();
+        let mut info_caps = caps.clone();
+        info_caps.content_types.push(DTMF_RELAY.to_owned());
         Endpoint {
             txns,
             config,
-            caps: Capabilities::tongdai(),
+            caps,
+            info_caps,
             dialogs: HashMap::new(),
             open_invites: HashMap::new(),
             sent_invites: HashMap::new(),
             pending_acks: HashMap::new(),
+            open_in_dialog: HashMap::new(),
+            refreshes: HashMap::new(),
+            byes: HashMap::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             stats: SipStats::default(),
@@ -313,7 +403,8 @@ impl Endpoint {
     }
 
     fn handle_request(&mut self, now: Instant, flow: Flow, request: Request) {
-        if let Err(refusal) = check_request(&request, &self.caps) {
+        let caps = if request.method == Method::Info { &self.info_caps } else { &self.caps };
+        if let Err(refusal) = check_request(&request, caps) {
             match refusal {
                 Refusal::Drop(reason) => self.stats.invalid(reason.label()),
                 Refusal::Respond(rejection) => {
@@ -332,7 +423,7 @@ impl Endpoint {
         let (id, request, response_flow) = match self.txns.recv_request(now, flow, request) {
             Received::New { id, request, response_flow } => (id, request, response_flow),
             Received::Absorbed => return,
-            Received::Ack { request } => return self.recv_ack(request),
+            Received::Ack { request } => return self.recv_ack(now, request),
         };
         let in_dialog = request.headers.to().is_ok_and(|t| t.tag().is_some());
         match request.method {
@@ -363,8 +454,13 @@ impl Endpoint {
             r.headers.push(name::RETRY_AFTER, self.config.retry_after.as_secs().to_string());
             return self.respond(now, id, r);
         }
+        let session = session_ask(&request, false);
+        if session == SessionAsk::TooSmall {
+            return self.refuse_too_small(now, id, &request);
+        }
         let to_tag = self.new_tag();
-        self.open_invites.insert(id, OpenInvite { request: request.clone(), flow, to_tag });
+        self.open_invites
+            .insert(id, OpenInvite { request: request.clone(), flow, to_tag, session });
         self.events.push_back(UaEvent::IncomingCall { txn: id, request, flow });
     }
 
@@ -383,10 +479,19 @@ impl Endpoint {
         }
     }
 
-    fn recv_ack(&mut self, ack: Request) {
+    fn recv_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = dialog_id_of_request(&ack) else { return };
-        if self.pending_acks.remove(&id).is_some() || self.dialogs.contains_key(&id) {
-            self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body });
+        match self.pending_acks.remove(&id) {
+            // §13.2.1/§14.2: an offer in our 2xx must be answered in the ACK; a UAC that cannot
+            // answer should BYE at once. Ours it is then, so the session does not hang half-set.
+            Some(p) if p.offer_outstanding && ack.body.is_empty() => {
+                self.end_dialog(now, &id, EndCause::NoAnswerInAck);
+            }
+            Some(_) => self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body }),
+            None if self.dialogs.contains_key(&id) => {
+                self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body });
+            }
+            None => {}
         }
     }
 
@@ -395,6 +500,11 @@ impl Endpoint {
             return self.refuse(now, id, &request, 481);
         };
         let Some(dialog) = self.dialogs.get_mut(&did) else {
+            // RFC 5407 §3.2.1: a BYE crossing ours is answered 200; the dialog ended already.
+            if request.method == Method::Bye && self.byes.values().any(|d| *d == did) {
+                let ok = Response::for_request(&request, 200, None);
+                return self.respond(now, id, ok);
+            }
             return self.refuse(now, id, &request, 481);
         };
         if dialog.recv_request(&request).is_err() {
@@ -413,8 +523,77 @@ impl Endpoint {
                 self.capability_headers(&mut r);
                 self.respond(now, id, r);
             }
+            Method::Info => self.recv_info(now, id, did, &request),
+            Method::Invite | Method::Update => self.recv_offer_or_refresh(now, id, did, request),
             _ => self.events.push_back(UaEvent::InDialog { dialog: did, txn: id, request }),
         }
+    }
+
+    /// A re-INVITE or UPDATE: the glare and session-timer checks, then up to the call logic
+    /// (or, for an UPDATE without a body — a session refresh — answered here).
+    fn recv_offer_or_refresh(&mut self, now: Instant, id: TxnId, did: DialogId, request: Request) {
+        let is_invite = request.method == Method::Invite;
+        let has_offer = !request.body.is_empty();
+        let answering_offer = self.open_in_dialog.values().any(|o| {
+            o.dialog == did && (o.request.method == Method::Invite || !o.request.body.is_empty())
+        });
+        // §14.2: a second INVITE while the first is unanswered gets 500 + Retry-After 0–10 s;
+        // RFC 3311 §5.2: likewise an UPDATE offer while we owe an answer to an offer.
+        if answering_offer && (is_invite || has_offer) {
+            let mut r = Response::for_request(&request, 500, None);
+            let wait = self.next() % 11;
+            r.headers.push(name::RETRY_AFTER, wait.to_string());
+            return self.respond(now, id, r);
+        }
+        // Our offer (in a 2xx) still waits for its answer in the ACK: no new offer may cross it
+        // (RFC 3264 §4, RFC 3311 §5.2): 491, and the peer backs off (§14.1).
+        let our_offer_pending = self.pending_acks.get(&did).is_some_and(|p| p.offer_outstanding);
+        if our_offer_pending && (is_invite || has_offer) {
+            return self.refuse(now, id, &request, 491);
+        }
+        let session = session_ask(&request, true);
+        if session == SessionAsk::TooSmall {
+            return self.refuse_too_small(now, id, &request);
+        }
+        self.open_in_dialog
+            .insert(id, OpenInDialog { dialog: did.clone(), request: request.clone(), session });
+        if is_invite || has_offer {
+            self.events.push_back(UaEvent::InDialog { dialog: did, txn: id, request });
+        } else {
+            self.accept_in_dialog(now, id, None);
+        }
+    }
+
+    /// INFO (RFC 6086): 200, and a DTMF digit reported when it carries one.
+    fn recv_info(&mut self, now: Instant, id: TxnId, did: DialogId, request: &Request) {
+        let ok = Response::for_request(request, 200, None);
+        self.respond(now, id, ok);
+        let is_dtmf = request
+            .headers
+            .content_type()
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.essence().eq_ignore_ascii_case(DTMF_RELAY));
+        if is_dtmf && let Some((signal, duration_ms)) = parse_dtmf_relay(&request.body) {
+            self.events.push_back(UaEvent::Dtmf { dialog: did, signal, duration_ms });
+        }
+    }
+
+    fn refuse_too_small(&mut self, now: Instant, id: TxnId, request: &Request) {
+        // RFC 4028 §6: 422 carries our Min-SE so that the UAC can retry with a longer interval.
+        let mut r = Response::for_request(request, 422, Some(&self.new_tag()));
+        r.headers.push(name::MIN_SE, MIN_SE_SECS.to_string());
+        self.respond(now, id, r);
+    }
+
+    /// Sends BYE on a dialog we end ourselves and reports it.
+    fn end_dialog(&mut self, now: Instant, id: &DialogId, cause: EndCause) {
+        if !self.dialogs.contains_key(id) {
+            return;
+        }
+        self.refreshes.retain(|_, d| d != id);
+        self.bye(now, id);
+        self.events.push_back(UaEvent::Ended { dialog: id.clone(), cause });
     }
 
     fn stray_response(&mut self, response: Response) {
@@ -436,9 +615,10 @@ impl Endpoint {
         self.stats.invalid("stray_response");
     }
 
-    /// Fires due timers: transactions, and 2xx retransmissions awaiting an ACK.
+    /// Fires due timers: transactions, 2xx retransmissions awaiting an ACK, and session timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.txns.handle_timeout(now);
+        self.session_timers(now);
         let mut due = Vec::new();
         for (id, p) in &self.pending_acks {
             if p.next <= now || p.give_up <= now {
@@ -470,9 +650,69 @@ impl Endpoint {
     /// When to call [`Endpoint::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let acks = self.pending_acks.values().map(|p| p.next.min(p.give_up)).min();
-        match (self.txns.poll_timeout(), acks) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let sessions = self
+            .dialogs
+            .values()
+            .filter_map(|d| d.session_timer.as_ref().map(SessionTimer::next_deadline))
+            .min();
+        [self.txns.poll_timeout(), acks, sessions].into_iter().flatten().min()
+    }
+
+    /// Session timers (RFC 4028): refreshes we owe, and sessions nobody refreshed.
+    fn session_timers(&mut self, now: Instant) {
+        let due: Vec<DialogId> = self
+            .dialogs
+            .iter()
+            .filter(|(_, d)| d.session_timer.is_some_and(|t| t.next_deadline() <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let Some(d) = self.dialogs.get_mut(&id) else { continue };
+            let Some(timer) = d.session_timer.as_mut() else { continue };
+            if timer.bye_at <= now {
+                self.end_dialog(now, &id, EndCause::SessionExpired);
+                continue;
+            }
+            if timer.refresh_at.is_some_and(|r| r <= now) {
+                // §7.4: a refresh by UPDATE without a body leaves the session as it is.
+                // `refresher=uac` names us, the UAC of this UPDATE, as the refresher again.
+                timer.refresh_at = None;
+                let interval = timer.interval.as_secs();
+                let branch = self.txns.new_branch();
+                let mut update = d.request(Method::Update, &via_host(d.flow.local), &branch);
+                let flow = d.flow;
+                update.headers.push(name::SESSION_EXPIRES, format!("{interval};refresher=uac"));
+                update.headers.push(name::SUPPORTED, "timer");
+                self.contact_header(&mut update.headers, flow);
+                if let Ok(txn) = self.txns.send_request(now, flow, update) {
+                    self.refreshes.insert(txn, id);
+                }
+            }
+        }
+    }
+
+    /// The answer to our session refresh.
+    fn refresh_response(&mut self, now: Instant, did: DialogId, response: &Response) {
+        match response.status {
+            200..=299 => {
+                let Some(d) = self.dialogs.get_mut(&did) else { return };
+                let Some(timer) = d.session_timer else { return };
+                // The 2xx may change the interval, or hand refreshing to the peer (`uas`, the UAS
+                // of our UPDATE); without Session-Expires the peer turned the timer off (§7.2).
+                d.session_timer = match response.headers.session_expires() {
+                    Ok(Some(se)) => Some(SessionTimer::started(
+                        now,
+                        Duration::from_secs(u64::from(se.delta.max(MIN_SE_SECS))),
+                        se.refresher.as_deref() != Some("uas"),
+                    )),
+                    Ok(None) => None,
+                    Err(_) => Some(SessionTimer::started(now, timer.interval, true)),
+                };
+            }
+            // §12.2.1.2: 481 and 408 end the dialog.
+            408 | 481 => self.end_dialog(now, &did, EndCause::RefreshFailed),
+            // Anything else leaves the session to run out (§10).
+            _ => {}
         }
     }
 
@@ -495,6 +735,7 @@ impl Endpoint {
         }
         if response.status >= 200 {
             self.open_invites.remove(&txn);
+            self.open_in_dialog.remove(&txn);
         }
         // A refused response (e.g. the transaction ended) has nobody left to hear it.
         let _ = self.txns.respond(now, txn, &response);
@@ -520,9 +761,11 @@ impl Endpoint {
         let open = self.open_invites.get(&txn)?;
         let mut r = Response::for_request(&open.request, 200, Some(&open.to_tag));
         self.contact_header(&mut r.headers, open.flow);
+        let offer_outstanding = open.request.body.is_empty() && !sdp.is_empty();
+        let mut dialog = Dialog::uas(&open.request, &open.to_tag, open.flow)?;
+        dialog.session_timer = session_headers(now, open.session, None, &mut r);
         r.headers.push(name::CONTENT_TYPE, "application/sdp");
         r.body = sdp;
-        let dialog = Dialog::uas(&open.request, &open.to_tag, open.flow)?;
         let id = dialog.id.clone();
         self.dialogs.insert(id.clone(), dialog);
         let t1 = self.config.timers.t1;
@@ -530,6 +773,7 @@ impl Endpoint {
             id.clone(),
             PendingAck {
                 txn,
+                offer_outstanding,
                 response: r.clone(),
                 next: now + t1,
                 interval: t1,
@@ -538,6 +782,43 @@ impl Endpoint {
         );
         self.respond(now, txn, r);
         Some(id)
+    }
+
+    /// Answers a re-INVITE or UPDATE received in a dialog ([`UaEvent::InDialog`]) with 200 and
+    /// `sdp` (our answer to its offer, or our offer when a re-INVITE came without one; `None`
+    /// only for an UPDATE without a body). The 200 carries our Contact and, when a session timer
+    /// runs, Session-Expires (the request is a refresh: the timer restarts). A 2xx to a re-INVITE
+    /// is retransmitted until its ACK ([`UaEvent::Confirmed`]). Returns false when `txn` is not
+    /// an open in-dialog request (already answered, or its dialog ended).
+    pub fn accept_in_dialog(&mut self, now: Instant, txn: TxnId, sdp: Option<Bytes>) -> bool {
+        let Some(open) = self.open_in_dialog.remove(&txn) else { return false };
+        let Some(dialog) = self.dialogs.get_mut(&open.dialog) else { return false };
+        let mut r = Response::for_request(&open.request, 200, None);
+        let current = dialog.session_timer;
+        dialog.session_timer = session_headers(now, open.session, current, &mut r);
+        let flow = dialog.flow;
+        self.contact_header(&mut r.headers, flow);
+        let offer_outstanding = open.request.body.is_empty() && sdp.is_some();
+        if let Some(sdp) = sdp {
+            r.headers.push(name::CONTENT_TYPE, "application/sdp");
+            r.body = sdp;
+        }
+        if open.request.method == Method::Invite {
+            let t1 = self.config.timers.t1;
+            self.pending_acks.insert(
+                open.dialog,
+                PendingAck {
+                    txn,
+                    offer_outstanding,
+                    response: r.clone(),
+                    next: now + t1,
+                    interval: t1,
+                    give_up: now + t1 * 64,
+                },
+            );
+        }
+        self.respond(now, txn, r);
+        true
     }
 
     /// Refuses an incoming INVITE with `status` (486, 480, 503 …) and optional extra headers.
@@ -636,10 +917,12 @@ impl Endpoint {
     pub fn bye(&mut self, now: Instant, dialog: &DialogId) -> Option<TxnId> {
         let mut d = self.dialogs.remove(dialog)?;
         self.pending_acks.remove(dialog);
+        self.open_in_dialog.retain(|_, o| o.dialog != *dialog);
         let branch = self.txns.new_branch();
         let bye = d.request(Method::Bye, &via_host(d.flow.local), &branch);
         let txn = self.txns.send_request(now, d.flow, bye).ok()?;
         self.stats.requests_out += 1;
+        self.byes.insert(txn, dialog.clone());
         self.flush(now);
         Some(txn)
     }
@@ -674,12 +957,17 @@ impl Endpoint {
             Event::Response { id, response } => self.client_response(now, id, response),
             Event::Timeout { id } => {
                 self.sent_invites.remove(&id);
+                self.byes.remove(&id);
+                if let Some(did) = self.refreshes.remove(&id) {
+                    return self.end_dialog(now, &did, EndCause::RefreshFailed);
+                }
                 self.events.push_back(UaEvent::Timeout { txn: id });
             }
             Event::NoAck { .. } => {}
-            Event::Ack { request, .. } => self.recv_ack(request),
+            Event::Ack { request, .. } => self.recv_ack(now, request),
             Event::Terminated { id } => {
                 self.open_invites.remove(&id);
+                self.byes.remove(&id);
                 if self.sent_invites.get(&id).is_some_and(|s| !s.provisional_seen || s.cancelled) {
                     self.sent_invites.remove(&id);
                 }
@@ -689,6 +977,15 @@ impl Endpoint {
 
     fn client_response(&mut self, now: Instant, txn: TxnId, response: Response) {
         let status = response.status;
+        if status >= 200 {
+            self.byes.remove(&txn);
+            // Our own session refreshes are the endpoint's business, not the call logic's.
+            if let Some(did) = self.refreshes.remove(&txn) {
+                return self.refresh_response(now, did, &response);
+            }
+        } else if self.refreshes.contains_key(&txn) {
+            return;
+        }
         let mut dialog_id = None;
         if let Some(sent) = self.sent_invites.get_mut(&txn) {
             if (101..200).contains(&status) || status == 100 {
@@ -788,6 +1085,75 @@ impl Endpoint {
         let n = self.next();
         format!("{:x}", (self.salt.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
+}
+
+/// Reads what a request's session-timer headers ask (RFC 4028 §9). `refresh` for an in-dialog
+/// request, where `Supported: timer` alone keeps the running timer.
+fn session_ask(request: &Request, refresh: bool) -> SessionAsk {
+    let h = &request.headers;
+    let has_timer = |tags: Vec<String>| tags.iter().any(|t| t.eq_ignore_ascii_case("timer"));
+    let supports =
+        has_timer(h.supported().unwrap_or_default()) || has_timer(h.require().unwrap_or_default());
+    if !supports {
+        return SessionAsk::Off;
+    }
+    match h.session_expires() {
+        Ok(Some(se)) if se.delta < MIN_SE_SECS => SessionAsk::TooSmall,
+        Ok(Some(se)) => SessionAsk::Timer {
+            interval: se.delta,
+            // §9: the UAC names the refresher; absent, we pick the UAC.
+            we_refresh: se.refresher.as_deref() == Some("uas"),
+        },
+        _ if refresh => SessionAsk::Keep,
+        _ => SessionAsk::Off,
+    }
+}
+
+/// Puts the session-timer headers for `ask` into our 2xx (§9) and returns the timer that now
+/// runs: started anew, since a 2xx to a refresh restarts it. `current` is the running timer.
+fn session_headers(
+    now: Instant,
+    ask: SessionAsk,
+    current: Option<SessionTimer>,
+    r: &mut Response,
+) -> Option<SessionTimer> {
+    let (interval, we_refresh) = match (ask, current) {
+        (SessionAsk::Timer { interval, we_refresh }, _) => {
+            (Duration::from_secs(u64::from(interval)), we_refresh)
+        }
+        (SessionAsk::Keep, Some(t)) => (t.interval, t.we_refresh),
+        _ => return None,
+    };
+    let refresher = if we_refresh { "uas" } else { "uac" };
+    r.headers.push(name::SESSION_EXPIRES, format!("{};refresher={refresher}", interval.as_secs()));
+    // The UAC supports the extension (we only run timers then), so we may require it (§9).
+    r.headers.push(name::REQUIRE, "timer");
+    Some(SessionTimer::started(now, interval, we_refresh))
+}
+
+/// `Signal=` and `Duration=` of an `application/dtmf-relay` body.
+fn parse_dtmf_relay(body: &[u8]) -> Option<(char, Option<u32>)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut signal = None;
+    let mut duration = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.trim();
+        match key.trim().to_ascii_lowercase().as_str() {
+            "signal" => {
+                let mut chars = value.chars();
+                signal = match (chars.next(), chars.next()) {
+                    (Some(c), None) if c.is_ascii_digit() || "*#ABCDabcd".contains(c) => {
+                        Some(c.to_ascii_uppercase())
+                    }
+                    _ => None,
+                };
+            }
+            "duration" => duration = value.parse().ok(),
+            _ => {}
+        }
+    }
+    signal.map(|s| (s, duration))
 }
 
 /// The host:port we put in Via and Contact for a local address.
