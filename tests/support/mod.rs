@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod rtp_tool;
+pub mod sim;
 pub mod sipp;
 
 /// Serialises the tests of one binary that run real peers: they share the process-wide metrics

@@ -1,0 +1,449 @@
+//! The SIP endpoint (UA core) in the network simulator: a trunk calling through lossy, duplicating,
+//! reordering UDP links; our 2xx retransmitted until the ACK or 64·T1; BYE and OPTIONS
+//! retransmissions answered from their transactions; our INVITEs to an agent, the CANCEL rules of
+//! RFC 3261 §9.1 and a 2xx crossing a CANCEL (RFC 5407). Virtual time, seeded faults: every run is
+//! the same, and lossy scenarios are checked over many seeds.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use support::sim::{Agent, Link, Pinger, Sim, T1, T2, TrunkCaller};
+use tongdai::sip::endpoint::{Endpoint, EndpointConfig, UaEvent};
+use tongdai::sip::message::Uri;
+use tongdai::sip::transaction::timer::TimerValues;
+
+const US: &str = "127.0.0.1:5060";
+const TRUNK: &str = "127.0.0.1:5070";
+const AGENT: &str = "127.0.0.2:5062";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn endpoint() -> Endpoint {
+    let config = EndpointConfig {
+        timers: TimerValues::default(),
+        trunk_allow: vec!["127.0.0.1/32".parse().unwrap()],
+        numbers: vec!["111".to_string()],
+        user_agent: "tongdai-test".to_string(),
+        retry_after: Duration::from_secs(30),
+        force_rport: true,
+    };
+    Endpoint::new(config, 42)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// 20 % loss, 10 % duplicates, up to 300 ms of jitter (enough to reorder retransmissions).
+fn bad_link() -> Link {
+    Link::lossy(0.2, 0.1, Duration::from_millis(300))
+}
+
+fn is_ack(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"ACK ")
+}
+
+/// The RFC 3261 retransmission schedule from `start`: T1, 2·T1, … capped at T2, before `end`.
+fn schedule(start: Duration, end: Duration) -> Vec<Duration> {
+    let (mut at, mut interval, mut out) = (start, T1, vec![]);
+    while at < end {
+        out.push(at);
+        at += interval;
+        interval = (interval * 2).min(T2);
+    }
+    out
+}
+
+/// A sim with a trunk caller whose call the call logic answers at once.
+fn trunk_call(seed: u64, up: Link, down: Link, bye_after: Option<Duration>) -> (Sim, usize) {
+    let mut sim = Sim::new(endpoint(), addr(US), seed);
+    let mut caller = TrunkCaller::new(addr(TRUNK), addr(US), &format!("call{seed}"));
+    caller.bye_after = bye_after;
+    let i = sim.add_peer(caller, up, down);
+    sim.on_event(|ep, now, e| {
+        if let UaEvent::IncomingCall { txn, .. } = e {
+            ep.answer(now, *txn, Bytes::new()).unwrap();
+        }
+    });
+    (sim, i)
+}
+
+fn count(sim: &Sim, pick: impl Fn(&UaEvent) -> bool) -> usize {
+    sim.events_where(pick).len()
+}
+
+#[test]
+fn trunk_call_over_a_lossy_link_makes_one_call_and_one_dialog() {
+    let mut interesting = 0;
+    for seed in 0..300 {
+        let (mut sim, i) = trunk_call(seed, bad_link(), bad_link(), None);
+        sim.run_until(secs(40.0));
+        let caller: &TrunkCaller = sim.peer(i);
+        let trace = sim.dump();
+        let invites_in =
+            sim.sent_to_endpoint("INVITE").iter().filter(|s| !s.arrivals.is_empty()).count();
+        if invites_in == 0 {
+            // Every copy lost (possible at 20 %): nothing may have happened.
+            assert!(sim.events.is_empty(), "seed {seed}\n{trace}");
+            continue;
+        }
+        // Timer A: the INVITE went out at 0, T1, 3·T1 … until the first response arrived.
+        let first_response = caller.responses.first().map(|r| r.2).unwrap_or(secs(32.0));
+        let expected: Vec<Duration> = [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
+            .into_iter()
+            .map(secs)
+            .filter(|t| *t <= first_response)
+            .collect();
+        assert_eq!(caller.invites_sent, expected, "seed {seed}\n{trace}");
+        if caller.invites_sent.len() > 1 {
+            interesting += 1;
+        }
+
+        // One call, one dialog, however many copies of the INVITE arrived.
+        assert_eq!(
+            count(&sim, |e| matches!(e, UaEvent::IncomingCall { .. })),
+            1,
+            "seed {seed}\n{trace}"
+        );
+        let answered_at = sim.events[0].0;
+        assert_eq!(sim.endpoint.dialog_count(), 1, "seed {seed}\n{trace}");
+
+        // Every copy of the INVITE that reached us was answered (100, then the 200).
+        let invite_arrivals =
+            sim.sent_to_endpoint("INVITE").iter().map(|s| s.arrivals.len()).sum::<usize>();
+        let invite_answers = sim
+            .trace
+            .iter()
+            .filter(|s| s.from == addr(US) && s.cseq_method == "INVITE")
+            .filter(|s| s.line.starts_with("SIP/2.0 100") || s.line.starts_with("SIP/2.0 200"))
+            .count();
+        assert!(invite_answers >= invite_arrivals, "seed {seed}\n{trace}");
+
+        // Our 2xx: retransmitted T1, 2·T1 … T2 after the answer, until the first ACK arrived (or
+        // 64·T1). Extra copies answer INVITE retransmissions.
+        let first_ack = sim.sent_to_endpoint("ACK").iter().flat_map(|s| s.arrivals.clone()).min();
+        let end = first_ack.unwrap_or(answered_at + T1 * 64);
+        let timer_sends: Vec<Duration> = sim
+            .sent_by_endpoint("SIP/2.0 200")
+            .iter()
+            .filter(|s| s.cseq_method == "INVITE")
+            .map(|s| s.at)
+            .filter(|at| *at == answered_at || !invite_arrival_at(&sim, *at))
+            .collect();
+        assert_eq!(timer_sends, schedule(answered_at, end), "seed {seed}\n{trace}");
+
+        // The trunk ACKed every 2xx it got; the call is confirmed once, or timed out if no ACK
+        // ever arrived.
+        assert_eq!(
+            caller.acks_sent.len(),
+            caller.statuses("INVITE").iter().filter(|s| **s == 200).count()
+        );
+        let timeouts = sim.events_where(|e| matches!(e, UaEvent::AckTimeout { .. }));
+        match first_ack {
+            Some(_) => assert!(timeouts.is_empty(), "seed {seed}\n{trace}"),
+            None => {
+                assert_eq!(timeouts.len(), 1, "seed {seed}\n{trace}");
+                assert_eq!(timeouts[0].0, answered_at + T1 * 64, "seed {seed}\n{trace}");
+            }
+        }
+    }
+    // The seeds must exercise retransmission, or the test proves little.
+    assert!(interesting > 50, "only {interesting} seeds lost an INVITE");
+}
+
+fn invite_arrival_at(sim: &Sim, at: Duration) -> bool {
+    sim.sent_to_endpoint("INVITE").iter().any(|s| s.arrivals.contains(&at))
+}
+
+#[test]
+fn answered_call_whose_acks_are_all_lost_times_out_after_64_t1() {
+    let (mut sim, i) = trunk_call(1, Link::perfect().blocking(is_ack), Link::perfect(), None);
+    let mut bye = None;
+    sim.run_until(secs(1.0));
+    assert_eq!(sim.endpoint.dialog_count(), 1);
+    sim.run_until(secs(40.0));
+    let answered_at = secs(0.010);
+    let sends: Vec<Duration> = sim.sent_by_endpoint("SIP/2.0 200").iter().map(|s| s.at).collect();
+    let expected = schedule(answered_at, answered_at + T1 * 64);
+    assert_eq!(sends, expected, "{}", sim.dump());
+    assert_eq!(sends.len(), 11);
+    let caller: &TrunkCaller = sim.peer(i);
+    assert_eq!(caller.acks_sent.len(), 11, "one ACK per 2xx received");
+    let timeouts = sim.events_where(|e| matches!(e, UaEvent::AckTimeout { .. }));
+    assert_eq!(timeouts.len(), 1);
+    assert_eq!(timeouts[0].0, answered_at + T1 * 64);
+    if let (_, UaEvent::AckTimeout { dialog }) = &timeouts[0] {
+        bye = Some(dialog.clone());
+    }
+    assert!(count(&sim, |e| matches!(e, UaEvent::Confirmed { .. })) == 0);
+    // The call logic hangs up the dead dialog.
+    let now = sim.instant();
+    assert!(sim.endpoint.bye(now, &bye.unwrap()).is_some());
+    sim.pump();
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+    assert_eq!(sim.sent_by_endpoint("BYE ").len(), 1);
+}
+
+#[test]
+fn bye_over_a_lossy_link_is_answered_by_its_transaction_and_reported_once() {
+    let mut retransmitted = 0;
+    for seed in 0..300 {
+        let (mut sim, i) = trunk_call(seed, Link::perfect(), Link::perfect(), Some(secs(1.0)));
+        sim.run_until(secs(0.9));
+        assert_eq!(sim.endpoint.dialog_count(), 1);
+        // From now on the link is bad both ways (the set-up ran on a clean one).
+        sim.set_links(i, bad_link(), bad_link());
+        sim.run_until(secs(45.0));
+        let trace = sim.dump();
+        let caller: &TrunkCaller = sim.peer(i);
+        let bye = caller.bye.as_ref().expect("BYE sent");
+        let byes_in: usize = sim.sent_to_endpoint("BYE").iter().map(|s| s.arrivals.len()).sum();
+        let oks: Vec<_> = sim
+            .sent_by_endpoint("SIP/2.0 200")
+            .into_iter()
+            .filter(|s| s.cseq_method == "BYE")
+            .collect();
+        // Each copy that arrived got the same 200, from the transaction.
+        assert_eq!(oks.len(), byes_in, "seed {seed}\n{trace}");
+        assert!(oks.windows(2).all(|w| w[0].bytes == w[1].bytes), "seed {seed}\n{trace}");
+        assert!(sim.sent_by_endpoint("SIP/2.0 481").is_empty(), "seed {seed}\n{trace}");
+        if byes_in == 0 {
+            assert_eq!(count(&sim, |e| matches!(e, UaEvent::Bye { .. })), 0);
+            assert_eq!(sim.endpoint.dialog_count(), 1);
+            continue;
+        }
+        assert_eq!(count(&sim, |e| matches!(e, UaEvent::Bye { .. })), 1, "seed {seed}\n{trace}");
+        assert_eq!(sim.endpoint.dialog_count(), 0, "seed {seed}\n{trace}");
+        // The caller retransmitted per Timer E until its first 200 arrived.
+        let done = bye.finals.first().map(|f| f.1).unwrap_or(secs(1.01) + T1 * 64);
+        let expected: Vec<Duration> =
+            schedule(bye.sent[0], done).into_iter().filter(|t| *t <= done).collect();
+        assert_eq!(bye.sent, expected, "seed {seed}\n{trace}");
+        if bye.sent.len() > 1 {
+            retransmitted += 1;
+        }
+    }
+    assert!(retransmitted > 50, "only {retransmitted} seeds retransmitted the BYE");
+}
+
+#[test]
+fn options_retransmissions_are_answered_from_the_transaction() {
+    let mut retransmitted = 0;
+    for seed in 0..200 {
+        let mut sim = Sim::new(endpoint(), addr(US), seed);
+        let i = sim.add_peer(Pinger::new(addr(TRUNK), addr(US)), bad_link(), bad_link());
+        sim.run_until(secs(40.0));
+        let trace = sim.dump();
+        let stats = sim.endpoint.take_stats();
+        let pinger: &Pinger = sim.peer(i);
+        let txn = pinger.txn.as_ref().unwrap();
+        let arrivals: usize =
+            sim.sent_to_endpoint("OPTIONS").iter().map(|s| s.arrivals.len()).sum();
+        let oks = sim.sent_by_endpoint("SIP/2.0 200");
+        assert_eq!(oks.len(), arrivals, "seed {seed}\n{trace}");
+        assert!(oks.windows(2).all(|w| w[0].bytes == w[1].bytes), "seed {seed}\n{trace}");
+        assert!(sim.events.is_empty());
+        assert_eq!(stats.requests_in as usize, arrivals);
+        assert_eq!(stats.responses_out as usize, arrivals);
+        let done = txn.finals.first().map(|f| f.1).unwrap_or(T1 * 64);
+        assert_eq!(txn.sent, schedule(Duration::ZERO, done), "seed {seed}\n{trace}");
+        if txn.sent.len() > 1 {
+            retransmitted += 1;
+        }
+    }
+    assert!(retransmitted > 50);
+}
+
+// ---- our INVITEs (UAC) --------------------------------------------------------------------------
+
+fn agent_uri() -> Uri {
+    Uri::parse(&format!("sip:agent@{AGENT}")).unwrap()
+}
+
+/// A sim with an agent; the endpoint INVITEs it at time 0. Returns the sim, the agent's index and
+/// the INVITE's transaction.
+fn call_agent(
+    seed: u64,
+    agent: Agent,
+    up: Link,
+    down: Link,
+) -> (Sim, usize, tongdai::sip::transaction::TxnId) {
+    let mut sim = Sim::new(endpoint(), addr(US), seed);
+    let i = sim.add_peer(agent, up, down);
+    let flow = sim.flow(addr(AGENT));
+    let now = sim.instant();
+    let txn = sim
+        .endpoint
+        .invite(now, flow, agent_uri(), "<sip:111@127.0.0.1>", Bytes::from_static(b"v=0\r\n"), &[])
+        .unwrap();
+    sim.pump();
+    (sim, i, txn)
+}
+
+#[test]
+fn our_invite_over_a_lossy_link_acks_every_2xx() {
+    let mut retransmitted_2xx = 0;
+    for seed in 0..300 {
+        let agent = Agent::new(addr(AGENT), Some(secs(2.0)));
+        let (mut sim, i, txn) = call_agent(seed, agent, bad_link(), bad_link());
+        sim.run_until(secs(60.0));
+        let trace = sim.dump();
+        let agent: &Agent = sim.peer(i);
+        let invites = sim.sent_by_endpoint("INVITE");
+        if agent.received("INVITE").is_empty() {
+            // Timer A ran to Timer B: INVITE at 0, 0.5, 1.5 … 31.5, then Timeout.
+            assert_eq!(
+                invites.iter().map(|s| s.at).collect::<Vec<_>>(),
+                [0.0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5].map(secs).to_vec(),
+                "seed {seed}\n{trace}"
+            );
+            assert_eq!(count(&sim, |e| matches!(e, UaEvent::Timeout { .. })), 1);
+            continue;
+        }
+        // Every 2xx that reached us was ACKed, one ACK each (§13.2.2.4).
+        let oks_in: usize =
+            sim.sent_to_endpoint("SIP/2.0 200").iter().map(|s| s.arrivals.len()).sum();
+        let acks = sim.sent_by_endpoint("ACK ");
+        assert_eq!(acks.len(), oks_in, "seed {seed}\n{trace}");
+        if oks_in == 0 {
+            continue;
+        }
+        if oks_in > 1 {
+            retransmitted_2xx += 1;
+        }
+        // The ACKs all name the agent's Contact and one CSeq.
+        assert!(acks.iter().all(|a| a.line == "ACK sip:agent@127.0.0.2:5062 SIP/2.0"), "{trace}");
+        // The call logic learns of the dialog.
+        let answers = sim.events_where(|e| {
+            matches!(e, UaEvent::Response { txn: t, response, dialog: Some(_) }
+                if *t == txn && response.status == 200)
+        });
+        assert!(!answers.is_empty(), "seed {seed}\n{trace}");
+        assert_eq!(sim.endpoint.dialog_count(), 1, "seed {seed}\n{trace}");
+        // The agent stopped retransmitting once an ACK arrived.
+        let first_ack = acks.iter().flat_map(|a| a.arrivals.clone()).min();
+        if let Some(first_ack) = first_ack {
+            assert!(
+                sim.sent_to_endpoint("SIP/2.0 200").iter().all(|s| s.at <= first_ack),
+                "seed {seed}\n{trace}"
+            );
+        }
+    }
+    assert!(retransmitted_2xx > 50, "only {retransmitted_2xx} seeds saw a 2xx twice");
+}
+
+/// KNOWN BUG (endpoint): every copy of the agent's 2xx (a network duplicate, or a retransmission
+/// before our ACK arrives) is reported as a new `UaEvent::Response` with the dialog, so the call
+/// logic hears "answered" twice. The B2BUA forgets the leg's transaction on the first 2xx and
+/// treats the second as "a 2xx for a leg nobody wants any more": it BYEs the agent of a live call.
+/// The endpoint should ACK every copy but report the 2xx once per dialog. `should_panic` marks the
+/// bug; remove it when the endpoint is fixed (the test then fails until it is).
+#[test]
+#[should_panic(expected = "KNOWN BUG: one answer reported more than once")]
+fn one_response_event_per_2xx_of_our_invite() {
+    let agent = Agent::new(addr(AGENT), Some(secs(1.0)));
+    let (mut sim, _, txn) =
+        call_agent(3, agent, Link::lossy(0.0, 1.0, Duration::ZERO), Link::perfect());
+    sim.run_until(secs(40.0));
+    let oks_in: usize = sim.sent_to_endpoint("SIP/2.0 200").iter().map(|s| s.arrivals.len()).sum();
+    assert_eq!(oks_in, 2);
+    assert_eq!(sim.sent_by_endpoint("ACK ").len(), 2, "each copy of the 2xx is ACKed");
+    let answers = sim.events_where(|e| {
+        matches!(e, UaEvent::Response { txn: t, response, .. } if *t == txn && response.status == 200)
+    });
+    assert!(answers.len() == 1, "KNOWN BUG: one answer reported more than once");
+}
+
+#[test]
+fn cancel_before_any_provisional_waits_for_one() {
+    let mut agent = Agent::new(addr(AGENT), None);
+    agent.ring_after = Some(secs(2.0));
+    let (mut sim, i, txn) = call_agent(1, agent, Link::perfect(), Link::perfect());
+    sim.run_until(secs(0.1));
+    let now = sim.instant();
+    sim.endpoint.cancel(now, txn);
+    sim.pump();
+    // §9.1: no provisional yet, so no CANCEL yet.
+    sim.run_until(secs(2.0));
+    assert!(sim.sent_by_endpoint("CANCEL").is_empty(), "{}", sim.dump());
+    sim.run_until(secs(40.0));
+    let trace = sim.dump();
+    // The INVITE reached the agent at 0.01; its 180 left at 2.01 and arrived at 2.02: the CANCEL
+    // went at once, once.
+    let cancels = sim.sent_by_endpoint("CANCEL");
+    assert_eq!(cancels.iter().map(|s| s.at).collect::<Vec<_>>(), vec![secs(2.02)], "{trace}");
+    let agent: &Agent = sim.peer(i);
+    assert_eq!(agent.received("CANCEL").len(), 1);
+    // The agent's 487 was ACKed by the INVITE transaction, and reported.
+    assert_eq!(sim.sent_by_endpoint("ACK ").len(), 1, "{trace}");
+    let finals = sim.events_where(
+        |e| matches!(e, UaEvent::Response { response, .. } if response.status >= 200),
+    );
+    assert_eq!(finals.len(), 2, "200 to the CANCEL and 487 to the INVITE\n{trace}");
+    assert!(sim.events_where(|e| matches!(e, UaEvent::Response { txn: t, response, .. } if *t == txn && response.status == 487)).len() == 1);
+    // The INVITE retransmissions stopped with the 180 (§17.1.1.2): 0, 0.5, 1.5.
+    assert_eq!(
+        sim.sent_by_endpoint("INVITE").iter().map(|s| s.at).collect::<Vec<_>>(),
+        [0.0, 0.5, 1.5].map(secs).to_vec()
+    );
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+}
+
+#[test]
+fn cancel_with_no_provisional_ever_sends_no_cancel_and_times_out() {
+    let mut agent = Agent::new(addr(AGENT), None);
+    agent.ring_after = None;
+    let (mut sim, _, txn) = call_agent(1, agent, Link::perfect(), Link::perfect());
+    sim.run_until(secs(0.1));
+    let now = sim.instant();
+    sim.endpoint.cancel(now, txn);
+    sim.pump();
+    sim.run_until(secs(40.0));
+    assert!(sim.sent_by_endpoint("CANCEL").is_empty(), "{}", sim.dump());
+    let timeouts = sim.events_where(|e| matches!(e, UaEvent::Timeout { txn: t } if *t == txn));
+    assert_eq!(timeouts.iter().map(|t| t.0).collect::<Vec<_>>(), vec![T1 * 64], "Timer B");
+}
+
+#[test]
+fn a_2xx_crossing_our_cancel_is_acked_and_reported_so_the_call_can_be_hung_up() {
+    let agent = Agent::new(addr(AGENT), Some(secs(1.0)));
+    let (mut sim, i, txn) = call_agent(1, agent, Link::perfect(), Link::perfect());
+    // The agent sends 200 at 1.0; it arrives at 1.01. We cancel at 1.005: the two cross.
+    sim.run_until(secs(1.005));
+    let now = sim.instant();
+    sim.endpoint.cancel(now, txn);
+    sim.pump();
+    assert_eq!(sim.sent_by_endpoint("CANCEL").len(), 1);
+    sim.run_until(secs(1.02));
+    let trace = sim.dump();
+    let answers = sim.events_where(|e| {
+        matches!(e, UaEvent::Response { txn: t, response, dialog: Some(_) }
+            if *t == txn && response.status == 200)
+    });
+    assert_eq!(answers.len(), 1, "{trace}");
+    assert_eq!(sim.sent_by_endpoint("ACK ").len(), 1, "{trace}");
+    let UaEvent::Response { dialog: Some(dialog), .. } = &answers[0].1 else { unreachable!() };
+    // The call logic hangs up what it no longer wants.
+    let now = sim.instant();
+    sim.endpoint.bye(now, dialog).unwrap();
+    sim.pump();
+    sim.run_until(secs(40.0));
+    let trace = sim.dump();
+    let agent: &Agent = sim.peer(i);
+    assert_eq!(agent.received("CANCEL").len(), 1);
+    assert_eq!(agent.received("BYE").len(), 1);
+    assert_eq!(agent.received("ACK").len(), 1);
+    // The agent answered the CANCEL with 200 and never sent 487; its 200 was never retransmitted.
+    assert!(!agent.responses.iter().any(|r| r.0 == 487), "{trace}");
+    assert_eq!(
+        sim.sent_to_endpoint("SIP/2.0 200").iter().filter(|s| s.cseq_method == "INVITE").count(),
+        1
+    );
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+    assert!(sim.events.iter().all(|(_, e)| !matches!(e, UaEvent::Timeout { .. })), "{trace}");
+}

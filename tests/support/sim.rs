@@ -1,0 +1,843 @@
+//! A deterministic network simulator around the sans-IO SIP [`Endpoint`]: scripted peers exchange
+//! datagrams with it over links that delay, lose, duplicate and reorder packets, on a virtual clock,
+//! with a seeded PRNG written here (so a run is the same on every machine and every Rust release).
+//! Test support: no sockets, no sleeping; a 32-second timer runs in microseconds.
+//!
+//! The loop is quinn's `Pair::drive` in spirit: at each step the earliest of (a packet arriving, a
+//! peer's timer, the endpoint's `poll_timeout`) happens; after each step the endpoint is drained and
+//! its events are handed to the test's call logic. Every packet sent is kept in [`Sim::trace`] with
+//! its fate, so that tests assert exact counts and times.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tongdai::sip::endpoint::{Endpoint, UaEvent};
+use tongdai::sip::message::{Message, Response, parse_datagram};
+use tongdai::sip::transport::{Flow, Transport};
+
+/// RFC 3261 T1 as the peers use it (the endpoint's default too).
+pub const T1: Duration = Duration::from_millis(500);
+/// RFC 3261 T2.
+pub const T2: Duration = Duration::from_secs(4);
+
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast and good enough to draw link faults.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// A duration in `0..=max`, in whole microseconds.
+    pub fn upto(&mut self, max: Duration) -> Duration {
+        let us = max.as_micros() as u64;
+        if us == 0 { Duration::ZERO } else { Duration::from_micros(self.next_u64() % (us + 1)) }
+    }
+}
+
+/// One direction of a link: every packet takes `delay` plus a random part of `jitter` (jitter
+/// larger than the gap between two packets reorders them), is lost with probability `loss`, and
+/// is delivered twice with probability `duplicate`. `block` drops chosen packets always (e.g. every
+/// ACK), for tests that need a loss to be certain.
+#[derive(Clone, Copy)]
+pub struct Link {
+    /// Fixed one-way delay.
+    pub delay: Duration,
+    /// Extra random delay, uniform in `0..=jitter`.
+    pub jitter: Duration,
+    /// Probability that a packet is lost.
+    pub loss: f64,
+    /// Probability that a (not lost) packet arrives twice.
+    pub duplicate: f64,
+    /// Packets for which this returns true are always lost.
+    pub block: Option<fn(&[u8]) -> bool>,
+}
+
+impl Link {
+    /// 10 ms, no faults.
+    pub fn perfect() -> Link {
+        Link {
+            delay: Duration::from_millis(10),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            duplicate: 0.0,
+            block: None,
+        }
+    }
+
+    /// 10 ms plus up to `jitter`, with `loss` and `duplicate` probabilities.
+    pub fn lossy(loss: f64, duplicate: f64, jitter: Duration) -> Link {
+        Link { loss, duplicate, jitter, ..Link::perfect() }
+    }
+
+    /// This link, also losing every packet `block` picks.
+    pub fn blocking(self, block: fn(&[u8]) -> bool) -> Link {
+        Link { block: Some(block), ..self }
+    }
+}
+
+/// A scripted SIP peer. Times are virtual, from the start of the simulation.
+pub trait Peer: Any {
+    /// The peer's address.
+    fn addr(&self) -> SocketAddr;
+    /// A datagram arrived; push what to send back onto `out`.
+    fn on_receive(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<Bytes>);
+    /// The peer's own timer fired (at [`Peer::next_wake`]).
+    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>);
+    /// When the peer wants [`Peer::on_wake`] next.
+    fn next_wake(&self) -> Option<Duration>;
+    /// For [`Sim::peer`].
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// One packet sent, and what the network did with it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// When it was sent.
+    pub at: Duration,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Receiver.
+    pub to: SocketAddr,
+    /// The start line (or `<keep-alive>`/`<binary>`).
+    pub line: String,
+    /// The CSeq method, when the packet is a SIP message.
+    pub cseq_method: String,
+    /// When each copy arrived: empty when lost, two entries when duplicated.
+    pub arrivals: Vec<Duration>,
+    /// The packet.
+    pub bytes: Bytes,
+}
+
+struct InFlight {
+    at: Duration,
+    seq: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    bytes: Bytes,
+}
+
+/// The test's call logic: reacts to the endpoint's events (answer, reject, BYE …).
+pub type CallLogic = Box<dyn FnMut(&mut Endpoint, Instant, &UaEvent)>;
+
+/// The network: one endpoint, its peers, the packets in flight and the clock.
+pub struct Sim {
+    /// The endpoint under test.
+    pub endpoint: Endpoint,
+    /// Its address (UDP).
+    pub local: SocketAddr,
+    /// Every packet sent, in order.
+    pub trace: Vec<Sent>,
+    /// Every endpoint event, with its time.
+    pub events: Vec<(Duration, UaEvent)>,
+    start: Instant,
+    now: Duration,
+    rng: Rng,
+    peers: Vec<(Box<dyn Peer>, Link, Link)>,
+    flight: Vec<InFlight>,
+    seq: u64,
+    logic: Option<CallLogic>,
+}
+
+impl Sim {
+    /// A network around `endpoint` listening on `local`, with faults drawn from `seed`.
+    pub fn new(endpoint: Endpoint, local: SocketAddr, seed: u64) -> Sim {
+        Sim {
+            endpoint,
+            local,
+            trace: Vec::new(),
+            events: Vec::new(),
+            start: Instant::now(),
+            now: Duration::ZERO,
+            rng: Rng::new(seed),
+            peers: Vec::new(),
+            flight: Vec::new(),
+            seq: 0,
+            logic: None,
+        }
+    }
+
+    /// Adds a peer; `to_endpoint` and `from_endpoint` are the two directions of its link.
+    /// Returns its index for [`Sim::peer`].
+    pub fn add_peer(&mut self, peer: impl Peer, to_endpoint: Link, from_endpoint: Link) -> usize {
+        self.peers.push((Box::new(peer), to_endpoint, from_endpoint));
+        self.peers.len() - 1
+    }
+
+    /// Changes the links of peer `i` (e.g. a clean set-up, then a bad network).
+    pub fn set_links(&mut self, i: usize, to_endpoint: Link, from_endpoint: Link) {
+        self.peers[i].1 = to_endpoint;
+        self.peers[i].2 = from_endpoint;
+    }
+
+    /// Sets the call logic that sees every endpoint event as it happens.
+    pub fn on_event(&mut self, logic: impl FnMut(&mut Endpoint, Instant, &UaEvent) + 'static) {
+        self.logic = Some(Box::new(logic));
+    }
+
+    /// Peer `i`, as its concrete type.
+    pub fn peer<P: Peer>(&self, i: usize) -> &P {
+        self.peers[i].0.as_any().downcast_ref::<P>().expect("peer type")
+    }
+
+    /// Virtual time since the start.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The endpoint's clock value for now.
+    pub fn instant(&self) -> Instant {
+        self.start + self.now
+    }
+
+    /// The UDP flow between the endpoint and `remote`.
+    pub fn flow(&self, remote: SocketAddr) -> Flow {
+        Flow { transport: Transport::Udp, local: self.local, remote }
+    }
+
+    /// Runs the network until `until` (from the start), firing everything due on the way.
+    pub fn run_until(&mut self, until: Duration) {
+        self.pump();
+        for _ in 0..1_000_000 {
+            let packet = self.flight.iter().map(|p| (p.at, p.seq)).min();
+            let wake = self
+                .peers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (p, _, _))| Some((p.next_wake()?, i)))
+                .min();
+            let timer =
+                self.endpoint.poll_timeout().map(|t| t.saturating_duration_since(self.start));
+            let next = [packet.map(|p| p.0), wake.map(|w| w.0), timer].into_iter().flatten().min();
+            let Some(next) = next.filter(|t| *t <= until) else {
+                self.now = self.now.max(until);
+                return;
+            };
+            self.now = self.now.max(next);
+            if let Some((at, seq)) = packet.filter(|p| p.0 == next) {
+                let i = self.flight.iter().position(|p| p.at == at && p.seq == seq).unwrap();
+                let p = self.flight.swap_remove(i);
+                self.deliver(p);
+            } else if let Some((_, i)) = wake.filter(|w| w.0 == next) {
+                let mut out = Vec::new();
+                self.peers[i].0.on_wake(self.now, &mut out);
+                self.send_from_peer(i, out);
+            } else {
+                self.endpoint.handle_timeout(self.instant());
+            }
+            self.pump();
+        }
+        panic!("simulation does not settle: a timer fires without advancing");
+    }
+
+    /// Moves what the endpoint produced onto the network and hands its events to the call logic
+    /// (call after acting on [`Sim::endpoint`] directly).
+    pub fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                let link = self.peers.iter().find(|(p, _, _)| p.addr() == t.flow.remote);
+                let link = link.map(|(_, _, from)| *from);
+                self.send(self.local, t.flow.remote, t.bytes, link);
+            }
+            while let Some(e) = self.endpoint.poll_event() {
+                progressed = true;
+                let now = self.instant();
+                if let Some(logic) = self.logic.as_mut() {
+                    logic(&mut self.endpoint, now, &e);
+                }
+                self.events.push((self.now, e));
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn deliver(&mut self, p: InFlight) {
+        if p.to == self.local {
+            let flow = self.flow(p.from);
+            self.endpoint.handle_datagram(self.instant(), flow, p.bytes);
+        } else if let Some(i) = self.peers.iter().position(|(peer, _, _)| peer.addr() == p.to) {
+            let mut out = Vec::new();
+            self.peers[i].0.on_receive(self.now, &p.bytes, &mut out);
+            self.send_from_peer(i, out);
+        }
+    }
+
+    fn send_from_peer(&mut self, i: usize, out: Vec<Bytes>) {
+        let (from, link) = (self.peers[i].0.addr(), self.peers[i].1);
+        for bytes in out {
+            self.send(from, self.local, bytes, Some(link));
+        }
+    }
+
+    /// Puts a packet on the link (`None`: nobody is there, the packet is lost).
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Bytes, link: Option<Link>) {
+        let mut arrivals = Vec::new();
+        if let Some(link) = link {
+            let blocked = link.block.is_some_and(|b| b(&bytes));
+            // Draw every random number whatever the outcome, so that one test's faults do not
+            // shift when a block filter changes.
+            let (lost, dup) = (self.rng.chance(link.loss), self.rng.chance(link.duplicate));
+            let (j1, j2) = (self.rng.upto(link.jitter), self.rng.upto(link.jitter));
+            if !blocked && !lost {
+                arrivals.push(self.now + link.delay + j1);
+                if dup {
+                    arrivals.push(self.now + link.delay + j2);
+                }
+            }
+        }
+        for &at in &arrivals {
+            self.seq += 1;
+            let bytes = bytes.clone();
+            self.flight.push(InFlight { at, seq: self.seq, from, to, bytes });
+        }
+        let (line, cseq_method) = describe(&bytes);
+        self.trace.push(Sent { at: self.now, from, to, line, cseq_method, arrivals, bytes });
+    }
+
+    /// Packets the endpoint sent whose start line begins with `line`.
+    pub fn sent_by_endpoint(&self, line: &str) -> Vec<&Sent> {
+        self.trace.iter().filter(|s| s.from == self.local && s.line.starts_with(line)).collect()
+    }
+
+    /// Packets sent to the endpoint whose start line begins with `line`.
+    pub fn sent_to_endpoint(&self, line: &str) -> Vec<&Sent> {
+        self.trace.iter().filter(|s| s.to == self.local && s.line.starts_with(line)).collect()
+    }
+
+    /// Events that `pick` selects.
+    pub fn events_where(&self, pick: impl Fn(&UaEvent) -> bool) -> Vec<(Duration, UaEvent)> {
+        self.events.iter().filter(|(_, e)| pick(e)).cloned().collect()
+    }
+
+    /// The whole trace, one line per packet, for failure messages.
+    pub fn dump(&self) -> String {
+        let mut s = String::new();
+        for p in &self.trace {
+            let dir = if p.from == self.local { "->" } else { "<-" };
+            let fate: Vec<String> =
+                p.arrivals.iter().map(|a| format!("{:.3}", a.as_secs_f64())).collect();
+            s.push_str(&format!(
+                "{:8.3} {dir} {} {:<28} [{}] arrives {}\n",
+                p.at.as_secs_f64(),
+                if p.from == self.local { p.to } else { p.from },
+                p.line,
+                p.cseq_method,
+                if fate.is_empty() { "LOST".to_string() } else { fate.join(",") }
+            ));
+        }
+        for (at, e) in &self.events {
+            s.push_str(&format!("{:8.3} event {}\n", at.as_secs_f64(), event_name(e)));
+        }
+        s
+    }
+}
+
+/// The variant name of an event, for traces.
+pub fn event_name(e: &UaEvent) -> String {
+    let debug = format!("{e:?}");
+    debug.split([' ', '{', '(']).next().unwrap_or("").to_string()
+}
+
+fn describe(bytes: &[u8]) -> (String, String) {
+    if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+        return ("<keep-alive>".into(), String::new());
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().next().unwrap_or("").to_string();
+    let method = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CSeq:").map(|v| v.split_whitespace().nth(1).unwrap_or("")))
+        .unwrap_or("")
+        .to_string();
+    (line, method)
+}
+
+// ---- scripted peers -----------------------------------------------------------------------------
+
+/// A parsed view of what a peer received.
+fn parse(bytes: &[u8]) -> Option<Message> {
+    parse_datagram(Bytes::copy_from_slice(bytes)).ok()
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn tag_of(value: &str) -> Option<String> {
+    value.split(';').find_map(|p| p.trim().strip_prefix("tag=")).map(str::to_string)
+}
+
+fn branch_of(text: &str) -> Option<String> {
+    let via = header(text, "Via")?;
+    via.split(';').find_map(|p| p.trim().strip_prefix("branch=")).map(str::to_string)
+}
+
+/// A non-INVITE client transaction on UDP (RFC 3261 §17.1.2): Timer E retransmits from T1,
+/// doubling to T2, until a final response; Timer F gives up at 64·T1.
+#[derive(Debug, Clone)]
+pub struct NonInviteClient {
+    bytes: Bytes,
+    next: Option<Duration>,
+    interval: Duration,
+    give_up: Duration,
+    /// Times it was sent (retransmissions included).
+    pub sent: Vec<Duration>,
+    /// The final responses received (status, time); retransmissions included.
+    pub finals: Vec<(u16, Duration)>,
+}
+
+impl NonInviteClient {
+    /// Starts the transaction at `now`; the first copy goes into `out`.
+    pub fn start(now: Duration, bytes: Bytes, out: &mut Vec<Bytes>) -> NonInviteClient {
+        out.push(bytes.clone());
+        NonInviteClient {
+            bytes,
+            next: Some(now + T1),
+            interval: T1,
+            give_up: now + T1 * 64,
+            sent: vec![now],
+            finals: Vec::new(),
+        }
+    }
+
+    fn wake(&self) -> Option<Duration> {
+        self.next
+    }
+
+    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+        if self.next.is_some_and(|n| n <= now) {
+            if now >= self.give_up {
+                self.next = None;
+                return;
+            }
+            out.push(self.bytes.clone());
+            self.sent.push(now);
+            self.interval = (self.interval * 2).min(T2);
+            self.next = Some(now + self.interval);
+        }
+    }
+
+    fn on_response(&mut self, now: Duration, status: u16) {
+        if status >= 200 {
+            self.finals.push((status, now));
+            self.next = None;
+        } else {
+            // Proceeding: retransmissions continue every T2 (§17.1.2.2).
+            if self.next.is_some() {
+                self.next = Some(now + T2);
+            }
+            self.interval = T2;
+        }
+    }
+}
+
+/// A trunk placing one call (the UAC side of RFC 3261 §17.1.1 written independently of tongdai):
+/// INVITE with Timer A retransmissions until a response, ACK to every 2xx (and to non-2xx finals),
+/// optionally a BYE once the call is up, and optionally OPTIONS pings.
+pub struct TrunkCaller {
+    addr: SocketAddr,
+    target: SocketAddr,
+    call_id: String,
+    invite: Bytes,
+    invite_next: Option<Duration>,
+    invite_interval: Duration,
+    invite_give_up: Duration,
+    /// When to send BYE after the first 2xx (None: never).
+    pub bye_after: Option<Duration>,
+    bye_due: Option<Duration>,
+    to_tag: Option<String>,
+    /// Times the INVITE was sent.
+    pub invites_sent: Vec<Duration>,
+    /// Every response received: (status, CSeq method, time).
+    pub responses: Vec<(u16, String, Duration)>,
+    /// Times an ACK was sent.
+    pub acks_sent: Vec<Duration>,
+    /// The BYE transaction, once started.
+    pub bye: Option<NonInviteClient>,
+}
+
+impl TrunkCaller {
+    /// A caller at `addr` dialling `111` at `target`, starting at time 0.
+    pub fn new(addr: SocketAddr, target: SocketAddr, call_id: &str) -> TrunkCaller {
+        let invite = format!(
+            "INVITE sip:111@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-inv;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
+             To: <sip:111@{target}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:trunk@{addr}>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        TrunkCaller {
+            addr,
+            target,
+            call_id: call_id.to_string(),
+            invite: Bytes::from(invite),
+            invite_next: Some(Duration::ZERO),
+            invite_interval: T1,
+            invite_give_up: T1 * 64,
+            bye_after: None,
+            bye_due: None,
+            to_tag: None,
+            invites_sent: Vec::new(),
+            responses: Vec::new(),
+            acks_sent: Vec::new(),
+            bye: None,
+        }
+    }
+
+    /// Statuses received for `method`, in order (retransmissions included).
+    pub fn statuses(&self, method: &str) -> Vec<u16> {
+        self.responses.iter().filter(|r| r.1 == method).map(|r| r.0).collect()
+    }
+
+    fn ack(&self, branch: &str, to: &str) -> Bytes {
+        let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        Bytes::from(format!(
+            "ACK sip:111@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
+             To: {to}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 ACK\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn bye_request(&self) -> Bytes {
+        let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        let tag = self.to_tag.as_deref().unwrap_or("");
+        Bytes::from(format!(
+            "BYE sip:tongdai@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-bye;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
+             To: <sip:111@{target}>;tag={tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+}
+
+impl Peer for TrunkCaller {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn on_receive(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<Bytes>) {
+        let Some(Message::Response(r)) = parse(bytes) else { return };
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let method = r.headers.cseq().map(|c| c.method.as_str().to_string()).unwrap_or_default();
+        self.responses.push((r.status, method.clone(), now));
+        if method == "BYE" {
+            if let Some(bye) = self.bye.as_mut() {
+                bye.on_response(now, r.status);
+            }
+            return;
+        }
+        if method != "INVITE" {
+            return;
+        }
+        // Any response stops Timer A (§17.1.1.2); a final one stops Timer B too.
+        self.invite_next = None;
+        let to = header(&text, "To").unwrap_or("").to_string();
+        if r.status >= 300 {
+            // Non-2xx: the ACK belongs to the INVITE transaction (same branch).
+            out.push(self.ack(&format!("z9hG4bK-{}-inv", self.call_id), &to));
+            self.acks_sent.push(now);
+        } else if r.status >= 200 {
+            // §13.2.2.4: every 2xx (retransmissions too) gets an ACK, a new transaction.
+            if self.to_tag.is_none() {
+                self.to_tag = tag_of(&to);
+                self.bye_due = self.bye_after.map(|d| now + d);
+            }
+            out.push(self.ack(&format!("z9hG4bK-{}-ack", self.call_id), &to));
+            self.acks_sent.push(now);
+        }
+    }
+
+    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+        if self.invite_next.is_some_and(|n| n <= now) {
+            if now >= self.invite_give_up {
+                self.invite_next = None;
+            } else {
+                out.push(self.invite.clone());
+                self.invites_sent.push(now);
+                let next = if self.invites_sent.len() == 1 {
+                    now + self.invite_interval
+                } else {
+                    self.invite_interval *= 2;
+                    now + self.invite_interval
+                };
+                self.invite_next = Some(next);
+            }
+        }
+        if self.bye_due.is_some_and(|d| d <= now) {
+            self.bye_due = None;
+            self.bye = Some(NonInviteClient::start(now, self.bye_request(), out));
+        } else if let Some(bye) = self.bye.as_mut() {
+            bye.on_wake(now, out);
+        }
+    }
+
+    fn next_wake(&self) -> Option<Duration> {
+        [self.invite_next, self.bye_due, self.bye.as_ref().and_then(NonInviteClient::wake)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A peer that sends one out-of-dialog OPTIONS (a trunk's health probe) at time 0, per §17.1.2.
+pub struct Pinger {
+    addr: SocketAddr,
+    target: SocketAddr,
+    /// The transaction, once started.
+    pub txn: Option<NonInviteClient>,
+}
+
+impl Pinger {
+    /// A pinger at `addr` probing `target`.
+    pub fn new(addr: SocketAddr, target: SocketAddr) -> Pinger {
+        Pinger { addr, target, txn: None }
+    }
+}
+
+impl Peer for Pinger {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn on_receive(&mut self, now: Duration, bytes: &[u8], _out: &mut Vec<Bytes>) {
+        if let (Some(Message::Response(r)), Some(t)) = (parse(bytes), self.txn.as_mut()) {
+            t.on_response(now, r.status);
+        }
+    }
+
+    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+        match self.txn.as_mut() {
+            Some(t) => t.on_wake(now, out),
+            None => {
+                let (addr, target) = (self.addr, self.target);
+                let options = format!(
+                    "OPTIONS sip:{target} SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {addr};branch=z9hG4bK-ping1;rport\r\n\
+                     Max-Forwards: 70\r\n\
+                     From: <sip:probe@{addr}>;tag=probe1\r\n\
+                     To: <sip:{target}>\r\n\
+                     Call-ID: ping1@{addr}\r\n\
+                     CSeq: 1 OPTIONS\r\n\
+                     Content-Length: 0\r\n\r\n"
+                );
+                self.txn = Some(NonInviteClient::start(now, Bytes::from(options), out));
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Duration> {
+        match &self.txn {
+            None => Some(Duration::ZERO),
+            Some(t) => t.wake(),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// An agent's softphone answering our INVITEs (UAS side, written independently of tongdai): 180
+/// at once, 200 after `answer_after` (or never), the final response retransmitted per Timer G
+/// (T1 doubling to T2) until its ACK, for 64·T1; CANCEL before the answer gets 200 + 487; BYE 200;
+/// a retransmitted INVITE gets the last response again.
+pub struct Agent {
+    addr: SocketAddr,
+    /// Delay from the INVITE to the 200 (None: never answers).
+    pub answer_after: Option<Duration>,
+    /// Delay from the INVITE to the 180 (None: never rings).
+    pub ring_after: Option<Duration>,
+    invite: Option<String>,
+    invite_at: Duration,
+    rang: bool,
+    last: Option<Bytes>,
+    final_rtx: Option<(Duration, Duration, Duration)>,
+    /// Every request received: (start line method, time).
+    pub requests: Vec<(String, Duration)>,
+    /// Every response sent: (status, CSeq method, time).
+    pub responses: Vec<(u16, String, Duration)>,
+}
+
+impl Agent {
+    /// An agent at `addr` that rings at once and answers after `answer_after`.
+    pub fn new(addr: SocketAddr, answer_after: Option<Duration>) -> Agent {
+        Agent {
+            addr,
+            answer_after,
+            ring_after: Some(Duration::ZERO),
+            invite: None,
+            invite_at: Duration::ZERO,
+            rang: false,
+            last: None,
+            final_rtx: None,
+            requests: Vec::new(),
+            responses: Vec::new(),
+        }
+    }
+
+    /// Requests received with `method`.
+    pub fn received(&self, method: &str) -> Vec<Duration> {
+        self.requests.iter().filter(|r| r.0 == method).map(|r| r.1).collect()
+    }
+
+    fn response(&mut self, now: Duration, request: &str, status: u16, out: &mut Vec<Bytes>) {
+        let mut r =
+            format!("SIP/2.0 {status} {}\r\n", tongdai::sip::message::reason_phrase(status));
+        for l in request.lines().skip(1).take_while(|l| !l.is_empty()) {
+            let name = l.split(':').next().unwrap_or("").trim();
+            if ["Via", "From", "Call-ID", "CSeq"].iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                r.push_str(l);
+                r.push_str("\r\n");
+            } else if name.eq_ignore_ascii_case("To") {
+                r.push_str(l);
+                if status > 100 && tag_of(l).is_none() {
+                    r.push_str(";tag=agent1");
+                }
+                r.push_str("\r\n");
+            }
+        }
+        if status > 100 && status < 300 {
+            r.push_str(&format!("Contact: <sip:agent@{}>\r\n", self.addr));
+        }
+        r.push_str("Content-Length: 0\r\n\r\n");
+        let method = header(request, "CSeq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
+        self.responses.push((status, method.clone(), now));
+        let bytes = Bytes::from(r);
+        if method == "INVITE" {
+            self.last = Some(bytes.clone());
+            if status >= 200 {
+                self.final_rtx = Some((now + T1, T1, now + T1 * 64));
+            }
+        }
+        out.push(bytes);
+    }
+
+    fn answered(&self) -> bool {
+        self.responses.iter().any(|r| r.1 == "INVITE" && r.0 >= 200)
+    }
+}
+
+impl Peer for Agent {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn on_receive(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<Bytes>) {
+        let Some(Message::Request(req)) = parse(bytes) else { return };
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let method = req.method.as_str().to_string();
+        self.requests.push((method.clone(), now));
+        match method.as_str() {
+            "INVITE" => match &self.invite {
+                Some(first) if branch_of(first) == branch_of(&text) => {
+                    if let Some(last) = self.last.clone() {
+                        out.push(last);
+                    }
+                }
+                _ => {
+                    self.invite = Some(text);
+                    self.invite_at = now;
+                }
+            },
+            "ACK" => self.final_rtx = None,
+            "CANCEL" => {
+                self.response(now, &text, 200, out);
+                if !self.answered()
+                    && let Some(invite) = self.invite.clone()
+                {
+                    self.response(now, &invite, 487, out);
+                }
+            }
+            _ => self.response(now, &text, 200, out),
+        }
+    }
+
+    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+        let Some(invite) = self.invite.clone() else { return };
+        if !self.rang && self.ring_after.is_some_and(|d| self.invite_at + d <= now) {
+            self.rang = true;
+            if !self.answered() {
+                self.response(now, &invite, 180, out);
+            }
+        }
+        if !self.answered() && self.answer_after.is_some_and(|d| self.invite_at + d <= now) {
+            self.response(now, &invite, 200, out);
+        }
+        if let Some((next, interval, give_up)) = self.final_rtx
+            && next <= now
+        {
+            if now >= give_up {
+                self.final_rtx = None;
+            } else if let Some(last) = self.last.clone() {
+                out.push(last);
+                let interval = (interval * 2).min(T2);
+                self.final_rtx = Some((now + interval, interval, give_up));
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Option<Duration> {
+        self.invite.as_ref()?;
+        let ring = self.ring_after.filter(|_| !self.rang).map(|d| self.invite_at + d);
+        let answer = self.answer_after.filter(|_| !self.answered()).map(|d| self.invite_at + d);
+        [ring, answer, self.final_rtx.map(|f| f.0)].into_iter().flatten().min()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A response's status, when `bytes` is one.
+pub fn status_of(bytes: &[u8]) -> Option<u16> {
+    match parse(bytes)? {
+        Message::Response(Response { status, .. }) => Some(status),
+        Message::Request(_) => None,
+    }
+}
