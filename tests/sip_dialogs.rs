@@ -604,3 +604,22 @@ fn cancel_before_the_answer_still_cancels() {
     assert_eq!(ua.take_events(), vec![UaEvent::CallCancelled { txn }]);
     assert_eq!(ua.ep.answer(ua.now, txn, Bytes::from_static(OUR_SDP.as_bytes())), None);
 }
+
+#[test]
+fn bye_while_a_reinvite_is_unanswered_gets_it_487() {
+    let mut ua = Ua::new();
+    let tag = to_tag(&ua.established(""));
+    ua.send(req("INVITE", 2, "reinv", Some(&tag), "", HOLD));
+    let (txn, _) = in_dialog(&mut ua);
+    ua.send(req("BYE", 3, "bye", Some(&tag), "", ""));
+    let mut statuses: Vec<(u16, String)> = ua
+        .responses()
+        .iter()
+        .map(|r| (r.status, r.headers.cseq().unwrap().method.as_str().to_owned()))
+        .filter(|(s, _)| *s >= 200)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, vec![(200, "BYE".to_owned()), (487, "INVITE".to_owned())]);
+    assert!(matches!(ua.take_events().as_slice(), [UaEvent::Bye { .. }]));
+    assert!(!ua.ep.accept_in_dialog(ua.now, txn, None), "nothing left to answer");
+}

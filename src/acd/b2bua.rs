@@ -114,6 +114,8 @@ struct AgentLeg {
     dialog: Option<DialogId>,
     /// Our description on this leg (the offer we sent).
     sdp: LegSdp,
+    /// What the agent's answer agreed on.
+    format: Option<LegFormat>,
 }
 
 /// One leg's side of offer/answer: what we last sent, under its `o=` line.
@@ -474,9 +476,7 @@ impl Switchboard {
         let (leg, codec) = if c.trunk_dialog.as_ref() == Some(dialog) {
             (&mut c.caller_sdp, c.caller_format.codec)
         } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
-            let codec =
-                l.sdp.last.audio().and_then(|m| m.payload_types().find_map(|pt| m.codec(pt)));
-            (&mut l.sdp, codec.unwrap_or(c.caller_format.codec))
+            (&mut l.sdp, l.format.map_or(c.caller_format.codec, |f| f.codec))
         } else {
             return refuse(sip, 481);
         };
@@ -560,6 +560,7 @@ impl Switchboard {
                         .and_then(|c| c.agents.iter_mut().find(|l| l.txn == txn))
                     {
                         leg.dialog = Some(d.clone());
+                        leg.format = audio.map(|a| a.leg_format());
                     }
                 }
                 match audio {
@@ -764,7 +765,13 @@ impl Switchboard {
             Some(txn) => {
                 self.by_agent_txn.insert(txn, call);
                 if let Some(c) = self.calls.get_mut(&call) {
-                    c.agents.push(AgentLeg { agent: agent.clone(), txn, dialog: None, sdp: leg });
+                    c.agents.push(AgentLeg {
+                        agent: agent.clone(),
+                        txn,
+                        dialog: None,
+                        sdp: leg,
+                        format: None,
+                    });
                 }
             }
             None => {

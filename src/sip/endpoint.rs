@@ -516,6 +516,7 @@ impl Endpoint {
                 self.respond(now, id, ok);
                 self.dialogs.remove(&did);
                 self.pending_acks.remove(&did);
+                self.terminate_pending(now, &did);
                 self.events.push_back(UaEvent::Bye { dialog: did });
             }
             Method::Options => {
@@ -584,6 +585,22 @@ impl Endpoint {
         let mut r = Response::for_request(request, 422, Some(&self.new_tag()));
         r.headers.push(name::MIN_SE, MIN_SE_SECS.to_string());
         self.respond(now, id, r);
+    }
+
+    /// §15.1.2: requests of an ended dialog still waiting for our answer get 487.
+    fn terminate_pending(&mut self, now: Instant, dialog: &DialogId) {
+        let pending: Vec<TxnId> = self
+            .open_in_dialog
+            .iter()
+            .filter(|(_, o)| o.dialog == *dialog)
+            .map(|(txn, _)| *txn)
+            .collect();
+        for txn in pending {
+            if let Some(open) = self.open_in_dialog.remove(&txn) {
+                let r = Response::for_request(&open.request, 487, None);
+                self.respond(now, txn, r);
+            }
+        }
     }
 
     /// Sends BYE on a dialog we end ourselves and reports it.
@@ -917,7 +934,7 @@ impl Endpoint {
     pub fn bye(&mut self, now: Instant, dialog: &DialogId) -> Option<TxnId> {
         let mut d = self.dialogs.remove(dialog)?;
         self.pending_acks.remove(dialog);
-        self.open_in_dialog.retain(|_, o| o.dialog != *dialog);
+        self.terminate_pending(now, dialog);
         let branch = self.txns.new_branch();
         let bye = d.request(Method::Bye, &via_host(d.flow.local), &branch);
         let txn = self.txns.send_request(now, d.flow, bye).ok()?;
