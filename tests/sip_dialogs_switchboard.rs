@@ -1,0 +1,340 @@
+//! The switchboard's side of dialogs, sans-IO: the endpoint and the switchboard around a fake
+//! media, fed literal SIP on virtual time. A late offer opens the caller's media for our offer and
+//! applies the answer from the ACK (or hangs up when it cannot be used); re-INVITEs and UPDATEs on
+//! the trunk leg are answered with our description, hold mirrored, `o=` version moving only when
+//! the description changes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tongdai::acd::CallId;
+use tongdai::acd::b2bua::{MediaControl, PROMPT_HOLD, PROMPT_WELCOME, Switchboard};
+use tongdai::config::{Config, DEFAULT_TOML, Source};
+use tongdai::media::pacing::Playlist;
+use tongdai::media::prompt::{Prompt, PromptSet};
+use tongdai::media::relay::LegFormat;
+use tongdai::runtime::driver::endpoint_config;
+use tongdai::sip::endpoint::Endpoint;
+use tongdai::sip::message::{Message, Request, Response, parse_datagram};
+use tongdai::sip::sdp::{Direction, SessionDescription};
+use tongdai::sip::transport::{Flow, Transport};
+
+/// What the switchboard asked of the media, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Media {
+    OpenCaller(Option<SocketAddr>, LegFormat),
+    CallerAnswered(Option<SocketAddr>, LegFormat),
+    Play,
+    Close,
+    Other,
+}
+
+#[derive(Default)]
+struct FakeMedia {
+    log: Vec<Media>,
+}
+
+impl MediaControl for FakeMedia {
+    fn address(&self) -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+    fn open_caller(&mut self, _: CallId, remote: Option<SocketAddr>, f: LegFormat) -> Option<u16> {
+        self.log.push(Media::OpenCaller(remote, f));
+        Some(20_000)
+    }
+    fn open_agent(&mut self, _: CallId) -> Option<u16> {
+        self.log.push(Media::Other);
+        Some(20_002)
+    }
+    fn agent_answered(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) {
+        self.log.push(Media::Other);
+    }
+    fn caller_answered(&mut self, _: CallId, remote: Option<SocketAddr>, f: LegFormat) {
+        self.log.push(Media::CallerAnswered(remote, f));
+    }
+    fn play(&mut self, _: CallId, _: Playlist) {
+        self.log.push(Media::Play);
+    }
+    fn bridge(&mut self, _: CallId) {
+        self.log.push(Media::Other);
+    }
+    fn drop_agent(&mut self, _: CallId) {
+        self.log.push(Media::Other);
+    }
+    fn close(&mut self, _: CallId) {
+        self.log.push(Media::Close);
+    }
+}
+
+struct Rig {
+    ep: Endpoint,
+    sb: Switchboard,
+    media: FakeMedia,
+    now: Instant,
+    sent: Vec<Message>,
+}
+
+fn flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: "127.0.0.1:5070".parse().unwrap(),
+    }
+}
+
+const PCMA_ANSWER: &str = "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                           t=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                           a=rtpmap:101 telephone-event/8000\r\n";
+
+fn offer(version: u32, direction: &str) -> String {
+    format!(
+        "v=0\r\no=trunk 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+fn req(method: &str, seq: u32, branch: &str, to_tag: Option<&str>, body: &str) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    let cseq_method = if method == "ACK" { "ACK" } else { method };
+    format!(
+        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:0901234567@127.0.0.1:5070>;tag=trunk1\r\n\
+         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
+         Call-ID: sb-1@trunk\r\n\
+         CSeq: {seq} {cseq_method}\r\n\
+         Contact: <sip:trunk@127.0.0.1:5070>\r\n\
+         Max-Forwards: 70\r\n\
+         {ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let source = Source::new("test.toml", DEFAULT_TOML.to_owned());
+        let (config, _) = Config::from_source(&source, "config".as_ref()).unwrap();
+        let mut prompts = PromptSet::new();
+        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
+        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
+        let now = Instant::now();
+        Rig {
+            ep: Endpoint::new(endpoint_config(&config), 9),
+            sb: Switchboard::new(&config, prompts, [7; 32], now),
+            media: FakeMedia::default(),
+            now,
+            sent: vec![],
+        }
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.ep.poll_transmit() {
+                if let Ok(m) = parse_datagram(t.bytes) {
+                    self.sent.push(m);
+                }
+                progressed = true;
+            }
+            while let Some(e) = self.ep.poll_event() {
+                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        self.ep.handle_datagram(self.now, flow(), Bytes::from(text));
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        loop {
+            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    self.ep.handle_timeout(self.now);
+                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+
+    fn final_responses(&mut self) -> Vec<Response> {
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Response(r) if r.status >= 200 => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) => Some(r),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+
+    /// The one final response sent since the last look; must be `status`.
+    fn final_response(&mut self, status: u16) -> Response {
+        let mut r = self.final_responses();
+        r.dedup_by(|a, b| a.status == b.status);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].status, status, "{:?}", r[0]);
+        r.remove(0)
+    }
+
+    /// An answered trunk call (early offer); returns our To tag.
+    fn call(&mut self) -> String {
+        self.send(req("INVITE", 1, "inv", None, &offer(1, "sendrecv")));
+        let ok = self.final_response(200);
+        let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+        self.send(req("ACK", 1, "ack", Some(&tag), ""));
+        tag
+    }
+}
+
+fn sdp_of(r: &Response) -> SessionDescription {
+    SessionDescription::parse(std::str::from_utf8(&r.body).unwrap()).unwrap()
+}
+
+#[test]
+fn late_offer_opens_media_for_our_offer_and_applies_the_answer_from_the_ack() {
+    let mut rig = Rig::new();
+    rig.send(req("INVITE", 1, "inv", None, ""));
+    let ok = rig.final_response(200);
+    let ours = sdp_of(&ok);
+    let audio = ours.audio().unwrap();
+    assert_eq!(audio.port, 20_000);
+    assert_eq!(audio.formats, ["0", "8", "101"], "our offer: PCMU, PCMA, telephone-event");
+    assert_eq!(ours.direction_for(audio), Direction::SendRecv);
+    assert!(
+        matches!(rig.media.log.as_slice(), [Media::OpenCaller(None, _)]),
+        "{:?}",
+        rig.media.log
+    );
+    assert_eq!(rig.sb.calls(), 1);
+    // Nothing is played before the caller's address is known.
+    rig.advance(Duration::from_millis(300));
+    assert!(!rig.media.log.contains(&Media::Play));
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+    rig.send(req("ACK", 1, "ack", Some(&tag), PCMA_ANSWER));
+    let remote: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    match &rig.media.log[1..] {
+        [Media::CallerAnswered(Some(r), f), Media::Play, ..] => {
+            assert_eq!(*r, remote);
+            assert_eq!((f.payload_type, f.telephone_event), (8, Some(101)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(rig.requests().is_empty(), "no BYE");
+    assert_eq!(rig.sb.calls(), 1);
+}
+
+#[test]
+fn late_offer_with_an_unusable_answer_is_hung_up() {
+    let mut rig = Rig::new();
+    rig.send(req("INVITE", 1, "inv", None, ""));
+    let ok = rig.final_response(200);
+    let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+    let g729 = PCMA_ANSWER.replace("RTP/AVP 8 101", "RTP/AVP 18").replace("PCMA", "G729");
+    rig.send(req("ACK", 1, "ack", Some(&tag), &g729));
+    let byes = rig.requests();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].method.as_str(), "BYE");
+    assert!(!rig.media.log.contains(&Media::Play));
+    rig.advance(Duration::from_secs(1));
+    assert!(rig.media.log.contains(&Media::Close));
+    assert_eq!(rig.sb.calls(), 0);
+}
+
+#[test]
+fn trunk_hold_is_mirrored_and_our_version_moves_only_when_our_description_changes() {
+    let mut rig = Rig::new();
+    rig.send(req("INVITE", 1, "inv", None, &offer(1, "sendrecv")));
+    let first = rig.final_response(200);
+    let v0 = sdp_of(&first).origin.session_version;
+    let tag = first.headers.to().unwrap().tag().unwrap().to_string();
+    rig.send(req("ACK", 1, "ack", Some(&tag), ""));
+    // Hold: sendonly → recvonly, new version.
+    rig.send(req("INVITE", 2, "hold", Some(&tag), &offer(2, "sendonly")));
+    let held = sdp_of(&rig.final_response(200));
+    assert_eq!(held.direction_for(held.audio().unwrap()), Direction::RecvOnly);
+    assert_eq!(held.origin.session_version, v0 + 1);
+    assert_eq!(held.audio().unwrap().port, 20_000, "same port");
+    rig.send(req("ACK", 2, "ack2", Some(&tag), ""));
+    // The same hold again (a refresh): same description, same version.
+    rig.send(req("INVITE", 3, "hold2", Some(&tag), &offer(2, "sendonly")));
+    let again = rig.final_response(200);
+    assert_eq!(sdp_of(&again).origin.session_version, v0 + 1);
+    rig.send(req("ACK", 3, "ack3", Some(&tag), ""));
+    // RFC 2543 hold (c=0.0.0.0) by UPDATE: recvonly as well.
+    let old_hold = offer(3, "sendrecv").replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    rig.send(req("UPDATE", 4, "upd", Some(&tag), &old_hold));
+    let upd = sdp_of(&rig.final_response(200));
+    assert_eq!(upd.direction_for(upd.audio().unwrap()), Direction::RecvOnly);
+    assert_eq!(upd.origin.session_version, v0 + 1);
+    // inactive → inactive.
+    rig.send(req("INVITE", 5, "inact", Some(&tag), &offer(4, "inactive")));
+    let inactive = sdp_of(&rig.final_response(200));
+    assert_eq!(inactive.direction_for(inactive.audio().unwrap()), Direction::Inactive);
+    assert_eq!(inactive.origin.session_version, v0 + 2);
+    rig.send(req("ACK", 5, "ack5", Some(&tag), ""));
+    // A re-INVITE without offer gets our current description as the offer, version unchanged.
+    rig.send(req("INVITE", 6, "nooffer", Some(&tag), ""));
+    let ours = sdp_of(&rig.final_response(200));
+    assert_eq!(ours.origin.session_version, v0 + 2);
+    rig.send(req("ACK", 6, "ack6", Some(&tag), &offer(5, "inactive")));
+    // Resume.
+    rig.send(req("INVITE", 7, "resume", Some(&tag), &offer(6, "sendrecv")));
+    let resumed = sdp_of(&rig.final_response(200));
+    assert_eq!(resumed.direction_for(resumed.audio().unwrap()), Direction::SendRecv);
+    assert_eq!(resumed.origin.session_version, v0 + 3);
+    rig.send(req("ACK", 7, "ack7", Some(&tag), ""));
+    // The call went on throughout; the media was never touched after the start.
+    assert!(rig.requests().is_empty(), "no BYE");
+    assert_eq!(rig.sb.calls(), 1);
+    assert!(!rig.media.log.contains(&Media::Close));
+    assert!(!rig.media.log.iter().any(|m| matches!(m, Media::CallerAnswered(..))));
+}
+
+#[test]
+fn reoffer_without_our_codec_gets_488_and_the_call_goes_on() {
+    let mut rig = Rig::new();
+    let tag = rig.call();
+    let g729 = offer(2, "sendrecv")
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 18")
+        .replace("a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", "a=rtpmap:18 G729/8000\r\n");
+    rig.send(req("INVITE", 2, "g729", Some(&tag), &g729));
+    rig.final_response(488);
+    rig.send(req("ACK", 2, "g729", Some(&tag), ""));
+    assert_eq!(rig.sb.calls(), 1);
+    // The next re-INVITE is answered normally.
+    rig.send(req("INVITE", 3, "again", Some(&tag), &offer(3, "sendrecv")));
+    rig.final_response(200);
+}
+
+#[test]
+fn other_in_dialog_requests_are_refused_without_ending_the_call() {
+    let mut rig = Rig::new();
+    let tag = rig.call();
+    rig.send(req("NOTIFY", 2, "notify", Some(&tag), ""));
+    rig.final_response(501);
+    assert_eq!(rig.sb.calls(), 1);
+}
