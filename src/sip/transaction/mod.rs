@@ -270,23 +270,12 @@ impl Transactions {
             return Received::Absorbed;
         };
         if let Some(&id) = self.index.get(&key) {
-            self.steps.clear();
-            let mut steps = std::mem::take(&mut self.steps);
-            if let Some(entry) = self.entries.get_mut(&id) {
-                let mut cx = Cx {
-                    values: &self.values,
-                    reliable: entry.flow.transport.is_reliable(),
-                    out: &mut steps,
-                };
-                match (&mut entry.machine, &request.method) {
-                    (Machine::ServerInvite(m), Method::Ack) => m.recv_ack(&mut cx, request),
-                    (Machine::ServerInvite(m), _) => m.recv_invite(&mut cx),
-                    (Machine::ServerNonInvite(m), _) => m.recv_request(&mut cx),
-                    _ => {}
-                }
-            }
-            self.apply(now, id, &mut steps);
-            self.steps = steps;
+            self.step(now, id, |machine, cx| match (machine, &request.method) {
+                (Machine::ServerInvite(m), Method::Ack) => m.recv_ack(cx, request),
+                (Machine::ServerInvite(m), _) => m.recv_invite(cx),
+                (Machine::ServerNonInvite(m), _) => m.recv_request(cx),
+                _ => {}
+            });
             return Received::Absorbed;
         }
         if request.method == Method::Ack {
@@ -294,32 +283,17 @@ impl Transactions {
         }
         let response_flow =
             request.headers.top_via().map(|v| response_flow(flow, &v)).unwrap_or(flow);
-        let id = self.allocate();
-        let mut steps = std::mem::take(&mut self.steps);
-        steps.clear();
-        let machine = {
-            let mut cx = Cx {
-                values: &self.values,
-                reliable: flow.transport.is_reliable(),
-                out: &mut steps,
-            };
+        let id = self.create(now, response_flow, key, |cx| {
             if request.method == Method::Invite {
-                let mut m = ServerInvite::new(&cx);
+                let mut m = ServerInvite::new(cx);
                 let trying = Response::for_request(&request, 100, None).to_bytes();
                 // Proceeding allows a 100: this cannot fail.
-                let _ = m.send_response(&mut cx, 100, trying);
+                let _ = m.send_response(cx, 100, trying);
                 Machine::ServerInvite(m)
             } else {
                 Machine::ServerNonInvite(ServerNonInvite::new())
             }
-        };
-        self.entries.insert(
-            id,
-            Entry { machine, flow: response_flow, key: key.clone(), armed: Vec::new() },
-        );
-        self.index.insert(key, id);
-        self.apply(now, id, &mut steps);
-        self.steps = steps;
+        });
         Received::New { id, request, response_flow }
     }
 
@@ -350,22 +324,11 @@ impl Transactions {
         let Some(id) = client_key(&response).and_then(|k| self.index.get(&k).copied()) else {
             return Some(response);
         };
-        let mut steps = std::mem::take(&mut self.steps);
-        steps.clear();
-        if let Some(entry) = self.entries.get_mut(&id) {
-            let mut cx = Cx {
-                values: &self.values,
-                reliable: entry.flow.transport.is_reliable(),
-                out: &mut steps,
-            };
-            match &mut entry.machine {
-                Machine::ClientInvite(m) => m.recv_response(&mut cx, response),
-                Machine::ClientNonInvite(m) => m.recv_response(&mut cx, response),
-                _ => {}
-            }
-        }
-        self.apply(now, id, &mut steps);
-        self.steps = steps;
+        self.step(now, id, |machine, cx| match machine {
+            Machine::ClientInvite(m) => m.recv_response(cx, response),
+            Machine::ClientNonInvite(m) => m.recv_response(cx, response),
+            _ => {}
+        });
         None
     }
 
@@ -387,27 +350,14 @@ impl Transactions {
             .and_then(|v| v.branch().map(str::to_string))
             .ok_or(TransactionError::BadRequest("no Via branch"))?;
         let key = Key::Branch { branch, sent_by: None, method: method_key(&request.method) };
-        let id = self.allocate();
         let bytes = request.to_bytes();
-        let mut steps = std::mem::take(&mut self.steps);
-        steps.clear();
-        let machine = {
-            let mut cx = Cx {
-                values: &self.values,
-                reliable: flow.transport.is_reliable(),
-                out: &mut steps,
-            };
+        Ok(self.create(now, flow, key, |cx| {
             if request.method == Method::Invite {
-                Machine::ClientInvite(ClientInvite::start(&mut cx, request, bytes))
+                Machine::ClientInvite(ClientInvite::start(cx, request, bytes))
             } else {
-                Machine::ClientNonInvite(ClientNonInvite::start(&mut cx, request, bytes))
+                Machine::ClientNonInvite(ClientNonInvite::start(cx, request, bytes))
             }
-        };
-        self.entries.insert(id, Entry { machine, flow, key: key.clone(), armed: Vec::new() });
-        self.index.insert(key, id);
-        self.apply(now, id, &mut steps);
-        self.steps = steps;
-        Ok(id)
+        }))
     }
 
     /// The request a client transaction sent (to build a CANCEL or a retry with credentials).
@@ -431,25 +381,13 @@ impl Transactions {
         id: TxnId,
         response: &Response,
     ) -> Result<(), TransactionError> {
-        let entry = self.entries.get_mut(&id).ok_or(TransactionError::Unknown)?;
-        let mut steps = std::mem::take(&mut self.steps);
-        steps.clear();
         let bytes = response.to_bytes();
-        let result = {
-            let mut cx = Cx {
-                values: &self.values,
-                reliable: entry.flow.transport.is_reliable(),
-                out: &mut steps,
-            };
-            match &mut entry.machine {
-                Machine::ServerInvite(m) => m.send_response(&mut cx, response.status, bytes),
-                Machine::ServerNonInvite(m) => m.send_response(&mut cx, response.status, bytes),
-                _ => Err(TransactionError::Unknown),
-            }
-        };
-        self.apply(now, id, &mut steps);
-        self.steps = steps;
-        result
+        self.step(now, id, |machine, cx| match machine {
+            Machine::ServerInvite(m) => m.send_response(cx, response.status, bytes),
+            Machine::ServerNonInvite(m) => m.send_response(cx, response.status, bytes),
+            _ => Err(TransactionError::Unknown),
+        })
+        .unwrap_or(Err(TransactionError::Unknown))
     }
 
     /// Fires every timer due at `now`.
@@ -464,23 +402,12 @@ impl Transactions {
                 continue; // re-armed or disarmed since
             };
             entry.armed.swap_remove(pos);
-            let mut steps = std::mem::take(&mut self.steps);
-            steps.clear();
-            {
-                let mut cx = Cx {
-                    values: &self.values,
-                    reliable: entry.flow.transport.is_reliable(),
-                    out: &mut steps,
-                };
-                match &mut entry.machine {
-                    Machine::ServerInvite(m) => m.on_timer(&mut cx, timer),
-                    Machine::ServerNonInvite(m) => m.on_timer(&mut cx, timer),
-                    Machine::ClientInvite(m) => m.on_timer(&mut cx, timer),
-                    Machine::ClientNonInvite(m) => m.on_timer(&mut cx, timer),
-                }
-            }
-            self.apply(now, id, &mut steps);
-            self.steps = steps;
+            self.step(now, id, |machine, cx| match machine {
+                Machine::ServerInvite(m) => m.on_timer(cx, timer),
+                Machine::ServerNonInvite(m) => m.on_timer(cx, timer),
+                Machine::ClientInvite(m) => m.on_timer(cx, timer),
+                Machine::ClientNonInvite(m) => m.on_timer(cx, timer),
+            });
         }
     }
 
@@ -498,6 +425,47 @@ impl Transactions {
     /// The next event for the transaction user.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// Runs `f` on transaction `id`'s machine, then carries out the steps it took; `None` when the
+    /// transaction is gone.
+    fn step<R>(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        f: impl FnOnce(&mut Machine, &mut Cx<'_>) -> R,
+    ) -> Option<R> {
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.clear();
+        let result = self.entries.get_mut(&id).map(|entry| {
+            let reliable = entry.flow.transport.is_reliable();
+            let mut cx = Cx { values: &self.values, reliable, out: &mut steps };
+            f(&mut entry.machine, &mut cx)
+        });
+        self.apply(now, id, &mut steps);
+        self.steps = steps;
+        result
+    }
+
+    /// Creates a transaction sending on `flow` under `key`, its machine built by `start` (which may
+    /// already send and arm timers), and carries out its first steps.
+    fn create(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        key: Key,
+        start: impl FnOnce(&mut Cx<'_>) -> Machine,
+    ) -> TxnId {
+        let id = self.allocate();
+        let mut steps = std::mem::take(&mut self.steps);
+        steps.clear();
+        let reliable = flow.transport.is_reliable();
+        let machine = start(&mut Cx { values: &self.values, reliable, out: &mut steps });
+        self.entries.insert(id, Entry { machine, flow, key: key.clone(), armed: Vec::new() });
+        self.index.insert(key, id);
+        self.apply(now, id, &mut steps);
+        self.steps = steps;
+        id
     }
 
     fn allocate(&mut self) -> TxnId {
