@@ -447,3 +447,199 @@ fn a_2xx_crossing_our_cancel_is_acked_and_reported_so_the_call_can_be_hung_up() 
     assert_eq!(sim.endpoint.dialog_count(), 0);
     assert!(sim.events.iter().all(|(_, e)| !matches!(e, UaEvent::Timeout { .. })), "{trace}");
 }
+
+// ---- more timer paths and races -----------------------------------------------------------------
+
+#[test]
+fn trunk_cancel_over_a_lossy_link_is_answered_and_the_487_retransmitted_until_acked() {
+    let mut interesting = 0;
+    for seed in 0..300 {
+        let mut sim = Sim::new(endpoint(), addr(US), seed);
+        let mut caller = TrunkCaller::new(addr(TRUNK), addr(US), &format!("cancel{seed}"));
+        caller.cancel_at = Some(secs(2.0));
+        let i = sim.add_peer(caller, bad_link(), bad_link());
+        // The call logic only rings (the caller hangs up before an agent answers).
+        sim.on_event(|ep, now, e| {
+            if let UaEvent::IncomingCall { txn, .. } = e {
+                ep.provisional(now, *txn, 180, None);
+            }
+        });
+        sim.run_until(secs(60.0));
+        let trace = sim.dump();
+        let caller: &TrunkCaller = sim.peer(i);
+        let Some(cancel) = caller.cancel.as_ref() else {
+            // No provisional ever reached the caller: it may not CANCEL (§9.1).
+            assert!(sim.sent_to_endpoint("CANCEL").is_empty());
+            continue;
+        };
+        let cancel_arrivals: Vec<Duration> =
+            sim.sent_to_endpoint("CANCEL").iter().flat_map(|s| s.arrivals.clone()).collect();
+        let oks: Vec<_> = sim
+            .sent_by_endpoint("SIP/2.0 200")
+            .into_iter()
+            .filter(|s| s.cseq_method == "CANCEL")
+            .collect();
+        // Each CANCEL copy got the same 200, from the CANCEL's transaction.
+        assert_eq!(oks.len(), cancel_arrivals.len(), "seed {seed}\n{trace}");
+        assert!(oks.windows(2).all(|w| w[0].bytes == w[1].bytes), "seed {seed}\n{trace}");
+        assert!(sim.sent_by_endpoint("SIP/2.0 481").is_empty(), "seed {seed}\n{trace}");
+        // The caller stopped retransmitting at the first 200.
+        let done = cancel.finals.first().map(|f| f.1).unwrap_or(cancel.sent[0] + T1 * 64);
+        assert_eq!(cancel.sent, schedule(cancel.sent[0], done), "seed {seed}\n{trace}");
+        if cancel_arrivals.is_empty() {
+            continue;
+        }
+        assert_eq!(
+            count(&sim, |e| matches!(e, UaEvent::CallCancelled { .. })),
+            1,
+            "seed {seed}\n{trace}"
+        );
+        // 487 at the first CANCEL, then Timer G until the ACK arrived (or Timer H).
+        let first_cancel = cancel_arrivals.iter().min().copied().unwrap();
+        let first_ack = sim.sent_to_endpoint("ACK").iter().flat_map(|s| s.arrivals.clone()).min();
+        let end = first_ack.unwrap_or(first_cancel + T1 * 64);
+        let invite_arrivals: Vec<Duration> =
+            sim.sent_to_endpoint("INVITE").iter().flat_map(|s| s.arrivals.clone()).collect();
+        let timer_487s: Vec<Duration> = sim
+            .sent_by_endpoint("SIP/2.0 487")
+            .iter()
+            .map(|s| s.at)
+            .filter(|at| *at == first_cancel || !invite_arrivals.contains(at))
+            .collect();
+        assert_eq!(timer_487s, schedule(first_cancel, end), "seed {seed}\n{trace}");
+        if timer_487s.len() > 1 {
+            interesting += 1;
+        }
+        // The caller ACKed each 487 it got; no dialog was made.
+        let got_487 = caller.statuses("INVITE").iter().filter(|s| **s == 487).count();
+        assert_eq!(caller.acks_sent.len(), got_487, "seed {seed}\n{trace}");
+        assert_eq!(sim.endpoint.dialog_count(), 0);
+    }
+    assert!(interesting > 30, "only {interesting} seeds retransmitted the 487");
+}
+
+#[test]
+fn a_cancel_crossing_our_2xx_gets_200_and_the_call_goes_on() {
+    let mut sim = Sim::new(endpoint(), addr(US), 1);
+    let mut caller = TrunkCaller::new(addr(TRUNK), addr(US), "cross");
+    // Our 200 leaves at 1.0 and arrives at 1.01; the caller's CANCEL leaves at 1.005.
+    caller.cancel_at = Some(secs(1.005));
+    let i = sim.add_peer(caller, Link::perfect(), Link::perfect());
+    sim.on_event(|ep, now, e| {
+        if let UaEvent::IncomingCall { txn, .. } = e {
+            ep.provisional(now, *txn, 180, None);
+        }
+    });
+    sim.run_until(secs(1.0));
+    let txn = match &sim.events[0].1 {
+        UaEvent::IncomingCall { txn, .. } => *txn,
+        other => panic!("{other:?}"),
+    };
+    let now = sim.instant();
+    sim.endpoint.answer(now, txn, Bytes::new()).unwrap();
+    sim.pump();
+    sim.run_until(secs(40.0));
+    let trace = sim.dump();
+    let caller: &TrunkCaller = sim.peer(i);
+    assert_eq!(caller.cancel.as_ref().unwrap().finals, vec![(200, secs(1.025))], "{trace}");
+    assert!(sim.sent_by_endpoint("SIP/2.0 487").is_empty(), "{trace}");
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::CallCancelled { .. })), 0, "{trace}");
+    assert!(count(&sim, |e| matches!(e, UaEvent::Confirmed { .. })) >= 1, "{trace}");
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::AckTimeout { .. })), 0, "{trace}");
+    assert_eq!(sim.endpoint.dialog_count(), 1, "the call goes on; the caller will BYE");
+}
+
+#[test]
+fn a_bye_before_the_ack_stops_our_2xx_and_no_ack_timeout_follows() {
+    // Every ACK is lost; the caller hangs up 2 s after it got our 200.
+    let (mut sim, _) =
+        trunk_call(1, Link::perfect().blocking(is_ack), Link::perfect(), Some(secs(2.0)));
+    sim.run_until(secs(60.0));
+    let trace = sim.dump();
+    let bye_at = sim.sent_to_endpoint("BYE")[0].arrivals[0];
+    assert_eq!(bye_at, secs(2.03), "{trace}");
+    let late_2xx = sim
+        .sent_by_endpoint("SIP/2.0 200")
+        .iter()
+        .filter(|s| s.cseq_method == "INVITE" && s.at > bye_at)
+        .count();
+    assert_eq!(late_2xx, 0, "2xx retransmitted after the dialog ended\n{trace}");
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::Bye { .. })), 1, "{trace}");
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::AckTimeout { .. })), 0, "{trace}");
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+}
+
+#[test]
+fn every_2xx_retransmission_of_the_agent_is_acked_even_after_our_transaction_ended() {
+    // Our ACKs never reach the agent, so it retransmits its 200 for 64·T1; our INVITE transaction
+    // ends meanwhile (Timer M), and the later copies are matched through the dialog.
+    let agent = Agent::new(addr(AGENT), Some(secs(1.0)));
+    let (mut sim, i, _) = call_agent(1, agent, Link::perfect(), Link::perfect().blocking(is_ack));
+    sim.run_until(secs(60.0));
+    let trace = sim.dump();
+    let oks: Vec<Duration> =
+        sim.sent_to_endpoint("SIP/2.0 200").iter().flat_map(|s| s.arrivals.clone()).collect();
+    let answer = secs(1.01);
+    let expected: Vec<Duration> =
+        schedule(answer, answer + T1 * 64).into_iter().map(|t| t + secs(0.01)).collect();
+    assert_eq!(oks, expected, "{trace}");
+    let acks: Vec<Duration> = sim.sent_by_endpoint("ACK ").iter().map(|s| s.at).collect();
+    assert_eq!(acks, oks, "one ACK per 2xx, at once\n{trace}");
+    let agent: &Agent = sim.peer(i);
+    assert!(agent.received("ACK").is_empty());
+    assert_eq!(sim.endpoint.dialog_count(), 1);
+}
+
+#[test]
+fn our_bye_over_a_lossy_link_follows_timer_e_and_reports_one_final() {
+    let mut retransmitted = 0;
+    for seed in 0..300 {
+        let agent = Agent::new(addr(AGENT), Some(secs(1.0)));
+        let (mut sim, i, txn) = call_agent(seed, agent, Link::perfect(), Link::perfect());
+        sim.run_until(secs(2.0));
+        let dialog = sim
+            .events
+            .iter()
+            .find_map(|(_, e)| match e {
+                UaEvent::Response { txn: t, dialog: Some(d), .. } if *t == txn => Some(d.clone()),
+                _ => None,
+            })
+            .expect("answered");
+        sim.set_links(i, bad_link(), bad_link());
+        let now = sim.instant();
+        let bye = sim.endpoint.bye(now, &dialog).unwrap();
+        sim.pump();
+        assert_eq!(sim.endpoint.dialog_count(), 0);
+        sim.run_until(secs(60.0));
+        let trace = sim.dump();
+        let first_ok = sim
+            .sent_to_endpoint("SIP/2.0 200")
+            .iter()
+            .filter(|s| s.cseq_method == "BYE")
+            .flat_map(|s| s.arrivals.clone())
+            .min();
+        let sends: Vec<Duration> = sim.sent_by_endpoint("BYE ").iter().map(|s| s.at).collect();
+        let end = first_ok.unwrap_or(secs(2.0) + T1 * 64);
+        assert_eq!(sends, schedule(secs(2.0), end), "seed {seed}\n{trace}");
+        if sends.len() > 1 {
+            retransmitted += 1;
+        }
+        let finals = sim.events_where(
+            |e| matches!(e, UaEvent::Response { txn: t, response, .. } if *t == bye && response.status >= 200),
+        );
+        let timeouts = sim.events_where(|e| matches!(e, UaEvent::Timeout { txn: t } if *t == bye));
+        match first_ok {
+            Some(at) => {
+                assert_eq!(finals.len(), 1, "seed {seed}\n{trace}");
+                assert_eq!(finals[0].0, at, "seed {seed}\n{trace}");
+                assert!(timeouts.is_empty(), "seed {seed}\n{trace}");
+            }
+            None => {
+                assert!(finals.is_empty(), "seed {seed}\n{trace}");
+                assert_eq!(timeouts.len(), 1, "seed {seed}\n{trace}");
+                assert_eq!(timeouts[0].0, secs(2.0) + T1 * 64, "Timer F\n{trace}");
+            }
+        }
+    }
+    assert!(retransmitted > 50, "only {retransmitted} seeds retransmitted our BYE");
+}

@@ -470,6 +470,10 @@ pub struct TrunkCaller {
     /// When to send BYE after the first 2xx (None: never).
     pub bye_after: Option<Duration>,
     bye_due: Option<Duration>,
+    /// When the caller hangs up before the answer: CANCEL, sent once a provisional has arrived
+    /// (§9.1). None: never.
+    pub cancel_at: Option<Duration>,
+    provisional_seen: bool,
     to_tag: Option<String>,
     /// Times the INVITE was sent.
     pub invites_sent: Vec<Duration>,
@@ -479,6 +483,8 @@ pub struct TrunkCaller {
     pub acks_sent: Vec<Duration>,
     /// The BYE transaction, once started.
     pub bye: Option<NonInviteClient>,
+    /// The CANCEL transaction, once started.
+    pub cancel: Option<NonInviteClient>,
 }
 
 impl TrunkCaller {
@@ -506,12 +512,19 @@ impl TrunkCaller {
             invite_give_up: T1 * 64,
             bye_after: None,
             bye_due: None,
+            cancel_at: None,
+            provisional_seen: false,
             to_tag: None,
             invites_sent: Vec::new(),
             responses: Vec::new(),
             acks_sent: Vec::new(),
             bye: None,
+            cancel: None,
         }
+    }
+
+    fn provisional_at(&self) -> Duration {
+        self.responses.iter().find(|r| r.0 < 200).map(|r| r.2).unwrap_or_default()
     }
 
     /// Statuses received for `method`, in order (retransmissions included).
@@ -531,6 +544,27 @@ impl TrunkCaller {
              CSeq: 1 ACK\r\n\
              Content-Length: 0\r\n\r\n"
         ))
+    }
+
+    fn cancel_request(&self) -> Bytes {
+        let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        Bytes::from(format!(
+            "CANCEL sip:111@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-inv;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
+             To: <sip:111@{target}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 CANCEL\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn cancel_due(&self) -> Option<Duration> {
+        if self.cancel.is_some() || !self.provisional_seen || self.to_tag.is_some() {
+            return None;
+        }
+        self.cancel_at
     }
 
     fn bye_request(&self) -> Bytes {
@@ -565,11 +599,18 @@ impl Peer for TrunkCaller {
             }
             return;
         }
+        if method == "CANCEL" {
+            if let Some(cancel) = self.cancel.as_mut() {
+                cancel.on_response(now, r.status);
+            }
+            return;
+        }
         if method != "INVITE" {
             return;
         }
         // Any response stops Timer A (§17.1.1.2); a final one stops Timer B too.
         self.invite_next = None;
+        self.provisional_seen |= r.status < 200;
         let to = header(&text, "To").unwrap_or("").to_string();
         if r.status >= 300 {
             // Non-2xx: the ACK belongs to the INVITE transaction (same branch).
@@ -602,6 +643,11 @@ impl Peer for TrunkCaller {
                 self.invite_next = Some(next);
             }
         }
+        if self.cancel_due().is_some_and(|d| d <= now) {
+            self.cancel = Some(NonInviteClient::start(now, self.cancel_request(), out));
+        } else if let Some(cancel) = self.cancel.as_mut() {
+            cancel.on_wake(now, out);
+        }
         if self.bye_due.is_some_and(|d| d <= now) {
             self.bye_due = None;
             self.bye = Some(NonInviteClient::start(now, self.bye_request(), out));
@@ -611,10 +657,17 @@ impl Peer for TrunkCaller {
     }
 
     fn next_wake(&self) -> Option<Duration> {
-        [self.invite_next, self.bye_due, self.bye.as_ref().and_then(NonInviteClient::wake)]
-            .into_iter()
-            .flatten()
-            .min()
+        let cancel_due = self.cancel_due().map(|d| d.max(self.provisional_at()));
+        [
+            self.invite_next,
+            self.bye_due,
+            self.bye.as_ref().and_then(NonInviteClient::wake),
+            cancel_due,
+            self.cancel.as_ref().and_then(NonInviteClient::wake),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn as_any(&self) -> &dyn Any {
