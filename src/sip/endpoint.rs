@@ -542,7 +542,9 @@ impl Endpoint {
         // RFC 3311 §5.2: likewise an UPDATE offer while we owe an answer to an offer.
         if answering_offer && (is_invite || has_offer) {
             let mut r = Response::for_request(&request, 500, None);
-            let wait = self.next() % 11;
+            // "Randomly chosen" (§14.2), from the salt, so both sides do not retry in step.
+            let n = self.next();
+            let wait = (self.salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(29) % 11;
             r.headers.push(name::RETRY_AFTER, wait.to_string());
             return self.respond(now, id, r);
         }
