@@ -388,6 +388,7 @@ fn in_dialog_requests_for_unknown_dialogs_get_481() {
 // ---- session timers (RFC 4028) -------------------------------------------------------------
 
 const TIMER: &str = "Supported: timer\r\n";
+const ALLOW: &str = "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE\r\n";
 
 #[test]
 fn session_interval_below_our_min_se_gets_422_with_min_se() {
@@ -454,8 +455,8 @@ fn short_session_interval_expires_at_two_thirds() {
 }
 
 #[test]
-fn no_timer_without_uac_support_or_session_expires() {
-    for extra in ["Session-Expires: 1800\r\n", TIMER, ""] {
+fn no_timer_without_session_expires() {
+    for extra in [TIMER, ""] {
         let mut ua = Ua::new();
         let ok = ua.established(extra);
         assert_eq!(header(&ok, "Session-Expires"), None, "{extra:?}");
@@ -469,7 +470,7 @@ fn no_timer_without_uac_support_or_session_expires() {
 #[test]
 fn refresher_uas_makes_us_refresh_with_update() {
     let mut ua = Ua::new();
-    let ok = ua.established(&format!("{TIMER}Session-Expires: 120;refresher=uas\r\n"));
+    let ok = ua.established(&format!("{TIMER}{ALLOW}Session-Expires: 120;refresher=uas\r\n"));
     assert_eq!(header(&ok, "Session-Expires").as_deref(), Some("120;refresher=uas"));
     ua.run_until(Duration::from_secs(59));
     assert!(ua.requests().is_empty());
@@ -507,7 +508,7 @@ fn refresher_uas_makes_us_refresh_with_update() {
 #[test]
 fn unanswered_refresh_ends_the_session_in_time() {
     let mut ua = Ua::new();
-    ua.established(&format!("{TIMER}Session-Expires: 120;refresher=uas\r\n"));
+    ua.established(&format!("{TIMER}{ALLOW}Session-Expires: 120;refresher=uas\r\n"));
     ua.run_until(Duration::from_secs(60));
     assert_eq!(ua.requests().len(), 1);
     // No answer at all: the session ends at 120 - 32 s, before the UPDATE's Timer F (32 s).
@@ -520,6 +521,65 @@ fn unanswered_refresh_ends_the_session_in_time() {
     ua.run_until(Duration::from_secs(200));
     let later = ua.take_events();
     assert!(later.iter().all(|e| !matches!(e, UaEvent::Ended { .. })), "one end only: {later:?}");
+}
+
+#[test]
+fn proxy_added_session_expires_makes_us_refresh_with_reinvite_when_update_is_not_allowed() {
+    let mut ua = Ua::new();
+    // No Supported: timer (a proxy added the header), 60 s: raised to our Min-SE, no 422.
+    let ok = ua.established("Session-Expires: 60\r\n");
+    assert_eq!(header(&ok, "Session-Expires").as_deref(), Some("90;refresher=uas"));
+    assert_eq!(header(&ok, "Require"), None, "the UAC does not support timer");
+    ua.run_until(Duration::from_secs(44));
+    assert!(ua.requests().is_empty());
+    ua.run_until(Duration::from_secs(45));
+    let sent = ua.requests();
+    assert_eq!(sent.len(), 1);
+    let reinvite = &sent[0];
+    assert_eq!(reinvite.method.as_str(), "INVITE");
+    assert_eq!(&reinvite.body[..], OUR_SDP.as_bytes(), "our description again, unchanged");
+    assert_eq!(reinvite.headers.cseq().unwrap().seq, 1, "our first request in the dialog");
+    // The caller answers 200: we ACK it, and the session runs on.
+    let mut r = Response::for_request(reinvite, 200, None);
+    r.headers.push("Contact", "<sip:trunk@127.0.0.1:5070>");
+    r.headers.push("Content-Type", "application/sdp");
+    r.body = Bytes::from_static(OFFER.as_bytes());
+    ua.ep.handle_datagram(ua.now, flow(), r.to_bytes());
+    let acks = ua.requests();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].method.as_str(), "ACK");
+    assert_eq!(acks[0].headers.cseq().unwrap().seq, 1);
+    assert!(ua.take_events().is_empty());
+    // Refreshed at 45 s: the next refresh at 90 s, no BYE at 60 s.
+    ua.run_until(Duration::from_secs(89));
+    assert!(ua.requests().is_empty());
+    assert_eq!(ua.ep.dialog_count(), 1);
+}
+
+#[test]
+fn reinvite_glare_with_our_refresh_gets_491_both_ways_and_we_retry() {
+    let mut ua = Ua::new();
+    let tag = to_tag(&ua.established(&format!("{TIMER}Session-Expires: 90;refresher=uas\r\n")));
+    ua.run_until(Duration::from_secs(45));
+    let ours = ua.requests().remove(0);
+    assert_eq!(ours.method.as_str(), "INVITE");
+    // Their re-INVITE crosses ours: 491 (§14.2).
+    ua.send(req("INVITE", 2, "theirs", Some(&tag), "", HOLD));
+    assert!(ua.take_events().is_empty());
+    final_response(&mut ua.responses(), 491);
+    // Ours gets 491 too: we retry within 2 s (we did not make the Call-ID, §14.1).
+    let r = Response::for_request(&ours, 491, None);
+    ua.ep.handle_datagram(ua.now, flow(), r.to_bytes());
+    ua.drain();
+    assert!(ua.take_events().is_empty());
+    ua.run_until(Duration::from_secs(47));
+    let mut retry: Vec<Request> =
+        ua.requests().into_iter().filter(|r| r.method.as_str() == "INVITE").collect();
+    // (Retransmissions of it over UDP share its CSeq.)
+    retry.dedup_by_key(|r| r.headers.cseq().unwrap().seq);
+    assert_eq!(retry.len(), 1, "one retry");
+    assert!(retry[0].headers.cseq().unwrap().seq > ours.headers.cseq().unwrap().seq);
+    assert_eq!(ua.ep.dialog_count(), 1);
 }
 
 // ---- RFC 5407 races ----------------------------------------------------------------------

@@ -82,6 +82,11 @@ pub struct Dialog {
     pub flow: Flow,
     /// The session timer (RFC 4028) negotiated for this dialog, if any.
     pub session_timer: Option<SessionTimer>,
+    /// The last session description we sent in this dialog (a refresh by re-INVITE offers it
+    /// again, unchanged).
+    pub local_sdp: Option<Bytes>,
+    /// The peer listed UPDATE in its Allow (so a session refresh may use UPDATE, RFC 4028 §7.4).
+    pub peer_allows_update: bool,
 }
 
 /// A session timer (RFC 4028) on virtual time. The refresher refreshes at half the interval
@@ -147,6 +152,8 @@ impl Dialog {
             remote_seq: h.cseq().ok().map(|c| c.seq),
             flow,
             session_timer: None,
+            local_sdp: None,
+            peer_allows_update: allows_update(h),
         })
     }
 
@@ -178,6 +185,8 @@ impl Dialog {
             remote_seq: None,
             flow,
             session_timer: None,
+            local_sdp: (!request.body.is_empty()).then(|| request.body.clone()),
+            peer_allows_update: allows_update(rh),
         })
     }
 
@@ -242,6 +251,10 @@ impl Dialog {
         h.push(name::CSEQ, format!("{seq} {}", method.as_str()));
         r
     }
+}
+
+fn allows_update(headers: &super::message::Headers) -> bool {
+    headers.allow().is_ok_and(|methods| methods.contains(&Method::Update))
 }
 
 /// The URI of the first Contact, if there is exactly a usable one.

@@ -213,14 +213,13 @@ struct OpenInDialog {
 /// What a request's session-timer headers ask of us (RFC 4028 §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionAsk {
-    /// No Session-Expires, or one a proxy added for a UAC without `timer` support: no timer.
-    /// (§9 would make us the refresher then; we send no refreshes of our own to such a UAC, so
-    /// we leave the timer out of our answer, which turns it off.)
+    /// No Session-Expires: no timer.
     Off,
-    /// `Supported: timer` without Session-Expires in a refresh: keep the timer we have.
-    Keep,
-    /// A timer of `interval` seconds; `we_refresh` when the UAC asked `refresher=uas`.
-    Timer { interval: u32, we_refresh: bool },
+    /// A request in the dialog without Session-Expires: keep the timer we have.
+    Keep { uac_supports: bool },
+    /// A timer of `interval` seconds; `we_refresh` when the UAC asked `refresher=uas`, or when it
+    /// does not support the extension (a proxy added Session-Expires: §9 makes us refresh).
+    Timer { interval: u32, we_refresh: bool, uac_supports: bool },
     /// Session-Expires below our Min-SE: 422.
     TooSmall,
 }
@@ -233,6 +232,14 @@ struct SentInvite {
     provisional_seen: bool,
     cancel_wanted: bool,
     cancelled: bool,
+}
+
+/// A session refresh of ours in flight.
+#[derive(Debug)]
+struct Refresh {
+    dialog: DialogId,
+    /// A re-INVITE (an UPDATE otherwise): while it runs, the peer's re-INVITEs get 491.
+    invite: bool,
 }
 
 /// Our 2xx waiting for its ACK (§13.3.1.4).
@@ -258,7 +265,7 @@ pub struct Endpoint {
     pending_acks: HashMap<DialogId, PendingAck>,
     open_in_dialog: HashMap<TxnId, OpenInDialog>,
     /// Session refreshes we sent, by client transaction.
-    refreshes: HashMap<TxnId, DialogId>,
+    refreshes: HashMap<TxnId, Refresh>,
     /// Our BYEs in flight: their dialog is gone, but a BYE crossing ours still gets 200.
     byes: HashMap<TxnId, DialogId>,
     /// Capabilities for INFO, which may also carry DTMF.
@@ -548,9 +555,10 @@ impl Endpoint {
             r.headers.push(name::RETRY_AFTER, wait.to_string());
             return self.respond(now, id, r);
         }
-        // Our offer (in a 2xx) still waits for its answer in the ACK: no new offer may cross it
-        // (RFC 3264 §4, RFC 3311 §5.2): 491, and the peer backs off (§14.1).
-        let our_offer_pending = self.pending_acks.get(&did).is_some_and(|p| p.offer_outstanding);
+        // Our offer (in a 2xx, or in our refreshing re-INVITE) still waits for its answer: no new
+        // offer may cross it (§14.2, RFC 3264 §4, RFC 3311 §5.2): 491, and the peer backs off.
+        let our_offer_pending = self.pending_acks.get(&did).is_some_and(|p| p.offer_outstanding)
+            || self.refreshes.values().any(|r| r.invite && r.dialog == did);
         if our_offer_pending && (is_invite || has_offer) {
             return self.refuse(now, id, &request, 491);
         }
@@ -610,7 +618,7 @@ impl Endpoint {
         if !self.dialogs.contains_key(id) {
             return;
         }
-        self.refreshes.retain(|_, d| d != id);
+        self.refreshes.retain(|_, r| r.dialog != *id);
         self.bye(now, id);
         self.events.push_back(UaEvent::Ended { dialog: id.clone(), cause });
     }
@@ -693,20 +701,45 @@ impl Endpoint {
                 continue;
             }
             if timer.refresh_at.is_some_and(|r| r <= now) {
-                // §7.4: a refresh by UPDATE without a body leaves the session as it is.
-                // `refresher=uac` names us, the UAC of this UPDATE, as the refresher again.
-                timer.refresh_at = None;
                 let interval = timer.interval.as_secs();
-                let branch = self.txns.new_branch();
-                let mut update = d.request(Method::Update, &via_host(d.flow.local), &branch);
-                let flow = d.flow;
-                update.headers.push(name::SESSION_EXPIRES, format!("{interval};refresher=uac"));
-                update.headers.push(name::SUPPORTED, "timer");
-                self.contact_header(&mut update.headers, flow);
-                if let Ok(txn) = self.txns.send_request(now, flow, update) {
-                    self.refreshes.insert(txn, id);
-                }
+                timer.refresh_at = None;
+                self.send_refresh(now, &id, interval);
             }
+        }
+    }
+
+    /// Sends our session refresh (§7.4, §10): an UPDATE without a body when the peer allows
+    /// UPDATE (it leaves the session as it is), else a re-INVITE offering our last description
+    /// unchanged. `refresher=uac` names us, the UAC of the refresh, as the refresher again. A
+    /// re-INVITE waits while another INVITE runs in the dialog (§14.1).
+    fn send_refresh(&mut self, now: Instant, id: &DialogId, interval: u64) {
+        let invite_running = self.pending_acks.contains_key(id)
+            || self
+                .open_in_dialog
+                .values()
+                .any(|o| o.dialog == *id && o.request.method == Method::Invite);
+        let Some(d) = self.dialogs.get_mut(id) else { return };
+        let sdp = d.local_sdp.clone().filter(|_| !d.peer_allows_update);
+        if sdp.is_some() && invite_running {
+            if let Some(t) = d.session_timer.as_mut() {
+                t.refresh_at = Some(now + Duration::from_secs(1));
+            }
+            return;
+        }
+        let method = if sdp.is_some() { Method::Invite } else { Method::Update };
+        let branch = self.txns.new_branch();
+        let mut request = d.request(method, &via_host(d.flow.local), &branch);
+        let flow = d.flow;
+        request.headers.push(name::SESSION_EXPIRES, format!("{interval};refresher=uac"));
+        request.headers.push(name::SUPPORTED, "timer");
+        self.contact_header(&mut request.headers, flow);
+        let invite = sdp.is_some();
+        if let Some(sdp) = sdp {
+            request.headers.push(name::CONTENT_TYPE, "application/sdp");
+            request.body = sdp;
+        }
+        if let Ok(txn) = self.txns.send_request(now, flow, request) {
+            self.refreshes.insert(txn, Refresh { dialog: id.clone(), invite });
         }
     }
 
@@ -714,6 +747,17 @@ impl Endpoint {
     fn refresh_response(&mut self, now: Instant, did: DialogId, response: &Response) {
         match response.status {
             200..=299 => {
+                let Some(d) = self.dialogs.get_mut(&did) else { return };
+                if let Ok(cseq) = response.headers.cseq()
+                    && cseq.method == Method::Invite
+                {
+                    // §13.2.2.4: our re-INVITE's 2xx is ACKed by us (its answer changes nothing:
+                    // we offered the session as it was).
+                    let branch = self.txns.new_branch();
+                    let ack = d.ack(cseq.seq, &via_host(d.flow.local), &branch);
+                    let flow = d.flow;
+                    self.send_request_raw(flow, &ack);
+                }
                 let Some(d) = self.dialogs.get_mut(&did) else { return };
                 let Some(timer) = d.session_timer else { return };
                 // The 2xx may change the interval, or hand refreshing to the peer (`uas`, the UAS
@@ -730,6 +774,18 @@ impl Endpoint {
             }
             // §12.2.1.2: 481 and 408 end the dialog.
             408 | 481 => self.end_dialog(now, &did, EndCause::RefreshFailed),
+            // Glare (§14.1): try again after a random 0–2 s (we did not make the Call-ID), or
+            // 2.1–4 s when we did (our own INVITE's dialog).
+            491 => {
+                let n = self.next();
+                let Some(d) = self.dialogs.get_mut(&did) else { return };
+                let jitter = (self.salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(23);
+                let base = if d.role == super::dialog::Role::Uac { 2100 } else { 0 };
+                let spread = if base > 0 { 1900 } else { 2000 };
+                if let Some(t) = d.session_timer.as_mut() {
+                    t.refresh_at = Some(now + Duration::from_millis(base + jitter % spread));
+                }
+            }
             // Anything else leaves the session to run out (§10).
             _ => {}
         }
@@ -783,6 +839,7 @@ impl Endpoint {
         let offer_outstanding = open.request.body.is_empty() && !sdp.is_empty();
         let mut dialog = Dialog::uas(&open.request, &open.to_tag, open.flow)?;
         dialog.session_timer = session_headers(now, open.session, None, &mut r);
+        dialog.local_sdp = (!sdp.is_empty()).then(|| sdp.clone());
         r.headers.push(name::CONTENT_TYPE, "application/sdp");
         r.body = sdp;
         let id = dialog.id.clone();
@@ -815,6 +872,9 @@ impl Endpoint {
         let mut r = Response::for_request(&open.request, 200, None);
         let current = dialog.session_timer;
         dialog.session_timer = session_headers(now, open.session, current, &mut r);
+        if sdp.is_some() {
+            dialog.local_sdp = sdp.clone();
+        }
         let flow = dialog.flow;
         self.contact_header(&mut r.headers, flow);
         let offer_outstanding = open.request.body.is_empty() && sdp.is_some();
@@ -977,8 +1037,8 @@ impl Endpoint {
             Event::Timeout { id } => {
                 self.sent_invites.remove(&id);
                 self.byes.remove(&id);
-                if let Some(did) = self.refreshes.remove(&id) {
-                    return self.end_dialog(now, &did, EndCause::RefreshFailed);
+                if let Some(r) = self.refreshes.remove(&id) {
+                    return self.end_dialog(now, &r.dialog, EndCause::RefreshFailed);
                 }
                 self.events.push_back(UaEvent::Timeout { txn: id });
             }
@@ -999,8 +1059,8 @@ impl Endpoint {
         if status >= 200 {
             self.byes.remove(&txn);
             // Our own session refreshes are the endpoint's business, not the call logic's.
-            if let Some(did) = self.refreshes.remove(&txn) {
-                return self.refresh_response(now, did, &response);
+            if let Some(r) = self.refreshes.remove(&txn) {
+                return self.refresh_response(now, r.dialog, &response);
             }
         } else if self.refreshes.contains_key(&txn) {
             return;
@@ -1107,23 +1167,28 @@ impl Endpoint {
 }
 
 /// Reads what a request's session-timer headers ask (RFC 4028 §9). `refresh` for an in-dialog
-/// request, where `Supported: timer` alone keeps the running timer.
+/// request, where one without Session-Expires keeps the running timer.
 fn session_ask(request: &Request, refresh: bool) -> SessionAsk {
     let h = &request.headers;
     let has_timer = |tags: Vec<String>| tags.iter().any(|t| t.eq_ignore_ascii_case("timer"));
-    let supports =
+    let uac_supports =
         has_timer(h.supported().unwrap_or_default()) || has_timer(h.require().unwrap_or_default());
-    if !supports {
-        return SessionAsk::Off;
-    }
     match h.session_expires() {
-        Ok(Some(se)) if se.delta < MIN_SE_SECS => SessionAsk::TooSmall,
-        Ok(Some(se)) => SessionAsk::Timer {
+        Ok(Some(se)) if uac_supports && se.delta < MIN_SE_SECS => SessionAsk::TooSmall,
+        Ok(Some(se)) if uac_supports => SessionAsk::Timer {
             interval: se.delta,
             // §9: the UAC names the refresher; absent, we pick the UAC.
             we_refresh: se.refresher.as_deref() == Some("uas"),
+            uac_supports,
         },
-        _ if refresh => SessionAsk::Keep,
+        // A proxy added Session-Expires for a UAC without the extension (§8.1): it cannot take
+        // a 422, so a short interval is raised to our Min-SE, and we refresh (§9).
+        Ok(Some(se)) => SessionAsk::Timer {
+            interval: se.delta.max(MIN_SE_SECS),
+            we_refresh: true,
+            uac_supports,
+        },
+        _ if refresh => SessionAsk::Keep { uac_supports },
         _ => SessionAsk::Off,
     }
 }
@@ -1136,17 +1201,20 @@ fn session_headers(
     current: Option<SessionTimer>,
     r: &mut Response,
 ) -> Option<SessionTimer> {
-    let (interval, we_refresh) = match (ask, current) {
-        (SessionAsk::Timer { interval, we_refresh }, _) => {
-            (Duration::from_secs(u64::from(interval)), we_refresh)
+    let (interval, we_refresh, uac_supports) = match (ask, current) {
+        (SessionAsk::Timer { interval, we_refresh, uac_supports }, _) => {
+            (Duration::from_secs(u64::from(interval)), we_refresh, uac_supports)
         }
-        (SessionAsk::Keep, Some(t)) => (t.interval, t.we_refresh),
+        (SessionAsk::Keep { uac_supports }, Some(t)) => (t.interval, t.we_refresh, uac_supports),
         _ => return None,
     };
+    // `uac`/`uas` name the roles in this request, which the peer sent.
     let refresher = if we_refresh { "uas" } else { "uac" };
     r.headers.push(name::SESSION_EXPIRES, format!("{};refresher={refresher}", interval.as_secs()));
-    // The UAC supports the extension (we only run timers then), so we may require it (§9).
-    r.headers.push(name::REQUIRE, "timer");
+    // §9: Require: timer only towards a UAC that supports the extension.
+    if uac_supports {
+        r.headers.push(name::REQUIRE, "timer");
+    }
     Some(SessionTimer::started(now, interval, we_refresh))
 }
 
