@@ -15,12 +15,16 @@
 //! `application/dtmf-relay` is reported), and UPDATE without a body; a re-INVITE or an UPDATE with
 //! SDP goes up as [`UaEvent::InDialog`] and is answered with [`Endpoint::accept_in_dialog`]. Offer
 //! glare is refused here: a second re-INVITE while one is being answered gets 500 + Retry-After
-//! (§14.2), a new offer while our offer in a 2xx awaits its answer in the ACK gets 491, and an ACK
-//! that brings no answer to such an offer ends the dialog with BYE (§13.2.1, §14.2). Session timers
-//! (RFC 4028) run here on the trunk's dialogs: a Session-Expires below our Min-SE gets 422, the
-//! refresher refreshes at half the interval, and a session nobody refreshed is ended with BYE. A BYE
-//! that crosses ours gets 200 (RFC 5407 §3.2.1); a CANCEL that crosses our 2xx gets 200 and the call
-//! goes on (RFC 5407 §3.1.2).
+//! (§14.2), a new offer while our offer (in a 2xx, or in our refreshing re-INVITE) awaits its
+//! answer gets 491, and an ACK that brings no answer to our offer ends the dialog with BYE
+//! (§13.2.1, §14.2). Session timers (RFC 4028) run here: a Session-Expires below our Min-SE gets
+//! 422 from a UAC that supports `timer` (one a proxy added is raised to Min-SE, and we refresh);
+//! the refresher refreshes at half the interval — we do so by UPDATE without a body when the peer
+//! allows UPDATE, else by re-INVITE offering our last description unchanged, retried after the
+//! §14.1 back-off on 491 — and a session nobody refreshed is ended with BYE at `expiry - min(32 s,
+//! SE/3)`. A BYE that crosses ours gets 200 (RFC 5407 §3.2.1), requests left pending in an ended
+//! dialog get 487 (§15.1.2), and a CANCEL that crosses our 2xx gets 200 while the call goes on
+//! (RFC 5407 §3.1.2).
 //!
 //! Output follows the quinn contract: `poll_transmit`, `poll_event`, `poll_timeout`.
 
