@@ -135,8 +135,23 @@ struct InFlight {
     bytes: Bytes,
 }
 
-/// The test's call logic: reacts to the endpoint's events (answer, reject, BYE …).
-pub type CallLogic = Box<dyn FnMut(&mut Endpoint, Instant, &UaEvent)>;
+/// The call logic above the endpoint: a closure in simple tests, the real switchboard in others.
+pub trait App: Any {
+    /// One endpoint event, as it happens.
+    fn event(&mut self, endpoint: &mut Endpoint, now: Instant, event: &UaEvent);
+    /// When the app's own timers want [`App::handle_timeout`].
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    /// The app's timers fired.
+    fn handle_timeout(&mut self, _endpoint: &mut Endpoint, _now: Instant) {}
+}
+
+impl<F: FnMut(&mut Endpoint, Instant, &UaEvent) + 'static> App for F {
+    fn event(&mut self, endpoint: &mut Endpoint, now: Instant, event: &UaEvent) {
+        self(endpoint, now, event)
+    }
+}
 
 /// The network: one endpoint, its peers, the packets in flight and the clock.
 pub struct Sim {
@@ -154,7 +169,7 @@ pub struct Sim {
     peers: Vec<(Box<dyn Peer>, Link, Link)>,
     flight: Vec<InFlight>,
     seq: u64,
-    logic: Option<CallLogic>,
+    app: Option<Box<dyn App>>,
 }
 
 impl Sim {
@@ -171,7 +186,7 @@ impl Sim {
             peers: Vec::new(),
             flight: Vec::new(),
             seq: 0,
-            logic: None,
+            app: None,
         }
     }
 
@@ -190,7 +205,18 @@ impl Sim {
 
     /// Sets the call logic that sees every endpoint event as it happens.
     pub fn on_event(&mut self, logic: impl FnMut(&mut Endpoint, Instant, &UaEvent) + 'static) {
-        self.logic = Some(Box::new(logic));
+        self.app = Some(Box::new(logic));
+    }
+
+    /// Sets the call logic, with timers of its own.
+    pub fn set_app(&mut self, app: impl App) {
+        self.app = Some(Box::new(app));
+    }
+
+    /// The call logic, as its concrete type.
+    pub fn app<A: App>(&self) -> &A {
+        let app: &dyn Any = &**self.app.as_ref().expect("an app");
+        app.downcast_ref::<A>().expect("app type")
     }
 
     /// Peer `i`, as its concrete type.
@@ -224,9 +250,13 @@ impl Sim {
                 .enumerate()
                 .filter_map(|(i, (p, _, _))| Some((p.next_wake()?, i)))
                 .min();
-            let timer =
-                self.endpoint.poll_timeout().map(|t| t.saturating_duration_since(self.start));
-            let next = [packet.map(|p| p.0), wake.map(|w| w.0), timer].into_iter().flatten().min();
+            let since = |t: Instant| t.saturating_duration_since(self.start);
+            let timer = self.endpoint.poll_timeout().map(since);
+            let app_timer = self.app.as_ref().and_then(|a| a.poll_timeout()).map(since);
+            let next = [packet.map(|p| p.0), wake.map(|w| w.0), timer, app_timer]
+                .into_iter()
+                .flatten()
+                .min();
             let Some(next) = next.filter(|t| *t <= until) else {
                 self.now = self.now.max(until);
                 return;
@@ -240,8 +270,10 @@ impl Sim {
                 let mut out = Vec::new();
                 self.peers[i].0.on_wake(self.now, &mut out);
                 self.send_from_peer(i, out);
-            } else {
+            } else if timer == Some(next) {
                 self.endpoint.handle_timeout(self.instant());
+            } else if let Some(app) = self.app.as_mut() {
+                app.handle_timeout(&mut self.endpoint, self.start + self.now);
             }
             self.pump();
         }
@@ -262,8 +294,8 @@ impl Sim {
             while let Some(e) = self.endpoint.poll_event() {
                 progressed = true;
                 let now = self.instant();
-                if let Some(logic) = self.logic.as_mut() {
-                    logic(&mut self.endpoint, now, &e);
+                if let Some(app) = self.app.as_mut() {
+                    app.event(&mut self.endpoint, now, &e);
                 }
                 self.events.push((self.now, e));
             }
@@ -527,6 +559,16 @@ impl TrunkCaller {
         self.responses.iter().find(|r| r.0 < 200).map(|r| r.2).unwrap_or_default()
     }
 
+    /// The same caller, offering `sdp` in its INVITE.
+    pub fn with_offer(mut self, sdp: &str) -> TrunkCaller {
+        let text = String::from_utf8_lossy(&self.invite).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()),
+        );
+        self.invite = Bytes::from(text);
+        self
+    }
+
     /// Statuses received for `method`, in order (retransmissions included).
     pub fn statuses(&self, method: &str) -> Vec<u16> {
         self.responses.iter().filter(|r| r.1 == method).map(|r| r.0).collect()
@@ -748,6 +790,16 @@ pub struct Agent {
     rang: bool,
     last: Option<Bytes>,
     final_rtx: Option<(Duration, Duration, Duration)>,
+    /// The SDP answer in our 200 (None: no body).
+    pub sdp: Option<String>,
+    /// Register first as (user, password) with the endpoint at `registrar`, digest MD5.
+    pub credentials: Option<(String, String)>,
+    /// The registrar's address.
+    pub registrar: Option<SocketAddr>,
+    register: Option<NonInviteClient>,
+    register_cseq: u32,
+    /// True once a REGISTER got 200.
+    pub registered: bool,
     /// Every request received: (start line method, time).
     pub requests: Vec<(String, Duration)>,
     /// Every response sent: (status, CSeq method, time).
@@ -766,6 +818,12 @@ impl Agent {
             rang: false,
             last: None,
             final_rtx: None,
+            sdp: None,
+            credentials: None,
+            registrar: None,
+            register: None,
+            register_cseq: 0,
+            registered: false,
             requests: Vec::new(),
             responses: Vec::new(),
         }
@@ -795,11 +853,17 @@ impl Agent {
         if status > 100 && status < 300 {
             r.push_str(&format!("Contact: <sip:agent@{}>\r\n", self.addr));
         }
-        r.push_str("Content-Length: 0\r\n\r\n");
         let method = header(request, "CSeq")
             .and_then(|c| c.split_whitespace().nth(1))
             .unwrap_or("")
             .to_string();
+        match &self.sdp {
+            Some(sdp) if status == 200 && method == "INVITE" => {
+                r.push_str("Content-Type: application/sdp\r\n");
+                r.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+            }
+            _ => r.push_str("Content-Length: 0\r\n\r\n"),
+        }
         self.responses.push((status, method.clone(), now));
         let bytes = Bytes::from(r);
         if method == "INVITE" {
@@ -809,6 +873,50 @@ impl Agent {
             }
         }
         out.push(bytes);
+    }
+
+    fn register_request(&mut self, authorization: Option<String>) -> Bytes {
+        let (user, _) = self.credentials.clone().unwrap_or_default();
+        let registrar = self.registrar.expect("registrar address");
+        self.register_cseq += 1;
+        let (addr, n) = (self.addr, self.register_cseq);
+        let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        Bytes::from(format!(
+            "REGISTER sip:{registrar} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-reg{n};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@{registrar}>;tag=reg-{user}\r\n\
+             To: <sip:{user}@{registrar}>\r\n\
+             Call-ID: reg-{user}@{addr}\r\n\
+             CSeq: {n} REGISTER\r\n\
+             Contact: <sip:{user}@{addr}>\r\n\
+             Expires: 3600\r\n\
+             {auth}Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    /// The Authorization for an MD5 challenge in `response` (RFC 7616 with qop=auth).
+    fn authorization(&self, response: &Response) -> Option<String> {
+        use tongdai::sip::auth::{Algorithm, QopAuth, digest_response};
+        let (user, password) = self.credentials.clone()?;
+        let challenge = response
+            .headers
+            .www_authenticate()
+            .ok()?
+            .into_iter()
+            .find(|c| c.0.param("algorithm").is_none_or(|a| a.eq_ignore_ascii_case("MD5")))?;
+        let realm = challenge.0.param("realm")?.to_string();
+        let nonce = challenge.0.param("nonce")?.to_string();
+        let uri = format!("sip:{}", self.registrar?);
+        let ha1 = Algorithm::Md5.ha1(&user, &realm, &password);
+        let qop = QopAuth { nc: "00000001", cnonce: "simcnonce" };
+        let digest = digest_response(Algorithm::Md5, &ha1, &nonce, Some(qop), "REGISTER", &uri);
+        let opaque =
+            challenge.0.param("opaque").map(|o| format!(", opaque=\"{o}\"")).unwrap_or_default();
+        Some(format!(
+            "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+             response=\"{digest}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"simcnonce\"{opaque}"
+        ))
     }
 
     fn answered(&self) -> bool {
@@ -822,7 +930,23 @@ impl Peer for Agent {
     }
 
     fn on_receive(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<Bytes>) {
-        let Some(Message::Request(req)) = parse(bytes) else { return };
+        let req = match parse(bytes) {
+            Some(Message::Request(req)) => req,
+            Some(Message::Response(r)) => {
+                // Only REGISTER is ever sent by an agent.
+                let Some(reg) = self.register.as_mut() else { return };
+                reg.on_response(now, r.status);
+                if r.status == 200 {
+                    self.registered = true;
+                } else if r.status == 401 && self.register_cseq == 1 {
+                    let auth = self.authorization(&r);
+                    let request = self.register_request(auth);
+                    self.register = Some(NonInviteClient::start(now, request, out));
+                }
+                return;
+            }
+            None => return,
+        };
         let text = String::from_utf8_lossy(bytes).into_owned();
         let method = req.method.as_str().to_string();
         self.requests.push((method.clone(), now));
@@ -852,6 +976,15 @@ impl Peer for Agent {
     }
 
     fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+        if self.credentials.is_some() {
+            match self.register.as_mut() {
+                None => {
+                    let request = self.register_request(None);
+                    self.register = Some(NonInviteClient::start(now, request, out));
+                }
+                Some(reg) => reg.on_wake(now, out),
+            }
+        }
         let Some(invite) = self.invite.clone() else { return };
         if !self.rang && self.ring_after.is_some_and(|d| self.invite_at + d <= now) {
             self.rang = true;
@@ -876,10 +1009,17 @@ impl Peer for Agent {
     }
 
     fn next_wake(&self) -> Option<Duration> {
-        self.invite.as_ref()?;
+        let register = match (&self.credentials, &self.register) {
+            (Some(_), None) => Some(Duration::ZERO),
+            (_, Some(reg)) => reg.wake(),
+            _ => None,
+        };
+        if self.invite.is_none() {
+            return register;
+        }
         let ring = self.ring_after.filter(|_| !self.rang).map(|d| self.invite_at + d);
         let answer = self.answer_after.filter(|_| !self.answered()).map(|d| self.invite_at + d);
-        [ring, answer, self.final_rtx.map(|f| f.0)].into_iter().flatten().min()
+        [register, ring, answer, self.final_rtx.map(|f| f.0)].into_iter().flatten().min()
     }
 
     fn as_any(&self) -> &dyn Any {
