@@ -7,9 +7,10 @@
 //! registered on). The connection task learns this from the messages it carries, without asking the
 //! core: a 2xx to REGISTER that it writes pins the connection until the longest binding in that
 //! response expires (a later 2xx re-pins or, with no live binding, unpins), and a 2xx to an INVITE
-//! in either direction pins it until a BYE for that Call-ID passes either way. See [`Pins`].
+//! in either direction pins it until a BYE for that Call-ID passes either way (at most 12 hours,
+//! in case the BYE took another path). See [`Pins`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,6 +37,9 @@ const REGISTRATION_GRACE: Duration = Duration::from_secs(32);
 /// Dialogs remembered per connection; past this, new ones are not tracked (the connection is
 /// already pinned by the others).
 const MAX_PINNED_DIALOGS: usize = 64;
+/// The longest a dialog pins its connection: a BYE that took another path (a new connection, UDP)
+/// must not keep a dead connection forever. Far longer than any hotline call.
+const MAX_DIALOG_PIN: Duration = Duration::from_secs(12 * 3600);
 /// Messages queued for one connection before further ones are dropped (the peer is not reading).
 const WRITE_QUEUE: usize = 256;
 
@@ -113,7 +117,7 @@ async fn connection(
                 loop {
                     match framer.pop() {
                         Ok(Some(frame)) => {
-                            pins.incoming(&frame);
+                            pins.incoming(&frame, tokio::time::Instant::now());
                             if core.send(CoreInput::Frame(flow, Box::new(frame))).await.is_err() { return; }
                         }
                         Ok(None) => break,
@@ -139,8 +143,8 @@ async fn connection(
 struct Pins {
     /// When the longest binding of the last 2xx to REGISTER sent here expires (plus grace).
     registration_until: Option<tokio::time::Instant>,
-    /// Call-IDs of dialogs answered over this connection and not yet hung up.
-    dialogs: HashSet<String>,
+    /// Call-IDs of dialogs answered over this connection and not yet hung up, with when.
+    dialogs: HashMap<String, tokio::time::Instant>,
 }
 
 impl Pins {
@@ -151,19 +155,19 @@ impl Pins {
             return;
         }
         if let Ok(message) = parse_datagram(bytes.clone()) {
-            self.message(&message, Some(now));
+            self.message(&message, now, true);
         }
     }
 
     /// A frame read from the connection.
-    fn incoming(&mut self, frame: &Frame) {
+    fn incoming(&mut self, frame: &Frame, now: tokio::time::Instant) {
         if let Frame::Message(message) = frame {
-            // A 2xx to REGISTER coming in is not ours (we do not register over TCP): no `now`.
-            self.message(message, None);
+            self.message(message, now, false);
         }
     }
 
-    fn message(&mut self, message: &Message, now: Option<tokio::time::Instant>) {
+    /// `ours`: we sent it (only a 2xx to REGISTER that we send is a binding we granted).
+    fn message(&mut self, message: &Message, now: tokio::time::Instant, ours: bool) {
         let Ok(call_id) = message.headers().call_id() else { return };
         match message {
             Message::Request(r) if r.method == Method::Bye => {
@@ -173,15 +177,16 @@ impl Pins {
             Message::Response(r) if (200..300).contains(&r.status) => {
                 let Ok(cseq) = r.headers.cseq() else { return };
                 match cseq.method {
-                    Method::Invite if self.dialogs.len() < MAX_PINNED_DIALOGS => {
-                        self.dialogs.insert(call_id.to_string());
-                    }
-                    Method::Register => {
-                        if let Some(now) = now {
-                            self.registration_until = registration_expiry(r).map(|secs| {
-                                now + Duration::from_secs(secs.into()) + REGISTRATION_GRACE
-                            });
+                    Method::Invite => {
+                        self.dialogs.retain(|_, since| now.duration_since(*since) < MAX_DIALOG_PIN);
+                        if self.dialogs.len() < MAX_PINNED_DIALOGS {
+                            self.dialogs.entry(call_id.to_string()).or_insert(now);
                         }
+                    }
+                    Method::Register if ours => {
+                        self.registration_until = registration_expiry(r).map(|secs| {
+                            now + Duration::from_secs(secs.into()) + REGISTRATION_GRACE
+                        });
                     }
                     _ => {}
                 }
@@ -192,7 +197,8 @@ impl Pins {
 
     /// True while the connection must stay open however idle it is.
     fn is_pinned(&self, now: tokio::time::Instant) -> bool {
-        !self.dialogs.is_empty() || self.registration_until.is_some_and(|until| now < until)
+        self.dialogs.values().any(|since| now.duration_since(*since) < MAX_DIALOG_PIN)
+            || self.registration_until.is_some_and(|until| now < until)
     }
 }
 
@@ -279,11 +285,13 @@ mod tests {
         // We answered an INVITE that came over this connection.
         pins.outgoing(&response("200 OK", "INVITE", "c1", ""), t0);
         // We sent an INVITE over it and the agent answered.
-        pins.incoming(&frame(response("200 OK", "INVITE", "c2", "")));
+        pins.incoming(&frame(response("200 OK", "INVITE", "c2", "")), t0);
         // A provisional or an error pins nothing.
-        pins.incoming(&frame(response("486 Busy Here", "INVITE", "c3", "")));
-        assert!(pins.is_pinned(t0 + IDLE_TIMEOUT * 100));
-        pins.incoming(&frame(bye("c1")));
+        pins.incoming(&frame(response("486 Busy Here", "INVITE", "c3", "")), t0);
+        assert!(pins.is_pinned(t0 + IDLE_TIMEOUT * 50));
+        // A dialog whose BYE never passes here stops pinning after MAX_DIALOG_PIN.
+        assert!(!pins.is_pinned(t0 + MAX_DIALOG_PIN));
+        pins.incoming(&frame(bye("c1")), t0);
         assert!(pins.is_pinned(t0));
         pins.outgoing(&bye("c2"), t0);
         assert!(!pins.is_pinned(t0));
@@ -294,7 +302,7 @@ mod tests {
         let t0 = tokio::time::Instant::now();
         let mut pins = Pins::default();
         let extra = "Contact: <sip:a@1.2.3.4>;expires=3600\n";
-        pins.incoming(&frame(response("200 OK", "REGISTER", "r1", extra)));
+        pins.incoming(&frame(response("200 OK", "REGISTER", "r1", extra)), t0);
         assert!(!pins.is_pinned(t0));
     }
 
