@@ -550,6 +550,16 @@ fn proxy_added_session_expires_makes_us_refresh_with_reinvite_when_update_is_not
     assert_eq!(acks[0].method.as_str(), "ACK");
     assert_eq!(acks[0].headers.cseq().unwrap().seq, 1);
     assert!(ua.take_events().is_empty());
+    // Its retransmission (our ACK was lost) is ACKed again, still without events.
+    ua.run_until(Duration::from_millis(45_500));
+    ua.ep.handle_datagram(ua.now, flow(), r.to_bytes());
+    let acks = ua.requests();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].method.as_str(), "ACK");
+    assert!(ua.take_events().is_empty());
+    // Their re-INVITE once ours is answered is fine (no 491).
+    ua.send(req("INVITE", 2, "theirs", Some(&to_tag(&ok)), "", HOLD));
+    in_dialog(&mut ua);
     // Refreshed at 45 s: the next refresh at 90 s, no BYE at 60 s.
     ua.run_until(Duration::from_secs(89));
     assert!(ua.requests().is_empty());

@@ -244,6 +244,8 @@ struct Refresh {
     dialog: DialogId,
     /// A re-INVITE (an UPDATE otherwise): while it runs, the peer's re-INVITEs get 491.
     invite: bool,
+    /// Its final response arrived (a re-INVITE's entry stays for 2xx retransmissions).
+    answered: bool,
 }
 
 /// Our 2xx waiting for its ACK (§13.3.1.4).
@@ -562,7 +564,7 @@ impl Endpoint {
         // Our offer (in a 2xx, or in our refreshing re-INVITE) still waits for its answer: no new
         // offer may cross it (§14.2, RFC 3264 §4, RFC 3311 §5.2): 491, and the peer backs off.
         let our_offer_pending = self.pending_acks.get(&did).is_some_and(|p| p.offer_outstanding)
-            || self.refreshes.values().any(|r| r.invite && r.dialog == did);
+            || self.refreshes.values().any(|r| r.invite && !r.answered && r.dialog == did);
         if our_offer_pending && (is_invite || has_offer) {
             return self.refuse(now, id, &request, 491);
         }
@@ -743,25 +745,30 @@ impl Endpoint {
             request.body = sdp;
         }
         if let Ok(txn) = self.txns.send_request(now, flow, request) {
-            self.refreshes.insert(txn, Refresh { dialog: id.clone(), invite });
+            self.refreshes.insert(txn, Refresh { dialog: id.clone(), invite, answered: false });
         }
+    }
+
+    /// ACKs a 2xx to one of our re-INVITEs through its dialog (§13.2.2.4).
+    fn ack_2xx(&mut self, did: &DialogId, response: &Response) {
+        let Some(d) = self.dialogs.get(did) else { return };
+        let Ok(cseq) = response.headers.cseq() else { return };
+        if cseq.method != Method::Invite || !(200..300).contains(&response.status) {
+            return;
+        }
+        let branch = self.txns.new_branch();
+        let ack = d.ack(cseq.seq, &via_host(d.flow.local), &branch);
+        let flow = d.flow;
+        self.send_request_raw(flow, &ack);
     }
 
     /// The answer to our session refresh.
     fn refresh_response(&mut self, now: Instant, did: DialogId, response: &Response) {
         match response.status {
             200..=299 => {
-                let Some(d) = self.dialogs.get_mut(&did) else { return };
-                if let Ok(cseq) = response.headers.cseq()
-                    && cseq.method == Method::Invite
-                {
-                    // §13.2.2.4: our re-INVITE's 2xx is ACKed by us (its answer changes nothing:
-                    // we offered the session as it was).
-                    let branch = self.txns.new_branch();
-                    let ack = d.ack(cseq.seq, &via_host(d.flow.local), &branch);
-                    let flow = d.flow;
-                    self.send_request_raw(flow, &ack);
-                }
+                // §13.2.2.4: our re-INVITE's 2xx is ACKed by us (its answer changes nothing: we
+                // offered the session as it was).
+                self.ack_2xx(&did, response);
                 let Some(d) = self.dialogs.get_mut(&did) else { return };
                 let Some(timer) = d.session_timer else { return };
                 // The 2xx may change the interval, or hand refreshing to the peer (`uas`, the UAS
@@ -1051,6 +1058,7 @@ impl Endpoint {
             Event::Terminated { id } => {
                 self.open_invites.remove(&id);
                 self.byes.remove(&id);
+                self.refreshes.remove(&id);
                 if self.sent_invites.get(&id).is_some_and(|s| !s.provisional_seen || s.cancelled) {
                     self.sent_invites.remove(&id);
                 }
@@ -1062,12 +1070,22 @@ impl Endpoint {
         let status = response.status;
         if status >= 200 {
             self.byes.remove(&txn);
-            // Our own session refreshes are the endpoint's business, not the call logic's.
-            if let Some(r) = self.refreshes.remove(&txn) {
-                return self.refresh_response(now, r.dialog, &response);
+        }
+        // Our own session refreshes are the endpoint's business, not the call logic's.
+        if let Some(r) = self.refreshes.get_mut(&txn) {
+            if status < 200 {
+                return;
             }
-        } else if self.refreshes.contains_key(&txn) {
-            return;
+            let did = r.dialog.clone();
+            if r.answered {
+                // A retransmission of the 2xx to our re-INVITE (RFC 6026 Accepted): ACK again.
+                return self.ack_2xx(&did, &response);
+            }
+            r.answered = true;
+            if !(r.invite && (200..300).contains(&status)) {
+                self.refreshes.remove(&txn);
+            }
+            return self.refresh_response(now, did, &response);
         }
         let mut dialog_id = None;
         if let Some(sent) = self.sent_invites.get_mut(&txn) {
