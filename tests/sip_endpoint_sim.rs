@@ -810,3 +810,55 @@ fn a_lost_ack_to_the_agent_does_not_hang_up_the_agent() {
         sim.dump()
     );
 }
+
+/// One refusal scenario: the status the endpoint must answer with, the caller's address, the
+/// number dialled, and whether the endpoint drains.
+fn refused_call(seed: u64, status: u16, from: &str, number: &str, draining: bool) {
+    let mut sim = Sim::new(endpoint(), addr(US), seed);
+    sim.endpoint.set_draining(draining);
+    let caller = TrunkCaller::new(addr(from), addr(US), &format!("refuse{seed}")).dialling(number);
+    let i = sim.add_peer(caller, bad_link(), bad_link());
+    sim.on_event(|_, _, e| panic!("no event expected for a refused call: {e:?}"));
+    sim.run_until(secs(60.0));
+    let trace = sim.dump();
+    let arrivals: Vec<Duration> =
+        sim.sent_to_endpoint("INVITE").iter().flat_map(|s| s.arrivals.clone()).collect();
+    let Some(first) = arrivals.iter().min().copied() else { return };
+    let finals: Vec<Duration> = sim
+        .trace
+        .iter()
+        .filter(|s| s.from == addr(US) && s.cseq_method == "INVITE" && !s.line.contains(" 100 "))
+        .map(|s| {
+            assert!(s.line.starts_with(&format!("SIP/2.0 {status} ")), "seed {seed}\n{trace}");
+            s.at
+        })
+        .collect();
+    // The refusal is sent at the first INVITE, again for each later copy of it, and by Timer G
+    // until the ACK arrives (or Timer H).
+    let first_ack = sim.sent_to_endpoint("ACK").iter().flat_map(|s| s.arrivals.clone()).min();
+    let end = first_ack.unwrap_or(first + T1 * 64);
+    let timer: Vec<Duration> =
+        finals.iter().copied().filter(|at| *at == first || !arrivals.contains(at)).collect();
+    assert_eq!(timer, schedule(first, end), "seed {seed}\n{trace}");
+    let repeats = arrivals.iter().filter(|at| **at > first && **at < end).count();
+    assert_eq!(finals.len(), timer.len() + repeats, "seed {seed}\n{trace}");
+    // The caller ACKed each one it got (same transaction), and no dialog was made.
+    let caller: &TrunkCaller = sim.peer(i);
+    let got = caller.statuses("INVITE").iter().filter(|s| **s == status).count();
+    assert_eq!(caller.acks_sent.len(), got, "seed {seed}\n{trace}");
+    if status == 503 {
+        let text =
+            String::from_utf8_lossy(&sim.sent_by_endpoint("SIP/2.0 503")[0].bytes).into_owned();
+        assert!(text.contains("Retry-After: 30\r\n"), "{text}");
+    }
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+}
+
+#[test]
+fn refusals_are_transactional_over_a_lossy_link() {
+    for seed in 0..100 {
+        refused_call(seed, 404, TRUNK, "112", false);
+        refused_call(seed, 403, "127.0.0.9:5070", "111", false);
+        refused_call(seed, 503, TRUNK, "111", true);
+    }
+}

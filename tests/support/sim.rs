@@ -559,6 +559,14 @@ impl TrunkCaller {
         self.responses.iter().find(|r| r.0 < 200).map(|r| r.2).unwrap_or_default()
     }
 
+    /// The same caller, dialling `number` instead of 111.
+    pub fn dialling(mut self, number: &str) -> TrunkCaller {
+        let text =
+            String::from_utf8_lossy(&self.invite).replace("sip:111@", &format!("sip:{number}@"));
+        self.invite = Bytes::from(text);
+        self
+    }
+
     /// The same caller, offering `sdp` in its INVITE.
     pub fn with_offer(mut self, sdp: &str) -> TrunkCaller {
         let text = String::from_utf8_lossy(&self.invite).replace(
