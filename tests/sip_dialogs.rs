@@ -693,3 +693,37 @@ fn bye_while_a_reinvite_is_unanswered_gets_it_487() {
     assert!(matches!(ua.take_events().as_slice(), [UaEvent::Bye { .. }]));
     assert!(!ua.ep.accept_in_dialog(ua.now, txn, None), "nothing left to answer");
 }
+
+#[test]
+fn a_2xx_to_our_invite_is_acked_every_time_but_reported_once_per_dialog() {
+    let mut ua = Ua::new();
+    let target = tongdai::sip::message::Uri::parse("sip:op1@127.0.0.1:5070").unwrap();
+    let from = "\"111\" <sip:111@127.0.0.1:5060>";
+    let body = Bytes::from_static(OUR_SDP.as_bytes());
+    let txn = ua.ep.invite(ua.now, flow(), target, from, body, &[]).unwrap();
+    let invite = ua.requests().remove(0);
+    let ok = |tag: &str| {
+        let mut r = Response::for_request(&invite, 200, Some(tag));
+        r.headers.push("Contact", "<sip:op1@127.0.0.1:5070>");
+        r.headers.push("Content-Type", "application/sdp");
+        r.body = Bytes::from_static(OFFER.as_bytes());
+        r.to_bytes()
+    };
+    // The answer, a network duplicate, and a retransmission after T1 (our ACK was lost).
+    for at in [0, 0, 500] {
+        ua.run_until(Duration::from_millis(at));
+        ua.ep.handle_datagram(ua.now, flow(), ok("agent1"));
+    }
+    let acks = ua.requests();
+    assert_eq!(acks.iter().filter(|r| r.method.as_str() == "ACK").count(), 3);
+    let answers = ua.take_events();
+    assert!(
+        matches!(answers.as_slice(), [UaEvent::Response { txn: t, dialog: Some(_), .. }] if *t == txn),
+        "{answers:?}"
+    );
+    // A 2xx from another fork is another dialog: ACKed and reported (the call logic BYEs it).
+    ua.ep.handle_datagram(ua.now, flow(), ok("agent2"));
+    assert_eq!(ua.requests().len(), 1);
+    assert_eq!(ua.take_events().len(), 1);
+    assert_eq!(ua.ep.dialog_count(), 2);
+}

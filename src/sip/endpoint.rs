@@ -236,6 +236,8 @@ struct SentInvite {
     provisional_seen: bool,
     cancel_wanted: bool,
     cancelled: bool,
+    /// The To tags of the 2xx responses reported so far (one per dialog; forks differ).
+    answered: Vec<String>,
 }
 
 /// A session refresh of ours in flight.
@@ -975,6 +977,7 @@ impl Endpoint {
                 provisional_seen: false,
                 cancel_wanted: false,
                 cancelled: false,
+                answered: Vec::new(),
             },
         );
         self.flush(now);
@@ -1059,7 +1062,11 @@ impl Endpoint {
                 self.open_invites.remove(&id);
                 self.byes.remove(&id);
                 self.refreshes.remove(&id);
-                if self.sent_invites.get(&id).is_some_and(|s| !s.provisional_seen || s.cancelled) {
+                if self
+                    .sent_invites
+                    .get(&id)
+                    .is_some_and(|s| !s.provisional_seen || s.cancelled || !s.answered.is_empty())
+                {
                     self.sent_invites.remove(&id);
                 }
             }
@@ -1101,14 +1108,23 @@ impl Endpoint {
                     }
                 }
             } else if (200..300).contains(&status) {
-                // ACK every 2xx (§13.2.2.4), then hand it up with its dialog.
+                // ACK every 2xx (§13.2.2.4), then hand it up with its dialog — once per dialog:
+                // a copy (a network duplicate, or a retransmission because our ACK was lost,
+                // which RFC 6026's Accepted state passes up) is ACKed again and goes no further.
                 let (request, flow) = (sent.request.clone(), sent.flow);
                 if let Some(id) = dialog_id_of_response(&response) {
+                    let repeat = sent.answered.contains(&id.remote_tag);
+                    if !repeat {
+                        sent.answered.push(id.remote_tag.clone());
+                    }
                     let dialog = match self.dialogs.get_mut(&id) {
                         Some(d) => {
-                            d.update_from_response(&response);
+                            if !repeat {
+                                d.update_from_response(&response);
+                            }
                             Some(d.clone())
                         }
+                        // A copy for a dialog already hung up is still ACKed.
                         None => Dialog::uac(&request, &response, flow),
                     };
                     if let Some(d) = dialog {
@@ -1116,6 +1132,9 @@ impl Endpoint {
                         let seq = response.headers.cseq().map(|c| c.seq).unwrap_or(1);
                         let ack = d.ack(seq, &via_host(flow.local), &branch);
                         self.send_request_raw(flow, &ack);
+                        if repeat {
+                            return;
+                        }
                         dialog_id = Some(id.clone());
                         self.dialogs.entry(id).or_insert(d);
                     }
