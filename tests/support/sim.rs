@@ -197,6 +197,11 @@ impl Sim {
         self.peers.len() - 1
     }
 
+    /// Draws the faults from `seed` from now on.
+    pub fn reseed(&mut self, seed: u64) {
+        self.rng = Rng::new(seed);
+    }
+
     /// Changes the links of peer `i` (e.g. a clean set-up, then a bad network).
     pub fn set_links(&mut self, i: usize, to_endpoint: Link, from_endpoint: Link) {
         self.peers[i].1 = to_endpoint;
