@@ -74,3 +74,85 @@ fn sipp_builtin_uac_call_is_answered_and_ended() {
     r.assert_ok();
     assert!(r.messages.contains("SIP/2.0 100 Trying"), "{}", r.messages);
 }
+
+#[test]
+fn an_agent_added_by_a_reload_can_register() {
+    let _serial = support::serial();
+    let d = TestDaemon::start();
+    let register = |user: &str, password: &str| {
+        run(
+            d.sip_udp(),
+            &[
+                "-sf",
+                &sf("agent-register.xml"),
+                "-key",
+                "user",
+                user,
+                "-key",
+                "password",
+                password,
+                "-key",
+                "expires",
+                "120",
+                "-d",
+                "100",
+                "-m",
+                "1",
+            ],
+            Duration::from_secs(10),
+        )
+    };
+    // Unknown before the reload: challenged again, never 200.
+    assert_ne!(register("op4", "op4-secret").code, Some(0));
+    let text = support::daemon::test_config_text().replace(
+        "[[shifts]]",
+        "[[agents]]\nid = \"op4\"\nname = \"Điện thoại viên 4\"\npassword = \"op4-secret\"\n\n[[shifts]]",
+    );
+    d.reload(&text);
+    register("op4", "op4-secret").assert_ok();
+}
+
+#[test]
+fn a_full_queue_refuses_with_486_before_answering() {
+    let _serial = support::serial();
+    let d = TestDaemon::start();
+    let refused_before = d.metric("tongdai_calls_refused_total{reason=\"queue_full\"}");
+    // 25 callers within half a second, each staying 3 s in the welcome prompt: the default queue
+    // holds 20 (prompt + queue), so exactly 5 are refused.
+    let r = run(
+        d.sip_udp(),
+        &[
+            "-sf",
+            &sf("trunk-caller.xml"),
+            "-key",
+            "rtp_port",
+            "9",
+            "-d",
+            "3000",
+            "-m",
+            "25",
+            "-r",
+            "50",
+            "-l",
+            "25",
+        ],
+        Duration::from_secs(20),
+    );
+    // Calls (by Call-ID) that received `status`: SIPp aborts a call on the unexpected 486 without
+    // ACKing it, so Timer G repeats the 486 and one call may log it more than once.
+    let received = |status: &str| {
+        let mut calls: Vec<&str> = r
+            .messages
+            .split("-----------------------------------------------")
+            .filter(|block| block.contains("message received") && block.contains(status))
+            .filter_map(|block| block.split("Call-ID: ").nth(1)?.lines().next())
+            .collect();
+        calls.sort();
+        calls.dedup();
+        calls.len()
+    };
+    assert_eq!(received("SIP/2.0 486 Busy Here"), 5, "{}", r.output);
+    assert!(received("SIP/2.0 200 OK") >= 20, "{}", r.output);
+    let refused = d.metric("tongdai_calls_refused_total{reason=\"queue_full\"}") - refused_before;
+    assert_eq!(refused, 5.0);
+}

@@ -71,6 +71,17 @@ pub trait MediaControl {
     fn close(&mut self, call: CallId);
 }
 
+/// The digest server's settings from the configuration.
+fn digest_config(config: &Config) -> DigestServerConfig {
+    let mut digest = DigestServerConfig::new(config.sip.realm.clone());
+    // Answers without qop cannot be protected against replay beyond one use; no softphone we serve
+    // needs them.
+    digest.allow_rfc2069 = false;
+    digest.algorithms = config.sip.digest_algorithms.clone();
+    digest.md5_only_user_agents = config.sip.md5_only_user_agents.clone();
+    digest
+}
+
 /// Something the runtime reports (metrics, logs, records) — never a caller number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
@@ -158,6 +169,8 @@ pub struct Switchboard {
     engine: Engine,
     registrar: Registrar,
     digest: DigestServer,
+    digest_key: [u8; 32],
+    digest_epoch: Instant,
     agents: Vec<AgentConfig>,
     prompts: PromptSet,
     calls: HashMap<CallId, Call>,
@@ -173,14 +186,12 @@ pub struct Switchboard {
 impl Switchboard {
     /// A switchboard for `config`; `key` (32 random bytes) seals digest nonces; `epoch` is now.
     pub fn new(config: &Config, prompts: PromptSet, key: [u8; 32], epoch: Instant) -> Switchboard {
-        let mut digest_config = DigestServerConfig::new(config.sip.realm.clone());
-        digest_config.allow_rfc2069 = false;
-        digest_config.algorithms = config.sip.digest_algorithms.clone();
-        digest_config.md5_only_user_agents = config.sip.md5_only_user_agents.clone();
         Switchboard {
             engine: Engine::from_config(config),
             registrar: Registrar::new(RegistrarConfig::default(), &config.agents),
-            digest: DigestServer::new(digest_config, key, epoch),
+            digest: DigestServer::new(digest_config(config), key, epoch),
+            digest_key: key,
+            digest_epoch: epoch,
             agents: config.agents.clone(),
             prompts,
             calls: HashMap::new(),
@@ -192,6 +203,28 @@ impl Switchboard {
             next_call: 0,
             next_leg: 0,
         }
+    }
+
+    /// Applies a reloaded configuration: the agent list reaches the registrar (removed agents are
+    /// logged out) and the engine (removed agents ringing are cancelled; calls in progress go on), and
+    /// the digest settings are renewed. Nonces stay valid: the key and epoch are kept.
+    pub fn reload(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        self.agents = config.agents.clone();
+        for presence in self.registrar.set_agents(&config.agents) {
+            self.presence(now, presence);
+        }
+        let engine_config =
+            super::EngineConfig { lines: config.centre.lines, ..self.engine.config().clone() };
+        let agents = config.agents.iter().map(|a| AgentId::new(&a.id)).collect();
+        let _ = self.engine.handle(now, Input::ConfigChanged { config: engine_config, agents });
+        self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
+        self.drive(now, sip, media);
     }
 
     /// The engine, for the admin API and tests.
@@ -305,6 +338,12 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        if !self.engine.has_room() {
+            // Refused before answering: 486 for this one call (RFC 3261 §21.4.24), never 503, which
+            // would make the trunk skip this destination for every call.
+            self.reports.push(Report::Refused { reason: "queue_full" });
+            return sip.reject(now, txn, 486, &[]);
+        }
         if request.body.is_empty() {
             return self.incoming_late_offer(now, txn, request, sip, media);
         }
@@ -398,6 +437,7 @@ impl Switchboard {
                 offered: true,
             },
         );
+        self.reports.push(Report::Offered);
         let _ = self
             .engine
             .handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None });

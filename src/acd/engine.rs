@@ -196,6 +196,14 @@ impl Engine {
         self.queue.len()
     }
 
+    /// True while fewer than `max_queue` callers wait (in the prompt or the queue), i.e. a new call
+    /// would be accepted. The B2BUA asks before answering, so a full queue is refused with 486
+    /// rather than answered and hung up.
+    pub fn has_room(&self) -> bool {
+        let waiting = self.calls.values().filter(|c| !matches!(c.phase, Phase::Bridged { .. }));
+        waiting.count() < self.config.max_queue
+    }
+
     /// How many calls are in progress (prompt, queue or bridged).
     pub fn calls_in_progress(&self) -> usize {
         self.calls.len()
@@ -225,8 +233,7 @@ impl Engine {
         if self.calls.contains_key(&call) {
             return Err(InputError::DuplicateCall(call));
         }
-        let waiting = self.calls.values().filter(|c| !matches!(c.phase, Phase::Bridged { .. }));
-        if waiting.count() >= self.config.max_queue {
+        if !self.has_room() {
             let reason = RefuseReason::QueueFull;
             self.outputs.push_back(Output::Refuse { call, reason });
             self.finish(call, Outcome::Rejected { reason });

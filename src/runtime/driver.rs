@@ -130,6 +130,7 @@ impl Core {
                     if changed.is_ok() {
                         let c = config.borrow_and_update().clone();
                         self.endpoint.set_config(endpoint_config(&c));
+                        self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
                     }
                 }
                 _ = tokio::time::sleep_until(wake) => {

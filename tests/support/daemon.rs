@@ -45,6 +45,14 @@ impl TestDaemon {
         self.daemon.as_ref().unwrap()
     }
 
+    /// Applies `text` as a reloaded configuration (what SIGHUP does with a good file).
+    pub fn reload(&self, text: &str) {
+        let (config, _) =
+            Config::from_source(&Source::new("test.toml", text.to_string()), "config".as_ref())
+                .unwrap_or_else(|e| panic!("reload config refused:\n{e}"));
+        self.daemon().reload(config);
+    }
+
     /// The SIP UDP address.
     pub fn sip_udp(&self) -> SocketAddr {
         self.daemon().sip_udp_addrs()[0]
