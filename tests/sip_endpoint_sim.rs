@@ -893,3 +893,99 @@ fn switchboard_calls_over_a_lossy_agent_link_never_drop_the_agent_early() {
     }
     assert!(bridged > 25, "only {bridged} seeds bridged a call");
 }
+
+// ---- TCP: nothing is retransmitted but our 2xx ----------------------------------------------------
+
+#[test]
+fn trunk_call_over_tcp_sends_each_message_once() {
+    let mut sim = Sim::new(endpoint(), addr(US), 1);
+    let mut caller = TrunkCaller::new(addr(TRUNK), addr(US), "tcp1").over_tcp();
+    caller.bye_after = Some(secs(5.0));
+    let i = sim.add_peer(caller, Link::perfect(), Link::perfect());
+    sim.on_event(|ep, now, e| {
+        if let UaEvent::IncomingCall { txn, flow, .. } = e {
+            assert_eq!(flow.transport, tongdai::sip::transport::Transport::Tcp);
+            ep.answer(now, *txn, Bytes::new()).unwrap();
+        }
+    });
+    sim.run_until(secs(60.0));
+    let trace = sim.dump();
+    let lines: Vec<(f64, &str)> =
+        sim.trace.iter().map(|s| (s.at.as_secs_f64(), s.line.as_str())).collect();
+    assert_eq!(
+        lines,
+        vec![
+            (0.0, "INVITE sip:111@127.0.0.1:5060 SIP/2.0"),
+            (0.01, "SIP/2.0 100 Trying"),
+            (0.01, "SIP/2.0 200 OK"),
+            (0.02, "ACK sip:111@127.0.0.1:5060 SIP/2.0"),
+            (5.02, "BYE sip:tongdai@127.0.0.1:5060 SIP/2.0"),
+            (5.03, "SIP/2.0 200 OK"),
+        ],
+        "{trace}"
+    );
+    let caller: &TrunkCaller = sim.peer(i);
+    assert_eq!(caller.bye.as_ref().unwrap().finals, vec![(200, secs(5.04))]);
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::Confirmed { .. })), 1);
+    assert_eq!(count(&sim, |e| matches!(e, UaEvent::Bye { .. })), 1);
+    assert_eq!(sim.endpoint.dialog_count(), 0);
+}
+
+#[test]
+fn our_2xx_is_retransmitted_over_tcp_too_until_the_ack() {
+    // RFC 3261 §13.3.1.4 retransmits the 2xx on any transport: the ACK is end to end and may
+    // cross unreliable hops. Here the trunk's ACK is lost beyond its TCP hop.
+    let mut sim = Sim::new(endpoint(), addr(US), 1);
+    let caller = TrunkCaller::new(addr(TRUNK), addr(US), "tcp2").over_tcp();
+    sim.add_peer(caller, Link::perfect().blocking(is_ack), Link::perfect());
+    sim.on_event(|ep, now, e| {
+        if let UaEvent::IncomingCall { txn, .. } = e {
+            ep.answer(now, *txn, Bytes::new()).unwrap();
+        }
+    });
+    sim.run_until(secs(40.0));
+    let answered = secs(0.01);
+    let oks: Vec<Duration> = sim.sent_by_endpoint("SIP/2.0 200").iter().map(|s| s.at).collect();
+    assert_eq!(oks, schedule(answered, answered + T1 * 64), "{}", sim.dump());
+    assert_eq!(sim.sent_by_endpoint("SIP/2.0 100").len(), 1);
+    let timeouts = sim.events_where(|e| matches!(e, UaEvent::AckTimeout { .. }));
+    assert_eq!(timeouts.iter().map(|t| t.0).collect::<Vec<_>>(), vec![answered + T1 * 64]);
+}
+
+#[test]
+fn our_invite_over_tcp_is_sent_once_and_times_out_by_timer_b() {
+    struct Silent;
+    impl support::sim::Peer for Silent {
+        fn addr(&self) -> SocketAddr {
+            addr(AGENT)
+        }
+        fn on_receive(&mut self, _: Duration, _: &[u8], _: &mut Vec<Bytes>) {}
+        fn on_wake(&mut self, _: Duration, _: &mut Vec<Bytes>) {}
+        fn next_wake(&self) -> Option<Duration> {
+            None
+        }
+        fn transport(&self) -> tongdai::sip::transport::Transport {
+            tongdai::sip::transport::Transport::Tcp
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+    let mut sim = Sim::new(endpoint(), addr(US), 1);
+    sim.add_peer(Silent, Link::perfect(), Link::perfect());
+    let flow = sim.flow(addr(AGENT));
+    assert_eq!(flow.transport, tongdai::sip::transport::Transport::Tcp);
+    let now = sim.instant();
+    let txn = sim
+        .endpoint
+        .invite(now, flow, agent_uri(), "<sip:111@127.0.0.1>", Bytes::from_static(b"v=0\r\n"), &[])
+        .unwrap();
+    sim.pump();
+    sim.run_until(secs(60.0));
+    let invites = sim.sent_by_endpoint("INVITE");
+    assert_eq!(invites.len(), 1, "Timer A is not armed over TCP\n{}", sim.dump());
+    let text = String::from_utf8_lossy(&invites[0].bytes).into_owned();
+    assert!(text.contains("Via: SIP/2.0/TCP "), "{text}");
+    let timeouts = sim.events_where(|e| matches!(e, UaEvent::Timeout { txn: t } if *t == txn));
+    assert_eq!(timeouts.iter().map(|t| t.0).collect::<Vec<_>>(), vec![T1 * 64], "Timer B");
+}

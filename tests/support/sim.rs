@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tongdai::sip::endpoint::{Endpoint, UaEvent};
-use tongdai::sip::message::{Message, Response, parse_datagram};
+use tongdai::sip::message::{Message, Response, StreamFramer, parse_datagram};
 use tongdai::sip::transport::{Flow, Transport};
 
 /// RFC 3261 T1 as the peers use it (the endpoint's default too).
@@ -104,6 +104,11 @@ pub trait Peer: Any {
     fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>);
     /// When the peer wants [`Peer::on_wake`] next.
     fn next_wake(&self) -> Option<Duration>;
+    /// The transport of the peer's flow with the endpoint (TCP links should be [`Link::perfect`]:
+    /// a stream neither loses, duplicates nor reorders).
+    fn transport(&self) -> Transport {
+        Transport::Udp
+    }
     /// For [`Sim::peer`].
     fn as_any(&self) -> &dyn Any;
 }
@@ -170,6 +175,8 @@ pub struct Sim {
     flight: Vec<InFlight>,
     seq: u64,
     app: Option<Box<dyn App>>,
+    /// One framer per TCP peer: what it sends the endpoint is a byte stream.
+    framers: Vec<(SocketAddr, StreamFramer)>,
 }
 
 impl Sim {
@@ -187,6 +194,7 @@ impl Sim {
             flight: Vec::new(),
             seq: 0,
             app: None,
+            framers: Vec::new(),
         }
     }
 
@@ -239,9 +247,14 @@ impl Sim {
         self.start + self.now
     }
 
-    /// The UDP flow between the endpoint and `remote`.
+    /// The flow between the endpoint and `remote`, on the peer's transport (UDP for strangers).
     pub fn flow(&self, remote: SocketAddr) -> Flow {
-        Flow { transport: Transport::Udp, local: self.local, remote }
+        let transport = self
+            .peers
+            .iter()
+            .find(|(p, _, _)| p.addr() == remote)
+            .map_or(Transport::Udp, |(p, _, _)| p.transport());
+        Flow { transport, local: self.local, remote }
     }
 
     /// Runs the network until `until` (from the start), firing everything due on the way.
@@ -313,7 +326,22 @@ impl Sim {
     fn deliver(&mut self, p: InFlight) {
         if p.to == self.local {
             let flow = self.flow(p.from);
-            self.endpoint.handle_datagram(self.instant(), flow, p.bytes);
+            if flow.transport == Transport::Udp {
+                self.endpoint.handle_datagram(self.instant(), flow, p.bytes);
+                return;
+            }
+            let i = match self.framers.iter().position(|(a, _)| *a == p.from) {
+                Some(i) => i,
+                None => {
+                    self.framers.push((p.from, StreamFramer::new()));
+                    self.framers.len() - 1
+                }
+            };
+            self.framers[i].1.push(&p.bytes);
+            // A peer that breaks framing is a test bug: fail loudly.
+            while let Some(frame) = self.framers[i].1.pop().expect("peer stream frames") {
+                self.endpoint.handle_frame(self.instant(), flow, frame);
+            }
         } else if let Some(i) = self.peers.iter().position(|(peer, _, _)| peer.addr() == p.to) {
             let mut out = Vec::new();
             self.peers[i].0.on_receive(self.now, &p.bytes, &mut out);
@@ -446,6 +474,8 @@ pub struct NonInviteClient {
     pub sent: Vec<Duration>,
     /// The final responses received (status, time); retransmissions included.
     pub finals: Vec<(u16, Duration)>,
+    /// Over a reliable transport Timer E does not retransmit (§17.1.2.2); Timer F still runs.
+    pub reliable: bool,
 }
 
 impl NonInviteClient {
@@ -459,6 +489,7 @@ impl NonInviteClient {
             give_up: now + T1 * 64,
             sent: vec![now],
             finals: Vec::new(),
+            reliable: false,
         }
     }
 
@@ -470,6 +501,10 @@ impl NonInviteClient {
         if self.next.is_some_and(|n| n <= now) {
             if now >= self.give_up {
                 self.next = None;
+                return;
+            }
+            if self.reliable {
+                self.next = Some(self.give_up);
                 return;
             }
             out.push(self.bytes.clone());
@@ -511,6 +546,7 @@ pub struct TrunkCaller {
     /// (§9.1). None: never.
     pub cancel_at: Option<Duration>,
     provisional_seen: bool,
+    reliable: bool,
     to_tag: Option<String>,
     /// Times the INVITE was sent.
     pub invites_sent: Vec<Duration>,
@@ -551,6 +587,7 @@ impl TrunkCaller {
             bye_due: None,
             cancel_at: None,
             provisional_seen: false,
+            reliable: false,
             to_tag: None,
             invites_sent: Vec::new(),
             responses: Vec::new(),
@@ -562,6 +599,14 @@ impl TrunkCaller {
 
     fn provisional_at(&self) -> Duration {
         self.responses.iter().find(|r| r.0 < 200).map(|r| r.2).unwrap_or_default()
+    }
+
+    /// The same caller over TCP: Via says so, and nothing is retransmitted (§17.1.1.2).
+    pub fn over_tcp(mut self) -> TrunkCaller {
+        self.reliable = true;
+        let text = String::from_utf8_lossy(&self.invite).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+        self.invite = Bytes::from(text);
+        self
     }
 
     /// The same caller, dialling `number` instead of 111.
@@ -589,9 +634,10 @@ impl TrunkCaller {
 
     fn ack(&self, branch: &str, to: &str) -> Bytes {
         let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        let t = if self.reliable { "TCP" } else { "UDP" };
         Bytes::from(format!(
             "ACK sip:111@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {addr};branch={branch};rport\r\n\
+             Via: SIP/2.0/{t} {addr};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
              To: {to}\r\n\
@@ -603,9 +649,10 @@ impl TrunkCaller {
 
     fn cancel_request(&self) -> Bytes {
         let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        let t = if self.reliable { "TCP" } else { "UDP" };
         Bytes::from(format!(
             "CANCEL sip:111@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-inv;rport\r\n\
+             Via: SIP/2.0/{t} {addr};branch=z9hG4bK-{call_id}-inv;rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
              To: <sip:111@{target}>\r\n\
@@ -624,10 +671,11 @@ impl TrunkCaller {
 
     fn bye_request(&self) -> Bytes {
         let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
+        let t = if self.reliable { "TCP" } else { "UDP" };
         let tag = self.to_tag.as_deref().unwrap_or("");
         Bytes::from(format!(
             "BYE sip:tongdai@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-bye;rport\r\n\
+             Via: SIP/2.0/{t} {addr};branch=z9hG4bK-{call_id}-bye;rport\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
              To: <sip:111@{target}>;tag={tag}\r\n\
@@ -689,7 +737,10 @@ impl Peer for TrunkCaller {
             } else {
                 out.push(self.invite.clone());
                 self.invites_sent.push(now);
-                let next = if self.invites_sent.len() == 1 {
+                let next = if self.reliable {
+                    // Timer A is not armed on a reliable transport; nothing more to send.
+                    self.invite_give_up
+                } else if self.invites_sent.len() == 1 {
                     now + self.invite_interval
                 } else {
                     self.invite_interval *= 2;
@@ -699,13 +750,17 @@ impl Peer for TrunkCaller {
             }
         }
         if self.cancel_due().is_some_and(|d| d <= now) {
-            self.cancel = Some(NonInviteClient::start(now, self.cancel_request(), out));
+            let mut cancel = NonInviteClient::start(now, self.cancel_request(), out);
+            cancel.reliable = self.reliable;
+            self.cancel = Some(cancel);
         } else if let Some(cancel) = self.cancel.as_mut() {
             cancel.on_wake(now, out);
         }
         if self.bye_due.is_some_and(|d| d <= now) {
             self.bye_due = None;
-            self.bye = Some(NonInviteClient::start(now, self.bye_request(), out));
+            let mut bye = NonInviteClient::start(now, self.bye_request(), out);
+            bye.reliable = self.reliable;
+            self.bye = Some(bye);
         } else if let Some(bye) = self.bye.as_mut() {
             bye.on_wake(now, out);
         }
@@ -723,6 +778,10 @@ impl Peer for TrunkCaller {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    fn transport(&self) -> Transport {
+        if self.reliable { Transport::Tcp } else { Transport::Udp }
     }
 
     fn as_any(&self) -> &dyn Any {
