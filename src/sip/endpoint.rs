@@ -262,6 +262,27 @@ struct PendingAck {
     give_up: Instant,
 }
 
+impl PendingAck {
+    /// Our 2xx `response` on INVITE transaction `txn`, sent at `now`: retransmitted from T1,
+    /// doubling up to T2, until 64·T1 (§13.3.1.4).
+    fn new(
+        txn: TxnId,
+        response: Response,
+        offer_outstanding: bool,
+        now: Instant,
+        t1: Duration,
+    ) -> Self {
+        PendingAck {
+            txn,
+            offer_outstanding,
+            response,
+            next: now + t1,
+            interval: t1,
+            give_up: now + t1 * 64,
+        }
+    }
+}
+
 /// The SIP UA core.
 pub struct Endpoint {
     config: EndpointConfig,
@@ -857,18 +878,9 @@ impl Endpoint {
         r.body = sdp;
         let id = dialog.id.clone();
         self.dialogs.insert(id.clone(), dialog);
-        let t1 = self.config.timers.t1;
-        self.pending_acks.insert(
-            id.clone(),
-            PendingAck {
-                txn,
-                offer_outstanding,
-                response: r.clone(),
-                next: now + t1,
-                interval: t1,
-                give_up: now + t1 * 64,
-            },
-        );
+        let pending =
+            PendingAck::new(txn, r.clone(), offer_outstanding, now, self.config.timers.t1);
+        self.pending_acks.insert(id.clone(), pending);
         self.respond(now, txn, r);
         Some(id)
     }
@@ -897,17 +909,8 @@ impl Endpoint {
         }
         if open.request.method == Method::Invite {
             let t1 = self.config.timers.t1;
-            self.pending_acks.insert(
-                open.dialog,
-                PendingAck {
-                    txn,
-                    offer_outstanding,
-                    response: r.clone(),
-                    next: now + t1,
-                    interval: t1,
-                    give_up: now + t1 * 64,
-                },
-            );
+            let pending = PendingAck::new(txn, r.clone(), offer_outstanding, now, t1);
+            self.pending_acks.insert(open.dialog, pending);
         }
         self.respond(now, txn, r);
         true
