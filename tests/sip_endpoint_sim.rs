@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use support::sim::{Agent, Link, Pinger, Sim, T1, T2, TrunkCaller};
+use support::sim::peers::{Agent, Pinger, TrunkCaller};
+use support::sim::{Link, Sim, T1, T2};
 use tongdai::sip::endpoint::{Endpoint, EndpointConfig, UaEvent};
 use tongdai::sip::message::Uri;
 use tongdai::sip::transaction::timer::TimerValues;
