@@ -337,3 +337,36 @@ fn a_real_softphone_answers_and_hears_the_caller() {
     assert!(log.contains("Call established"), "{log}");
     std::fs::remove_dir_all(prompts).unwrap();
 }
+
+#[test]
+fn an_agent_ringing_reliably_gets_prack_and_the_call_completes() {
+    let _serial = support::serial();
+    let (d, prompts) = daemon("prack");
+    let answered_before = d.metric("tongdai_calls_answered_total");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
+    let (_agent_rtp, agent_addr) = rt.block_on(RtpTool::bind());
+    let agent_run = agent(&d, "agent-answer-100rel.xml", agent_addr.port(), 10_000);
+    wait_registered(&d);
+    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 5_000);
+    caller_run.join().unwrap().assert_ok();
+    // The agent scenario passes only if the daemon PRACKed its 180 (RAck 1 1 INVITE), ACKed its
+    // 200 and passed the caller's hang-up on as BYE.
+    let agent_result = agent_run.join().unwrap();
+    agent_result.assert_ok();
+    let trace = &agent_result.messages;
+    assert!(trace.contains("Supported: 100rel"), "our INVITE lacks Supported: 100rel:\n{trace}");
+    // One PRACK transaction for the one reliable 180, though SIPp retransmitted the 180 until the
+    // PRACK came (copies of the PRACK itself, on a slow machine, share its branch).
+    let branches: Vec<&str> = trace
+        .split("PRACK sip:")
+        .skip(1)
+        .filter_map(|m| m.split("branch=").nth(1))
+        .filter_map(|b| b.split([';', '\r', '\n', ' ']).next())
+        .collect();
+    assert!(!branches.is_empty(), "no PRACK:\n{trace}");
+    assert!(branches.iter().all(|b| *b == branches[0]), "PRACKed twice:\n{trace}");
+    assert!(trace.contains("RAck: 1 1 INVITE"), "{trace}");
+    assert_eq!(d.metric("tongdai_calls_answered_total") - answered_before, 1.0);
+    std::fs::remove_dir_all(prompts).unwrap();
+}

@@ -26,9 +26,20 @@
 //! dialog get 487 (§15.1.2), and a CANCEL that crosses our 2xx gets 200 while the call goes on
 //! (RFC 5407 §3.1.2).
 //!
+//! Reliable provisionals (RFC 3262). As UAC our INVITEs carry `Supported: 100rel`; a 101–199
+//! with `Require: 100rel` and RSeq creates (or continues) its early dialog, which the INVITE
+//! keeps, and gets a PRACK in it (`RAck: rseq cseq INVITE`, the dialog's next CSeq) — once per
+//! RSeq: a retransmission, an RSeq that is not one more than the last, or one for a dialog
+//! already answered is discarded and not reported. The PRACK's answer is absorbed; the 2xx
+//! confirms the dialog with the CSeq the PRACKs reached, and its ACK carries the INVITE's number.
+//! As UAS we never send a provisional reliably: we answer at once, which §3 allows when the
+//! INVITE only supports 100rel, and to one that requires it we send no 18x at all (100 Trying,
+//! then the final response). So every PRACK we receive matches nothing we sent and gets 481 (§3),
+//! in a dialog or out of one, and the call goes on.
+//!
 //! Output follows the quinn contract: `poll_transmit`, `poll_event`, `poll_timeout`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -116,7 +127,7 @@ pub enum UaEvent {
     /// A re-INVITE (with or without an offer) or an UPDATE with an offer in a dialog: answer it
     /// with [`Endpoint::accept_in_dialog`] (200, with our SDP) or refuse it with
     /// [`Endpoint::respond`] (e.g. 488: the session goes on as it was). Other in-dialog methods
-    /// we do not handle (REFER, NOTIFY, PRACK …) come here too; answer them with `respond`.
+    /// we do not handle (REFER, NOTIFY …) come here too; answer them with `respond`.
     InDialog {
         /// The dialog.
         dialog: DialogId,
@@ -238,6 +249,88 @@ struct SentInvite {
     cancelled: bool,
     /// The To tags of the 2xx responses reported so far (one per dialog; forks differ).
     answered: Vec<String>,
+    /// The early dialogs reliable provisionals created (one per To tag: forks differ).
+    early: Vec<EarlyDialog>,
+}
+
+/// An early dialog (§12.1.2) that a reliable provisional to our INVITE created, with the RSeq
+/// of the last reliable provisional we PRACKed in it (RFC 3262 §4). It lives with its INVITE:
+/// the 2xx confirms a dialog that keeps its local CSeq (PRACKs advanced it), a failure ends it.
+#[derive(Debug)]
+struct EarlyDialog {
+    dialog: Dialog,
+    last_rseq: u32,
+}
+
+/// What to do with a provisional to our INVITE (RFC 3262 §4).
+#[derive(Debug)]
+enum Provisional {
+    /// Not reliable (no `Require: 100rel`, no RSeq, or no To tag to make a dialog of): report.
+    Plain,
+    /// The next reliable provisional of its early dialog: send this PRACK, then report.
+    Reliable(Box<Request>),
+    /// A retransmission of one already PRACKed, one out of order, or one for a dialog a 2xx
+    /// already confirmed: discard.
+    Discard,
+}
+
+impl SentInvite {
+    /// Takes a provisional with RSeq `rseq` and `Require: 100rel` (RFC 3262 §4): the first in a
+    /// dialog creates the early dialog; each next one must carry the RSeq one more than the
+    /// last. The PRACK is built in the early dialog (its next CSeq) with `RAck: rseq cseq INVITE`.
+    fn reliable(&mut self, response: &Response, rseq: u32, via: &str, branch: &str) -> Provisional {
+        let Some(tag) = response.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)) else {
+            return Provisional::Plain;
+        };
+        let Ok(invite_cseq) = self.request.headers.cseq().map(|c| c.seq) else {
+            return Provisional::Plain;
+        };
+        if self.answered.contains(&tag) {
+            return Provisional::Discard;
+        }
+        let early = match self.early.iter().position(|e| e.dialog.id.remote_tag == tag) {
+            Some(i) => {
+                let e = &mut self.early[i];
+                // §4: a retransmission (RSeq already seen) or a gap is discarded; the peer
+                // retransmits until our PRACK, which its own transaction retransmits.
+                if Some(rseq) != e.last_rseq.checked_add(1) {
+                    return Provisional::Discard;
+                }
+                e.dialog.update_from_response(response);
+                e
+            }
+            None => {
+                let Some(dialog) = Dialog::uac(&self.request, response, self.flow) else {
+                    return Provisional::Plain;
+                };
+                self.early.push(EarlyDialog { dialog, last_rseq: rseq });
+                let last = self.early.len() - 1;
+                &mut self.early[last]
+            }
+        };
+        early.last_rseq = rseq;
+        let mut prack = early.dialog.request(Method::Prack, via, branch);
+        prack.headers.push(name::RACK, format!("{rseq} {invite_cseq} INVITE"));
+        Provisional::Reliable(Box::new(prack))
+    }
+
+    /// The local CSeq of the early dialog with the peer's tag `tag`, if a reliable provisional
+    /// made one: the confirmed dialog goes on from it.
+    fn early_seq(&self, tag: &str) -> Option<u32> {
+        self.early.iter().find(|e| e.dialog.id.remote_tag == tag).map(|e| e.dialog.local_seq)
+    }
+}
+
+/// The RSeq of a reliable provisional (RFC 3262 §7.1: a 101–199 with `Require: 100rel`).
+fn reliable_rseq(response: &Response) -> Option<u32> {
+    let requires_100rel = response
+        .headers
+        .require()
+        .is_ok_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case("100rel")));
+    if !(101..200).contains(&response.status) || !requires_100rel {
+        return None;
+    }
+    response.headers.rseq().ok().flatten()
 }
 
 /// A session refresh of ours in flight.
@@ -297,6 +390,8 @@ pub struct Endpoint {
     refreshes: HashMap<TxnId, Refresh>,
     /// Our BYEs in flight: their dialog is gone, but a BYE crossing ours still gets 200.
     byes: HashMap<TxnId, DialogId>,
+    /// Our PRACKs in flight (RFC 3262): their responses are the endpoint's, not the call logic's.
+    pracks: HashSet<TxnId>,
     /// Capabilities for INFO, which may also carry DTMF.
     info_caps: Capabilities,
     events: VecDeque<UaEvent>,
@@ -327,6 +422,7 @@ impl Endpoint {
             open_in_dialog: HashMap::new(),
             refreshes: HashMap::new(),
             byes: HashMap::new(),
+            pracks: HashSet::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             stats: SipStats::default(),
@@ -561,6 +657,9 @@ impl Endpoint {
                 self.respond(now, id, r);
             }
             Method::Info => self.recv_info(now, id, did, &request),
+            // RFC 3262 §3: a PRACK that matches no unacknowledged reliable provisional gets 481;
+            // we send none, so none matches. The dialog goes on.
+            Method::Prack => self.refuse(now, id, &request, 481),
             Method::Invite | Method::Update => self.recv_offer_or_refresh(now, id, did, request),
             _ => self.events.push_back(UaEvent::InDialog { dialog: did, txn: id, request }),
         }
@@ -851,9 +950,19 @@ impl Endpoint {
         self.flush(now);
     }
 
-    /// Sends a provisional (180/183, with SDP for early media) on an incoming INVITE.
+    /// Sends a provisional (180/183, with SDP for early media) on an incoming INVITE. We never
+    /// send provisionals reliably (RFC 3262): to an INVITE with `Require: 100rel` none is sent
+    /// (§3 forbids an unreliable one there; the caller hears 100 Trying, then the final answer).
     pub fn provisional(&mut self, now: Instant, txn: TxnId, status: u16, sdp: Option<Bytes>) {
         let Some(open) = self.open_invites.get(&txn) else { return };
+        let requires_100rel = open
+            .request
+            .headers
+            .require()
+            .is_ok_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case("100rel")));
+        if requires_100rel {
+            return;
+        }
         let mut r = Response::for_request(&open.request, status, Some(&open.to_tag));
         self.contact_header(&mut r.headers, open.flow);
         if let Some(sdp) = sdp {
@@ -968,6 +1077,8 @@ impl Endpoint {
         }
         self.contact_header(&mut r.headers, flow);
         r.headers.push(name::ALLOW, self.allow_value());
+        // RFC 3262 §4: we PRACK reliable provisionals, so agents may send them.
+        r.headers.push(name::SUPPORTED, "100rel");
         r.headers.push(name::CONTENT_TYPE, "application/sdp");
         r.body = sdp;
         let txn = self.txns.send_request(now, flow, r.clone()).ok()?;
@@ -981,6 +1092,7 @@ impl Endpoint {
                 cancel_wanted: false,
                 cancelled: false,
                 answered: Vec::new(),
+                early: Vec::new(),
             },
         );
         self.flush(now);
@@ -1052,6 +1164,10 @@ impl Endpoint {
         match event {
             Event::Response { id, response } => self.client_response(now, id, response),
             Event::Timeout { id } => {
+                // A PRACK without answer leaves the INVITE to its own final response or timeout.
+                if self.pracks.remove(&id) {
+                    return;
+                }
                 self.sent_invites.remove(&id);
                 self.byes.remove(&id);
                 if let Some(r) = self.refreshes.remove(&id) {
@@ -1062,6 +1178,7 @@ impl Endpoint {
             Event::NoAck { .. } => {}
             Event::Ack { request, .. } => self.recv_ack(now, request),
             Event::Terminated { id } => {
+                self.pracks.remove(&id);
                 self.open_invites.remove(&id);
                 self.byes.remove(&id);
                 self.refreshes.remove(&id);
@@ -1080,6 +1197,13 @@ impl Endpoint {
         let status = response.status;
         if status >= 200 {
             self.byes.remove(&txn);
+        }
+        // The answer to our PRACK (RFC 3262 §4) needs nobody: the INVITE goes on either way.
+        if self.pracks.contains(&txn) {
+            if status >= 200 {
+                self.pracks.remove(&txn);
+            }
+            return;
         }
         // Our own session refreshes are the endpoint's business, not the call logic's.
         if let Some(r) = self.refreshes.get_mut(&txn) {
@@ -1110,6 +1234,19 @@ impl Endpoint {
                         self.stats.requests_out += 1;
                     }
                 }
+                if let Some(rseq) = reliable_rseq(&response) {
+                    let branch = self.txns.new_branch();
+                    let flow = sent.flow;
+                    match sent.reliable(&response, rseq, &via_host(flow.local), &branch) {
+                        Provisional::Plain => {}
+                        Provisional::Discard => return,
+                        Provisional::Reliable(prack) => {
+                            if let Ok(id) = self.txns.send_request(now, flow, *prack) {
+                                self.pracks.insert(id);
+                            }
+                        }
+                    }
+                }
             } else if (200..300).contains(&status) {
                 // ACK every 2xx (§13.2.2.4), then hand it up with its dialog — once per dialog:
                 // a copy (a network duplicate, or a retransmission because our ACK was lost,
@@ -1120,6 +1257,7 @@ impl Endpoint {
                     if !repeat {
                         sent.answered.push(id.remote_tag.clone());
                     }
+                    let early_seq = sent.early_seq(&id.remote_tag);
                     let dialog = match self.dialogs.get_mut(&id) {
                         Some(d) => {
                             if !repeat {
@@ -1127,8 +1265,12 @@ impl Endpoint {
                             }
                             Some(d.clone())
                         }
-                        // A copy for a dialog already hung up is still ACKed.
-                        None => Dialog::uac(&request, &response, flow),
+                        // A copy for a dialog already hung up is still ACKed. A dialog that PRACKs
+                        // made early keeps its CSeq; the 2xx sets its route set (§13.2.2.4).
+                        None => Dialog::uac(&request, &response, flow).map(|mut d| {
+                            d.local_seq = d.local_seq.max(early_seq.unwrap_or(0));
+                            d
+                        }),
                     };
                     if let Some(d) = dialog {
                         let branch = self.txns.new_branch();
