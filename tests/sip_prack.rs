@@ -1,7 +1,8 @@
 //! Reliable provisional responses (RFC 3262) on the sans-IO endpoint, with literal SIP and virtual
 //! time. As UAC (our INVITEs to agents): `Supported: 100rel`, one PRACK per reliable provisional
 //! in its early dialog, retransmissions and gaps discarded, the PRACK's answer absorbed, and the
-//! ACK of the 2xx on the INVITE's CSeq while later requests go on from the PRACKs' CSeq. As UAS:
+//! ACK of the 2xx on the INVITE's CSeq while later requests go on from the PRACKs' CSeq, and an
+//! SDP answer in a reliable provisional reported with a 2xx that carries none. As UAS:
 //! we never send a provisional reliably, and every PRACK gets 481 without breaking the call.
 
 use std::time::{Duration, Instant};
@@ -321,6 +322,57 @@ fn a_prack_without_answer_reports_no_timeout_and_the_call_still_connects() {
     let events = ua.take_events();
     assert!(!events.iter().any(|e| matches!(e, UaEvent::Timeout { .. })), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, UaEvent::Response { txn: t, .. } if *t != txn)));
+}
+
+#[test]
+fn the_answer_in_a_reliable_183_is_reported_with_a_2xx_that_has_no_body() {
+    let mut ua = Ua::new();
+    let (_, invite) = ua.invite_agent();
+    let mut early = Response::for_request(&invite, 183, Some("a1"));
+    early.headers.push("Contact", "<sip:op1@127.0.0.1:5071>");
+    early.headers.push("Require", "100rel");
+    early.headers.push("RSeq", "1");
+    early.headers.push("Content-Type", "application/sdp");
+    early.body = Bytes::from_static(OFFER.as_bytes());
+    ua.send(early.to_bytes());
+    assert_eq!(ua.requests().len(), 1);
+    ua.take_events();
+    // The 200 repeats no SDP (RFC 3264: the answer was given): the call logic still gets it.
+    let mut ok = Response::for_request(&invite, 200, Some("a1"));
+    ok.headers.push("Contact", "<sip:op1@127.0.0.1:5071>");
+    ua.send(ok.to_bytes());
+    let events = ua.take_events();
+    match events.as_slice() {
+        [UaEvent::Response { response, dialog: Some(_), .. }] => {
+            assert_eq!(response.status, 200);
+            assert_eq!(response.body, Bytes::from_static(OFFER.as_bytes()));
+            assert_eq!(
+                header(&response.headers, "Content-Type").as_deref(),
+                Some("application/sdp")
+            );
+        }
+        other => panic!("expected the 200 with its dialog, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_2xx_with_its_own_body_keeps_it() {
+    let mut ua = Ua::new();
+    let (_, invite) = ua.invite_agent();
+    let mut early = Response::for_request(&invite, 183, Some("a1"));
+    early.headers.push("Require", "100rel");
+    early.headers.push("RSeq", "1");
+    early.headers.push("Content-Type", "application/sdp");
+    early.body = Bytes::from_static(OUR_SDP.as_bytes());
+    ua.send(early.to_bytes());
+    ua.take_events();
+    ua.send(ok_2xx(&invite, "a1"));
+    match ua.take_events().as_slice() {
+        [UaEvent::Response { response, .. }] => {
+            assert_eq!(response.body, Bytes::from_static(OFFER.as_bytes()));
+        }
+        other => panic!("expected the 200, got {other:?}"),
+    }
 }
 
 #[test]

@@ -32,6 +32,7 @@
 //! RSeq: a retransmission, an RSeq that is not one more than the last, or one for a dialog
 //! already answered is discarded and not reported. The PRACK's answer is absorbed; the 2xx
 //! confirms the dialog with the CSeq the PRACKs reached, and its ACK carries the INVITE's number.
+//! An SDP answer that came in a reliable provisional is reported with a 2xx that repeats none.
 //! As UAS we never send a provisional reliably: we answer at once, which §3 allows when the
 //! INVITE only supports 100rel, and to one that requires it we send no 18x at all (100 Trying,
 //! then the final response). So every PRACK we receive matches nothing we sent and gets 481 (§3),
@@ -154,7 +155,8 @@ pub enum UaEvent {
         duration_ms: Option<u32>,
     },
     /// A response to a request we sent. For a 2xx to an INVITE the ACK has been sent and
-    /// `dialog` names the new dialog.
+    /// `dialog` names the new dialog; a 2xx without a body whose dialog got the SDP answer in a
+    /// reliable provisional (RFC 3262 §5) is reported with that answer as its body.
     Response {
         /// The client transaction.
         txn: TxnId,
@@ -260,6 +262,9 @@ struct SentInvite {
 struct EarlyDialog {
     dialog: Dialog,
     last_rseq: u32,
+    /// The SDP answer the first reliable provisional with a body brought (RFC 3262 §5): a 2xx
+    /// without a body then stands on it.
+    answer: Option<Bytes>,
 }
 
 /// What to do with a provisional to our INVITE (RFC 3262 §4).
@@ -303,21 +308,29 @@ impl SentInvite {
                 let Some(dialog) = Dialog::uac(&self.request, response, self.flow) else {
                     return Provisional::Plain;
                 };
-                self.early.push(EarlyDialog { dialog, last_rseq: rseq });
+                self.early.push(EarlyDialog { dialog, last_rseq: rseq, answer: None });
                 let last = self.early.len() - 1;
                 &mut self.early[last]
             }
         };
         early.last_rseq = rseq;
+        let is_sdp = response
+            .headers
+            .content_type()
+            .ok()
+            .flatten()
+            .is_none_or(|t| t.essence().eq_ignore_ascii_case("application/sdp"));
+        if early.answer.is_none() && !response.body.is_empty() && is_sdp {
+            early.answer = Some(response.body.clone());
+        }
         let mut prack = early.dialog.request(Method::Prack, via, branch);
         prack.headers.push(name::RACK, format!("{rseq} {invite_cseq} INVITE"));
         Provisional::Reliable(Box::new(prack))
     }
 
-    /// The local CSeq of the early dialog with the peer's tag `tag`, if a reliable provisional
-    /// made one: the confirmed dialog goes on from it.
-    fn early_seq(&self, tag: &str) -> Option<u32> {
-        self.early.iter().find(|e| e.dialog.id.remote_tag == tag).map(|e| e.dialog.local_seq)
+    /// The early dialog with the peer's tag `tag`, if a reliable provisional made one.
+    fn early(&self, tag: &str) -> Option<&EarlyDialog> {
+        self.early.iter().find(|e| e.dialog.id.remote_tag == tag)
     }
 }
 
@@ -1193,7 +1206,7 @@ impl Endpoint {
         }
     }
 
-    fn client_response(&mut self, now: Instant, txn: TxnId, response: Response) {
+    fn client_response(&mut self, now: Instant, txn: TxnId, mut response: Response) {
         let status = response.status;
         if status >= 200 {
             self.byes.remove(&txn);
@@ -1257,7 +1270,18 @@ impl Endpoint {
                     if !repeat {
                         sent.answered.push(id.remote_tag.clone());
                     }
-                    let early_seq = sent.early_seq(&id.remote_tag);
+                    // The confirmed dialog goes on from the CSeq the PRACKs reached.
+                    let early = sent.early(&id.remote_tag);
+                    let early_seq = early.map(|e| e.dialog.local_seq);
+                    // The answer came in a reliable provisional (RFC 3262 §5, RFC 3264 §4): a
+                    // 2xx without a body is reported with it, so the call logic finds it there.
+                    if let Some(answer) = early.and_then(|e| e.answer.clone())
+                        && response.body.is_empty()
+                        && response.headers.get(name::CONTENT_TYPE).is_none()
+                    {
+                        response.headers.push(name::CONTENT_TYPE, "application/sdp");
+                        response.body = answer;
+                    }
                     let dialog = match self.dialogs.get_mut(&id) {
                         Some(d) => {
                             if !repeat {
