@@ -183,9 +183,9 @@ fn caller_hangs_up_and_the_agent_gets_bye_with_audio_both_ways() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
     let (agent_rtp, agent_addr) = rt.block_on(RtpTool::bind());
-    let agent_run = agent(&d, "agent-answer.xml", agent_addr.port(), 12_000);
+    let agent_run = agent(&d, "agent-answer.xml", agent_addr.port(), 18_000);
     wait_registered(&d);
-    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 7_000);
+    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 11_000);
     let (caller_heard, agent_heard) = rt.block_on(talk_both_ways(&caller_rtp, &agent_rtp));
     caller_run.join().unwrap().assert_ok();
     // The agent scenario passes only if the caller's hang-up reached it as BYE.
@@ -202,7 +202,7 @@ fn agent_hangs_up_and_the_caller_gets_bye_with_audio_both_ways() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
     let (agent_rtp, agent_addr) = rt.block_on(RtpTool::bind());
-    let agent_run = agent(&d, "agent-hangup.xml", agent_addr.port(), 12_000);
+    let agent_run = agent(&d, "agent-hangup.xml", agent_addr.port(), 18_000);
     wait_registered(&d);
     let caller_run = caller(&d, "trunk-caller-waits.xml", caller_addr.port(), 0);
     let (caller_heard, agent_heard) = rt.block_on(talk_both_ways(&caller_rtp, &agent_rtp));
@@ -318,7 +318,7 @@ fn a_real_softphone_answers_and_hears_the_caller() {
     wait_registered(&d);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
-    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 6_000);
+    let caller_run = caller(&d, "trunk-caller.xml", caller_addr.port(), 10_000);
     let heard = rt.block_on(async {
         let first = caller_rtp.wait_for(20, Duration::from_secs(10)).await;
         caller_rtp.spawn_tone(first_source(&first), Tone::new(CALLER_HZ, Codec::Pcmu, 0x3333), 300);
