@@ -232,6 +232,17 @@ fn ack_without_the_answer_to_our_offer_ends_the_call_with_bye() {
 }
 
 #[test]
+fn a_repeated_ack_confirms_the_dialog_once() {
+    let mut ua = Ua::new();
+    let ok = ua.established("");
+    let tag = to_tag(&ok);
+    ua.send(req("ACK", 1, "ack1", Some(&tag), "", ""));
+    ua.send(req("ACK", 1, "ack2", Some(&tag), "", ""));
+    assert!(ua.take_events().is_empty(), "a repeated ACK is absorbed");
+    assert_eq!(ua.ep.dialog_count(), 1);
+}
+
+#[test]
 fn an_ack_without_body_is_fine_when_the_invite_had_the_offer() {
     let mut ua = Ua::new();
     ua.established("");

@@ -83,11 +83,10 @@ pub fn stamp_received(via: &mut Via, source: SocketAddr, force_rport: bool) -> b
     changed
 }
 
+/// The `received` value: the bare address, IPv6 without brackets, as RFC 3261's ABNF writes it
+/// (`received = "received" EQUAL (IPv4address / IPv6address)`; RFC 5118 §4.5). Readers accept both.
 fn host_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
-    }
+    ip.to_string()
 }
 
 fn set_param(via: &mut Via, name: &str, value: Option<String>) {
@@ -168,9 +167,10 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_received_is_bracketed() {
-        let mut via = Via::parse("SIP/2.0/UDP [::1]:5070;branch=z9hG4bK1;rport").unwrap();
+    fn ipv6_received_is_written_bare() {
+        let mut via = Via::parse("SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bK1;rport").unwrap();
         stamp_received(&mut via, "[::1]:6000".parse().unwrap(), false);
+        assert_eq!(via.received(), Some("::1"));
         assert_eq!(via.received_ip(), Some("::1".parse().unwrap()));
     }
 }

@@ -40,6 +40,14 @@
 //!
 //! Output follows the quinn contract: `poll_transmit`, `poll_event`, `poll_timeout`.
 
+mod reliable;
+mod session_timer;
+mod stun;
+
+use reliable::{EarlyDialog, Provisional, reliable_rseq};
+use session_timer::{Refresh, SessionAsk, session_ask, session_headers};
+use stun::stun_binding_response;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -227,20 +235,6 @@ struct OpenInDialog {
     session: SessionAsk,
 }
 
-/// What a request's session-timer headers ask of us (RFC 4028 §9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionAsk {
-    /// No Session-Expires: no timer.
-    Off,
-    /// A request in the dialog without Session-Expires: keep the timer we have.
-    Keep { uac_supports: bool },
-    /// A timer of `interval` seconds; `we_refresh` when the UAC asked `refresher=uas`, or when it
-    /// does not support the extension (a proxy added Session-Expires: §9 makes us refresh).
-    Timer { interval: u32, we_refresh: bool, uac_supports: bool },
-    /// Session-Expires below our Min-SE: 422.
-    TooSmall,
-}
-
 /// An INVITE we sent.
 #[derive(Debug)]
 struct SentInvite {
@@ -253,107 +247,6 @@ struct SentInvite {
     answered: Vec<String>,
     /// The early dialogs reliable provisionals created (one per To tag: forks differ).
     early: Vec<EarlyDialog>,
-}
-
-/// An early dialog (§12.1.2) that a reliable provisional to our INVITE created, with the RSeq
-/// of the last reliable provisional we PRACKed in it (RFC 3262 §4). It lives with its INVITE:
-/// the 2xx confirms a dialog that keeps its local CSeq (PRACKs advanced it), a failure ends it.
-#[derive(Debug)]
-struct EarlyDialog {
-    dialog: Dialog,
-    last_rseq: u32,
-    /// The SDP answer the first reliable provisional with a body brought (RFC 3262 §5): a 2xx
-    /// without a body then stands on it.
-    answer: Option<Bytes>,
-}
-
-/// What to do with a provisional to our INVITE (RFC 3262 §4).
-#[derive(Debug)]
-enum Provisional {
-    /// Not reliable (no `Require: 100rel`, no RSeq, or no To tag to make a dialog of): report.
-    Plain,
-    /// The next reliable provisional of its early dialog: send this PRACK, then report.
-    Reliable(Box<Request>),
-    /// A retransmission of one already PRACKed, one out of order, or one for a dialog a 2xx
-    /// already confirmed: discard.
-    Discard,
-}
-
-impl SentInvite {
-    /// Takes a provisional with RSeq `rseq` and `Require: 100rel` (RFC 3262 §4): the first in a
-    /// dialog creates the early dialog; each next one must carry the RSeq one more than the
-    /// last. The PRACK is built in the early dialog (its next CSeq) with `RAck: rseq cseq INVITE`.
-    fn reliable(&mut self, response: &Response, rseq: u32, via: &str, branch: &str) -> Provisional {
-        let Some(tag) = response.headers.to().ok().and_then(|t| t.tag().map(str::to_owned)) else {
-            return Provisional::Plain;
-        };
-        let Ok(invite_cseq) = self.request.headers.cseq().map(|c| c.seq) else {
-            return Provisional::Plain;
-        };
-        if self.answered.contains(&tag) {
-            return Provisional::Discard;
-        }
-        let early = match self.early.iter().position(|e| e.dialog.id.remote_tag == tag) {
-            Some(i) => {
-                let e = &mut self.early[i];
-                // §4: a retransmission (RSeq already seen) or a gap is discarded; the peer
-                // retransmits until our PRACK, which its own transaction retransmits.
-                if Some(rseq) != e.last_rseq.checked_add(1) {
-                    return Provisional::Discard;
-                }
-                e.dialog.update_from_response(response);
-                e
-            }
-            None => {
-                let Some(dialog) = Dialog::uac(&self.request, response, self.flow) else {
-                    return Provisional::Plain;
-                };
-                self.early.push(EarlyDialog { dialog, last_rseq: rseq, answer: None });
-                let last = self.early.len() - 1;
-                &mut self.early[last]
-            }
-        };
-        early.last_rseq = rseq;
-        let is_sdp = response
-            .headers
-            .content_type()
-            .ok()
-            .flatten()
-            .is_none_or(|t| t.essence().eq_ignore_ascii_case("application/sdp"));
-        if early.answer.is_none() && !response.body.is_empty() && is_sdp {
-            early.answer = Some(response.body.clone());
-        }
-        let mut prack = early.dialog.request(Method::Prack, via, branch);
-        prack.headers.push(name::RACK, format!("{rseq} {invite_cseq} INVITE"));
-        Provisional::Reliable(Box::new(prack))
-    }
-
-    /// The early dialog with the peer's tag `tag`, if a reliable provisional made one.
-    fn early(&self, tag: &str) -> Option<&EarlyDialog> {
-        self.early.iter().find(|e| e.dialog.id.remote_tag == tag)
-    }
-}
-
-/// The RSeq of a reliable provisional (RFC 3262 §7.1: a 101–199 with `Require: 100rel`).
-fn reliable_rseq(response: &Response) -> Option<u32> {
-    let requires_100rel = response
-        .headers
-        .require()
-        .is_ok_and(|tags| tags.iter().any(|t| t.eq_ignore_ascii_case("100rel")));
-    if !(101..200).contains(&response.status) || !requires_100rel {
-        return None;
-    }
-    response.headers.rseq().ok().flatten()
-}
-
-/// A session refresh of ours in flight.
-#[derive(Debug)]
-struct Refresh {
-    dialog: DialogId,
-    /// A re-INVITE (an UPDATE otherwise): while it runs, the peer's re-INVITEs get 491.
-    invite: bool,
-    /// Its final response arrived (a re-INVITE's entry stays for 2xx retransmissions).
-    answered: bool,
 }
 
 /// Our 2xx waiting for its ACK (§13.3.1.4).
@@ -633,9 +526,8 @@ impl Endpoint {
                 self.end_dialog(now, &id, EndCause::NoAnswerInAck);
             }
             Some(_) => self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body }),
-            None if self.dialogs.contains_key(&id) => {
-                self.events.push_back(UaEvent::Confirmed { dialog: id, body: ack.body });
-            }
+            // A repeated ACK (the peer retransmitted it, or the network duplicated it): the 2xx
+            // it acknowledges was confirmed already, so the call logic hears of it once.
             None => {}
         }
     }
@@ -731,13 +623,6 @@ impl Endpoint {
         }
     }
 
-    fn refuse_too_small(&mut self, now: Instant, id: TxnId, request: &Request) {
-        // RFC 4028 §6: 422 carries our Min-SE so that the UAC can retry with a longer interval.
-        let mut r = Response::for_request(request, 422, Some(&self.new_tag()));
-        r.headers.push(name::MIN_SE, MIN_SE_SECS.to_string());
-        self.respond(now, id, r);
-    }
-
     /// §15.1.2: requests of an ended dialog still waiting for our answer get 487.
     fn terminate_pending(&mut self, now: Instant, dialog: &DialogId) {
         let pending: Vec<TxnId> = self
@@ -824,117 +709,6 @@ impl Endpoint {
             .filter_map(|d| d.session_timer.as_ref().map(SessionTimer::next_deadline))
             .min();
         [self.txns.poll_timeout(), acks, sessions].into_iter().flatten().min()
-    }
-
-    /// Session timers (RFC 4028): refreshes we owe, and sessions nobody refreshed.
-    fn session_timers(&mut self, now: Instant) {
-        let due: Vec<DialogId> = self
-            .dialogs
-            .iter()
-            .filter(|(_, d)| d.session_timer.is_some_and(|t| t.next_deadline() <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            let Some(d) = self.dialogs.get_mut(&id) else { continue };
-            let Some(timer) = d.session_timer.as_mut() else { continue };
-            if timer.bye_at <= now {
-                self.end_dialog(now, &id, EndCause::SessionExpired);
-                continue;
-            }
-            if timer.refresh_at.is_some_and(|r| r <= now) {
-                let interval = timer.interval.as_secs();
-                timer.refresh_at = None;
-                self.send_refresh(now, &id, interval);
-            }
-        }
-    }
-
-    /// Sends our session refresh (§7.4, §10): an UPDATE without a body when the peer allows
-    /// UPDATE (it leaves the session as it is), else a re-INVITE offering our last description
-    /// unchanged. `refresher=uac` names us, the UAC of the refresh, as the refresher again. A
-    /// re-INVITE waits while another INVITE runs in the dialog (§14.1).
-    fn send_refresh(&mut self, now: Instant, id: &DialogId, interval: u64) {
-        let invite_running = self.pending_acks.contains_key(id)
-            || self
-                .open_in_dialog
-                .values()
-                .any(|o| o.dialog == *id && o.request.method == Method::Invite);
-        let Some(d) = self.dialogs.get_mut(id) else { return };
-        let sdp = d.local_sdp.clone().filter(|_| !d.peer_allows_update);
-        if sdp.is_some() && invite_running {
-            if let Some(t) = d.session_timer.as_mut() {
-                t.refresh_at = Some(now + Duration::from_secs(1));
-            }
-            return;
-        }
-        let method = if sdp.is_some() { Method::Invite } else { Method::Update };
-        let branch = self.txns.new_branch();
-        let mut request = d.request(method, &via_host(d.flow.local), &branch);
-        let flow = d.flow;
-        request.headers.push(name::SESSION_EXPIRES, format!("{interval};refresher=uac"));
-        request.headers.push(name::SUPPORTED, "timer");
-        self.contact_header(&mut request.headers, flow);
-        let invite = sdp.is_some();
-        if let Some(sdp) = sdp {
-            request.headers.push(name::CONTENT_TYPE, "application/sdp");
-            request.body = sdp;
-        }
-        if let Ok(txn) = self.txns.send_request(now, flow, request) {
-            self.refreshes.insert(txn, Refresh { dialog: id.clone(), invite, answered: false });
-        }
-    }
-
-    /// ACKs a 2xx to one of our re-INVITEs through its dialog (§13.2.2.4).
-    fn ack_2xx(&mut self, did: &DialogId, response: &Response) {
-        let Some(d) = self.dialogs.get(did) else { return };
-        let Ok(cseq) = response.headers.cseq() else { return };
-        if cseq.method != Method::Invite || !(200..300).contains(&response.status) {
-            return;
-        }
-        let branch = self.txns.new_branch();
-        let ack = d.ack(cseq.seq, &via_host(d.flow.local), &branch);
-        let flow = d.flow;
-        self.send_request_raw(flow, &ack);
-    }
-
-    /// The answer to our session refresh.
-    fn refresh_response(&mut self, now: Instant, did: DialogId, response: &Response) {
-        match response.status {
-            200..=299 => {
-                // §13.2.2.4: our re-INVITE's 2xx is ACKed by us (its answer changes nothing: we
-                // offered the session as it was).
-                self.ack_2xx(&did, response);
-                let Some(d) = self.dialogs.get_mut(&did) else { return };
-                let Some(timer) = d.session_timer else { return };
-                // The 2xx may change the interval, or hand refreshing to the peer (`uas`, the UAS
-                // of our UPDATE); without Session-Expires the peer turned the timer off (§7.2).
-                d.session_timer = match response.headers.session_expires() {
-                    Ok(Some(se)) => Some(SessionTimer::started(
-                        now,
-                        Duration::from_secs(u64::from(se.delta.max(MIN_SE_SECS))),
-                        se.refresher.as_deref() != Some("uas"),
-                    )),
-                    Ok(None) => None,
-                    Err(_) => Some(SessionTimer::started(now, timer.interval, true)),
-                };
-            }
-            // §12.2.1.2: 481 and 408 end the dialog.
-            408 | 481 => self.end_dialog(now, &did, EndCause::RefreshFailed),
-            // Glare (§14.1): try again after a random 0–2 s (we did not make the Call-ID), or
-            // 2.1–4 s when we did (our own INVITE's dialog).
-            491 => {
-                let n = self.next();
-                let Some(d) = self.dialogs.get_mut(&did) else { return };
-                let jitter = (self.salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).rotate_left(23);
-                let base = if d.role == super::dialog::Role::Uac { 2100 } else { 0 };
-                let spread = if base > 0 { 1900 } else { 2000 };
-                if let Some(t) = d.session_timer.as_mut() {
-                    t.refresh_at = Some(now + Duration::from_millis(base + jitter % spread));
-                }
-            }
-            // Anything else leaves the session to run out (§10).
-            _ => {}
-        }
     }
 
     /// The next message to send.
@@ -1376,58 +1150,6 @@ impl Endpoint {
     }
 }
 
-/// Reads what a request's session-timer headers ask (RFC 4028 §9). `refresh` for an in-dialog
-/// request, where one without Session-Expires keeps the running timer.
-fn session_ask(request: &Request, refresh: bool) -> SessionAsk {
-    let h = &request.headers;
-    let has_timer = |tags: Vec<String>| tags.iter().any(|t| t.eq_ignore_ascii_case("timer"));
-    let uac_supports =
-        has_timer(h.supported().unwrap_or_default()) || has_timer(h.require().unwrap_or_default());
-    match h.session_expires() {
-        Ok(Some(se)) if uac_supports && se.delta < MIN_SE_SECS => SessionAsk::TooSmall,
-        Ok(Some(se)) if uac_supports => SessionAsk::Timer {
-            interval: se.delta,
-            // §9: the UAC names the refresher; absent, we pick the UAC.
-            we_refresh: se.refresher.as_deref() == Some("uas"),
-            uac_supports,
-        },
-        // A proxy added Session-Expires for a UAC without the extension (§8.1): it cannot take
-        // a 422, so a short interval is raised to our Min-SE, and we refresh (§9).
-        Ok(Some(se)) => SessionAsk::Timer {
-            interval: se.delta.max(MIN_SE_SECS),
-            we_refresh: true,
-            uac_supports,
-        },
-        _ if refresh => SessionAsk::Keep { uac_supports },
-        _ => SessionAsk::Off,
-    }
-}
-
-/// Puts the session-timer headers for `ask` into our 2xx (§9) and returns the timer that now
-/// runs: started anew, since a 2xx to a refresh restarts it. `current` is the running timer.
-fn session_headers(
-    now: Instant,
-    ask: SessionAsk,
-    current: Option<SessionTimer>,
-    r: &mut Response,
-) -> Option<SessionTimer> {
-    let (interval, we_refresh, uac_supports) = match (ask, current) {
-        (SessionAsk::Timer { interval, we_refresh, uac_supports }, _) => {
-            (Duration::from_secs(u64::from(interval)), we_refresh, uac_supports)
-        }
-        (SessionAsk::Keep { uac_supports }, Some(t)) => (t.interval, t.we_refresh, uac_supports),
-        _ => return None,
-    };
-    // `uac`/`uas` name the roles in this request, which the peer sent.
-    let refresher = if we_refresh { "uas" } else { "uac" };
-    r.headers.push(name::SESSION_EXPIRES, format!("{};refresher={refresher}", interval.as_secs()));
-    // §9: Require: timer only towards a UAC that supports the extension.
-    if uac_supports {
-        r.headers.push(name::REQUIRE, "timer");
-    }
-    Some(SessionTimer::started(now, interval, we_refresh))
-}
-
 /// `Signal=` and `Duration=` of an `application/dtmf-relay` body.
 fn parse_dtmf_relay(body: &[u8]) -> Option<(char, Option<u32>)> {
     let text = std::str::from_utf8(body).ok()?;
@@ -1499,43 +1221,4 @@ fn dialog_id_of_response(r: &Response) -> Option<DialogId> {
         local_tag: r.headers.from().ok()?.tag()?.to_string(),
         remote_tag: r.headers.to().ok()?.tag()?.to_string(),
     })
-}
-
-/// The answer to a STUN binding request (RFC 5389) on the SIP port, as softphones send for NAT
-/// keep-alive (RFC 5626 §4.4.2): a success response with XOR-MAPPED-ADDRESS. `None` when the
-/// datagram is not a STUN binding request.
-fn stun_binding_response(datagram: &[u8], source: SocketAddr) -> Option<Bytes> {
-    const COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    if datagram.len() < 20 || datagram[0..2] != [0x00, 0x01] || datagram[4..8] != COOKIE {
-        return None;
-    }
-    let txid = &datagram[8..20];
-    let mut attr = Vec::with_capacity(24);
-    let port = source.port() ^ 0x2112;
-    match source.ip() {
-        IpAddr::V4(ip) => {
-            attr.extend_from_slice(&[0x00, 0x01]);
-            attr.extend_from_slice(&port.to_be_bytes());
-            for (b, c) in ip.octets().iter().zip(COOKIE) {
-                attr.push(b ^ c);
-            }
-        }
-        IpAddr::V6(ip) => {
-            attr.extend_from_slice(&[0x00, 0x02]);
-            attr.extend_from_slice(&port.to_be_bytes());
-            let key: Vec<u8> = COOKIE.iter().chain(txid).copied().collect();
-            for (b, k) in ip.octets().iter().zip(key) {
-                attr.push(b ^ k);
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(20 + 4 + attr.len());
-    out.extend_from_slice(&[0x01, 0x01]);
-    out.extend_from_slice(&((4 + attr.len()) as u16).to_be_bytes());
-    out.extend_from_slice(&COOKIE);
-    out.extend_from_slice(txid);
-    out.extend_from_slice(&[0x00, 0x20]);
-    out.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-    out.extend_from_slice(&attr);
-    Some(Bytes::from(out))
 }
