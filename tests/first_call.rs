@@ -189,9 +189,13 @@ fn caller_hangs_up_and_the_agent_gets_bye_with_audio_both_ways() {
     let (caller_heard, agent_heard) = rt.block_on(talk_both_ways(&caller_rtp, &agent_rtp));
     caller_run.join().unwrap().assert_ok();
     // The agent scenario passes only if the caller's hang-up reached it as BYE.
-    agent_run.join().unwrap().assert_ok();
+    let agent_result = agent_run.join().unwrap();
+    agent_result.assert_ok();
     assert_audio(&caller_heard, &agent_heard);
     assert_eq!(d.metric("tongdai_calls_answered_total") - answered_before, 1.0);
+    // The agent leg carries the trunk INVITE's Max-Forwards (70) minus one: no loops.
+    let invite = agent_result.messages.split("INVITE sip:").nth(1).unwrap_or("");
+    assert!(invite.contains("Max-Forwards: 69"), "{invite}");
     std::fs::remove_dir_all(prompts).unwrap();
 }
 

@@ -116,6 +116,8 @@ struct Call {
     awaiting_answer: bool,
     agents: Vec<AgentLeg>,
     offered: bool,
+    /// Max-Forwards for the legs this call creates: the trunk INVITE's minus one.
+    max_forwards: u8,
 }
 
 #[derive(Debug)]
@@ -375,6 +377,7 @@ impl Switchboard {
             return;
         };
         self.add_call(now, call, txn, dialog, format, leg, false);
+        self.set_max_forwards(call, request);
         self.start_prompts(now, call, media);
     }
 
@@ -410,8 +413,19 @@ impl Switchboard {
             return;
         };
         self.add_call(now, call, txn, dialog, format, leg, true);
+        self.set_max_forwards(call, request);
     }
 
+    /// Legs created for `call` carry the trunk INVITE's Max-Forwards minus one (RFC 3261
+    /// §16.6 step 3, as a B2BUA that forwards): two centres overflowing to each other cannot loop.
+    fn set_max_forwards(&mut self, call: CallId, request: &Request) {
+        let incoming = request.headers.max_forwards().ok().flatten().unwrap_or(70);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.max_forwards = incoming.saturating_sub(1);
+        }
+    }
+
+    // A call's parts arrive together from two answer paths (offer in the INVITE, or late offer).
     #[allow(clippy::too_many_arguments)]
     fn add_call(
         &mut self,
@@ -435,6 +449,7 @@ impl Switchboard {
                 awaiting_answer,
                 agents: Vec::new(),
                 offered: true,
+                max_forwards: 69,
             },
         );
         self.reports.push(Report::Offered);
@@ -801,7 +816,9 @@ impl Switchboard {
         self.next_leg += 1;
         let leg = LegSdp::first(session_id(agent.as_str().as_bytes(), self.next_leg), offer, port);
         let body = Bytes::from(leg.last.to_string());
-        match sip.invite(now, flow, contact, &from, body, &[]) {
+        let max_forwards = self.calls.get(&call).map_or(69, |c| c.max_forwards);
+        let extra = [(crate::sip::message::name::MAX_FORWARDS, max_forwards.to_string())];
+        match sip.invite(now, flow, contact, &from, body, &extra) {
             Some(txn) => {
                 self.by_agent_txn.insert(txn, call);
                 if let Some(c) = self.calls.get_mut(&call) {

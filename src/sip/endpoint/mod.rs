@@ -853,7 +853,11 @@ impl Endpoint {
                 via_host(flow.local)
             ),
         );
-        h.push(name::MAX_FORWARDS, "70");
+        // A B2BUA passes the incoming Max-Forwards minus one in `extra`, so that a loop between
+        // two centres ends; otherwise the RFC 3261 §8.1.1.6 default.
+        if !extra.iter().any(|(n, _)| n.eq_ignore_ascii_case(name::MAX_FORWARDS)) {
+            h.push(name::MAX_FORWARDS, "70");
+        }
         h.push(name::FROM, format!("{from};tag={tag}"));
         h.push(name::TO, format!("<{}>", target.as_str()));
         h.push(name::CALL_ID, call_id);
