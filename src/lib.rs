@@ -20,3 +20,10 @@ pub mod media;
 pub mod metrics;
 pub mod runtime;
 pub mod sip;
+
+/// A starting instant for the sans-IO core's unit tests. The core never reads a clock; its tests
+/// take their virtual epoch from here, outside the core's modules.
+#[cfg(test)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -187,7 +187,7 @@ mod tests {
 
     /// An engine with one agent ringing for call 1 and call 2 waiting behind it.
     fn engine() -> (Engine, Instant) {
-        let now = Instant::now();
+        let now = crate::test_epoch();
         let agents = ["a", "b"].map(AgentId::new);
         let mut e = Engine::new(EngineConfig::default(), agents);
         e.handle(now, Input::AgentLoggedIn { agent: AgentId::new("a") }).unwrap();

@@ -102,7 +102,7 @@ pub(crate) fn choose(
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::*;
     use crate::acd::agent::AgentId;
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn each_strategy_picks_as_documented() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut a = agents(4);
         a[0].idle_since = Some(t0 + Duration::from_secs(30));
         a[1].idle_since = Some(t0 + Duration::from_secs(10));
