@@ -105,9 +105,10 @@ fn run(path: Option<PathBuf>, log_format: Option<Format>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let signals = lifecycle::Signals::install()?;
         let daemon = Daemon::start(config).await?;
         print_banner(&daemon);
-        lifecycle::run(daemon, source).await
+        lifecycle::run(daemon, source, signals).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,12 +38,29 @@ impl ConfigSource {
     }
 }
 
+/// The signals the daemon acts on, installed before anything else starts: until a handler is in
+/// place, SIGTERM and SIGHUP would kill the process with their default action.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the tokio runtime).
+    pub fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
 /// Runs `daemon` until SIGTERM or SIGINT, then drains it.
-pub async fn run(daemon: Daemon, source: ConfigSource) -> anyhow::Result<()> {
+pub async fn run(daemon: Daemon, source: ConfigSource, signals: Signals) -> anyhow::Result<()> {
     let notifier = Notifier::from_env();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let Signals { mut term, mut int, mut hup } = signals;
     let watchdog_every = notifier.watchdog_interval();
     let mut watchdog =
         tokio::time::interval(watchdog_every.unwrap_or(std::time::Duration::MAX / 4));
