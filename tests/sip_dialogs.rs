@@ -3,14 +3,15 @@
 //! INFO with DTMF, session timers (RFC 4028: 422, refresh, expiry, our own refreshes), and the
 //! RFC 5407 races: BYE crossing BYE, CANCEL crossing our 2xx. No sockets, no sleeping.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use tongdai::sip::endpoint::{EndCause, Endpoint, EndpointConfig, UaEvent};
-use tongdai::sip::message::{Message, Request, Response, parse_datagram};
+use support::ua::{Ua, flow, trunk_request as req};
+use tongdai::sip::endpoint::{EndCause, UaEvent};
+use tongdai::sip::message::{Request, Response};
 use tongdai::sip::transaction::TxnId;
-use tongdai::sip::transaction::timer::TimerValues;
-use tongdai::sip::transport::{Flow, Transport};
 
 const OFFER: &str = "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                      m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
@@ -20,130 +21,16 @@ const HOLD: &str = "v=0\r\no=trunk 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0
 const OUR_SDP: &str = "v=0\r\no=tongdai 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
                        t=0 0\r\nm=audio 20000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n";
 
-fn flow() -> Flow {
-    Flow {
-        transport: Transport::Udp,
-        local: "127.0.0.1:5060".parse().unwrap(),
-        remote: "127.0.0.1:5070".parse().unwrap(),
-    }
+/// The dialog tests' ways into the endpoint.
+trait DialogUa {
+    fn new() -> Self;
+    fn invite(&mut self, extra: &str, body: &str) -> TxnId;
+    fn established(&mut self, extra: &str) -> Response;
 }
 
-fn config() -> EndpointConfig {
-    EndpointConfig {
-        timers: TimerValues::default(),
-        trunk_allow: vec!["127.0.0.0/8".parse().unwrap()],
-        numbers: vec!["111".to_owned()],
-        user_agent: "tongdai-test".to_owned(),
-        retry_after: Duration::from_secs(30),
-        force_rport: false,
-    }
-}
-
-/// The endpoint on a virtual clock, with everything it sent and reported.
-struct Ua {
-    ep: Endpoint,
-    start: Instant,
-    now: Instant,
-    sent: Vec<Message>,
-    events: Vec<UaEvent>,
-}
-
-/// A request from the trunk: `method` with CSeq `seq`, branch `branch`, To tag `to_tag` (in
-/// dialog), extra header lines, and a body (SDP unless a Content-Type is among `extra`).
-fn req(
-    method: &str,
-    seq: u32,
-    branch: &str,
-    to_tag: Option<&str>,
-    extra: &str,
-    body: &str,
-) -> String {
-    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-    let ctype = if body.is_empty() || extra.contains("Content-Type") {
-        String::new()
-    } else {
-        "Content-Type: application/sdp\r\n".to_owned()
-    };
-    let cseq_method = if method == "ACK" && seq == 0 { "ACK" } else { method };
-    format!(
-        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
-         From: <sip:0901234567@127.0.0.1:5070>;tag=trunk1\r\n\
-         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
-         Call-ID: call-1@trunk\r\n\
-         CSeq: {} {cseq_method}\r\n\
-         Contact: <sip:trunk@127.0.0.1:5070>\r\n\
-         Max-Forwards: 70\r\n\
-         {extra}{ctype}Content-Length: {}\r\n\r\n{body}",
-        seq.max(1),
-        body.len()
-    )
-}
-
-impl Ua {
+impl DialogUa for Ua {
     fn new() -> Ua {
-        let start = Instant::now();
-        Ua { ep: Endpoint::new(config(), 42), start, now: start, sent: vec![], events: vec![] }
-    }
-
-    fn drain(&mut self) {
-        while let Some(t) = self.ep.poll_transmit() {
-            if let Ok(m) = parse_datagram(t.bytes) {
-                self.sent.push(m);
-            }
-        }
-        while let Some(e) = self.ep.poll_event() {
-            self.events.push(e);
-        }
-    }
-
-    fn send(&mut self, text: String) {
-        self.ep.handle_datagram(self.now, flow(), Bytes::from(text));
-        self.drain();
-    }
-
-    /// Runs every timer up to `at` (from the start).
-    fn run_until(&mut self, at: Duration) {
-        let target = self.start + at;
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > target {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.ep.handle_timeout(self.now);
-            self.drain();
-        }
-        self.now = self.now.max(target);
-    }
-
-    fn take_sent(&mut self) -> Vec<Message> {
-        self.drain();
-        std::mem::take(&mut self.sent)
-    }
-
-    fn take_events(&mut self) -> Vec<UaEvent> {
-        self.drain();
-        std::mem::take(&mut self.events)
-    }
-
-    fn responses(&mut self) -> Vec<Response> {
-        self.take_sent()
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Response(r) => Some(r),
-                Message::Request(_) => None,
-            })
-            .collect()
-    }
-
-    fn requests(&mut self) -> Vec<Request> {
-        self.take_sent()
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Request(r) => Some(r),
-                Message::Response(_) => None,
-            })
-            .collect()
+        Ua::with_salt(42)
     }
 
     /// Sends an INVITE (`extra` headers, `body`) and returns its transaction.

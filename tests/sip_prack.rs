@@ -5,109 +5,31 @@
 //! SDP answer in a reliable provisional reported with a 2xx that carries none. As UAS:
 //! we never send a provisional reliably, and every PRACK gets 481 without breaking the call.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use tongdai::sip::endpoint::{Endpoint, EndpointConfig, UaEvent};
-use tongdai::sip::message::{Message, Request, Response, Uri, parse_datagram};
+use support::ua::{Ua, flow, trunk_request};
+use tongdai::sip::endpoint::UaEvent;
+use tongdai::sip::message::{Request, Response, Uri};
 use tongdai::sip::transaction::TxnId;
-use tongdai::sip::transaction::timer::TimerValues;
-use tongdai::sip::transport::{Flow, Transport};
 
 const OFFER: &str = "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
                      m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 const OUR_SDP: &str = "v=0\r\no=tongdai 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
                        t=0 0\r\nm=audio 20000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
-fn flow() -> Flow {
-    Flow {
-        transport: Transport::Udp,
-        local: "127.0.0.1:5060".parse().unwrap(),
-        remote: "127.0.0.1:5070".parse().unwrap(),
-    }
+/// The reliable-provisional tests' ways into the endpoint.
+trait PrackUa {
+    fn new() -> Self;
+    fn invite_agent(&mut self) -> (TxnId, Request);
+    fn incoming(&mut self, extra: &str) -> TxnId;
 }
 
-fn config() -> EndpointConfig {
-    EndpointConfig {
-        timers: TimerValues::default(),
-        trunk_allow: vec!["127.0.0.0/8".parse().unwrap()],
-        numbers: vec!["111".to_owned()],
-        user_agent: "tongdai-test".to_owned(),
-        retry_after: Duration::from_secs(30),
-        force_rport: false,
-    }
-}
-
-/// The endpoint on a virtual clock, with everything it sent and reported.
-struct Ua {
-    ep: Endpoint,
-    start: Instant,
-    now: Instant,
-    sent: Vec<Message>,
-    events: Vec<UaEvent>,
-}
-
-impl Ua {
+impl PrackUa for Ua {
     fn new() -> Ua {
-        let start = Instant::now();
-        Ua { ep: Endpoint::new(config(), 7), start, now: start, sent: vec![], events: vec![] }
-    }
-
-    fn drain(&mut self) {
-        while let Some(t) = self.ep.poll_transmit() {
-            if let Ok(m) = parse_datagram(t.bytes) {
-                self.sent.push(m);
-            }
-        }
-        while let Some(e) = self.ep.poll_event() {
-            self.events.push(e);
-        }
-    }
-
-    fn send(&mut self, bytes: Bytes) {
-        self.ep.handle_datagram(self.now, flow(), bytes);
-        self.drain();
-    }
-
-    /// Runs every timer up to `at` (from the start).
-    fn run_until(&mut self, at: Duration) {
-        let target = self.start + at;
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > target {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.ep.handle_timeout(self.now);
-            self.drain();
-        }
-        self.now = self.now.max(target);
-    }
-
-    fn take_events(&mut self) -> Vec<UaEvent> {
-        self.drain();
-        std::mem::take(&mut self.events)
-    }
-
-    fn requests(&mut self) -> Vec<Request> {
-        self.drain();
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Request(r) => Some(r),
-                Message::Response(_) => None,
-            })
-            .collect()
-    }
-
-    fn responses(&mut self) -> Vec<Response> {
-        self.drain();
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Response(r) => Some(r),
-                Message::Request(_) => None,
-            })
-            .collect()
+        Ua::with_salt(7)
     }
 
     /// Sends our INVITE to an agent; returns its transaction and the INVITE as sent.
@@ -152,30 +74,6 @@ fn ok_2xx(invite: &Request, tag: &str) -> Bytes {
 }
 
 /// A request from the trunk (see tests/sip_dialogs.rs).
-fn trunk_request(
-    method: &str,
-    seq: u32,
-    branch: &str,
-    to_tag: Option<&str>,
-    extra: &str,
-    body: &str,
-) -> Bytes {
-    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
-    Bytes::from(format!(
-        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
-         From: <sip:0901234567@127.0.0.1:5070>;tag=trunk1\r\n\
-         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
-         Call-ID: call-1@trunk\r\n\
-         CSeq: {seq} {method}\r\n\
-         Contact: <sip:trunk@127.0.0.1:5070>\r\n\
-         Max-Forwards: 70\r\n\
-         {extra}{ctype}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    ))
-}
-
 fn header(headers: &tongdai::sip::message::Headers, name: &str) -> Option<String> {
     headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned())
 }
