@@ -223,15 +223,17 @@ fn run_sipp(tag: &str, config: DigestServerConfig) -> (Option<i32>, Registry, St
     assert!(installed("sipp", "-v"), "SIPp is not installed: run scripts/test");
     let mut registry = Registry::new(config);
     let dir = temp_dir(tag);
-    let scenario = dir.join("register.xml");
-    std::fs::write(&scenario, SIPP_REGISTER).unwrap();
+    // The project's own agent scenario: REGISTER, 401, REGISTER with credentials, 200.
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-test-scenarios/agent-register.xml");
     let log = std::fs::File::create(dir.join("sipp.log")).unwrap();
     let child = Command::new("sipp")
         .arg(registry.addr().to_string())
         .arg("-sf")
         .arg(&scenario)
         .args(["-i", "127.0.0.1", "-p", "0", "-m", "1", "-nostdin", "-timeout", "5s"])
-        .args(["-au", "1001", "-ap", "secret", "-s", "1001"])
+        .args(["-key", "user", "1001", "-key", "password", "secret", "-key", "expires", "120"])
+        .args(["-d", "0"])
         .current_dir(&dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -277,42 +279,3 @@ fn sipp_answers_only_the_first_challenge() {
     assert_eq!(code, Some(0), "SIPp:\n{log}");
     assert_eq!(registry.verified[0].algorithm, Algorithm::Md5);
 }
-
-/// REGISTER, 401, REGISTER with credentials, 200.
-const SIPP_REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register">
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[service]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Expires: 120
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
-      From: <sip:[service]@[remote_ip]:[remote_port]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[service]@[local_ip]:[local_port]>
-      [authentication]
-      Max-Forwards: 70
-      Expires: 120
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
