@@ -1,0 +1,398 @@
+//! The switchboard: the back-to-back user agent that turns SIP dialogs into engine inputs and carries
+//! out the engine's outputs. Domain layer, sans-IO.
+//!
+//! A call is two or more SIP legs: the caller's trunk leg, answered at once, and an agent leg per ring
+//! attempt. The [`Engine`] decides who rings and when; this module owns the mapping between the
+//! engine's `CallId`s and the endpoint's transactions and dialogs, answers and authenticates
+//! REGISTERs for the [`Registrar`], and drives each call's media through the [`MediaControl`] trait,
+//! which the runtime implements with real sockets and tests with a fake. Time comes in as a value;
+//! the one timer of its own is the end of each caller's welcome prompt.
+//!
+//! Offer/answer: a trunk INVITE with SDP is answered in the 200; one without (late offer) gets our
+//! offer in the 200, and the caller's address and codec are known only when the ACK brings the
+//! answer — the welcome prompt starts then. A re-INVITE or UPDATE on either leg is answered with
+//! the leg's current description (same `o=` version unless it changed, [`LocalOrigin`]), mirroring
+//! a hold (`sendonly`/`inactive`/`c=0.0.0.0` → `recvonly`/`inactive`); the media is kept as it is.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{AgentId, CallId, EndedBy, Engine, Input, Lane, Output, RejectReason};
+use crate::config::{AgentConfig, Config, Credential};
+use crate::media::g711::Codec;
+use crate::media::pacing::Playlist;
+use crate::media::prompt::PromptSet;
+use crate::media::relay::LegFormat;
+use crate::sip::auth::{AuthAnswer, ChallengeKind, DigestServer, DigestServerConfig};
+use crate::sip::dialog::DialogId;
+use crate::sip::endpoint::{Endpoint, UaEvent, via_host};
+use crate::sip::message::Method;
+use crate::sip::message::{Request, Response};
+use crate::sip::registrar::{Presence, Registrar, RegistrarConfig};
+use crate::sip::sdp::{self, Direction, LocalOrigin, SessionDescription};
+use crate::sip::transaction::TxnId;
+use crate::sip::transport::Flow;
+
+mod agent_leg;
+mod caller;
+mod register;
+
+use register::digest_config;
+
+/// The prompt every caller hears first.
+pub const PROMPT_WELCOME: &str = "welcome";
+/// The loop callers hear while they wait.
+pub const PROMPT_HOLD: &str = "hold-music";
+/// Prompts the switchboard cannot work without.
+pub const REQUIRED_PROMPTS: &[&str] = &[PROMPT_WELCOME, PROMPT_HOLD];
+
+/// What the switchboard needs of a call's media; the runtime binds sockets and runs the media task.
+pub trait MediaControl {
+    /// The address our SDP advertises.
+    fn address(&self) -> IpAddr;
+    /// Opens the caller leg of `call` and returns its RTP port; `None` when no port is free.
+    fn open_caller(
+        &mut self,
+        call: CallId,
+        remote: Option<SocketAddr>,
+        format: LegFormat,
+    ) -> Option<u16>;
+    /// Opens an agent leg for `call` (for our offer) and returns its port.
+    fn open_agent(&mut self, call: CallId) -> Option<u16>;
+    /// The agent answered with this address and format.
+    fn agent_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat);
+    /// The caller's answer to our offer (late offer: it came in the ACK) gave this address and
+    /// format; the caller leg was opened without them.
+    fn caller_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat);
+    /// The caller hears `playlist`.
+    fn play(&mut self, call: CallId, playlist: Playlist);
+    /// Connects caller and agent.
+    fn bridge(&mut self, call: CallId);
+    /// Closes the agent leg; the caller leg stays.
+    fn drop_agent(&mut self, call: CallId);
+    /// Closes every leg of `call`.
+    fn close(&mut self, call: CallId);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+/// Something the runtime reports (metrics, logs, records) — never a caller number.
+pub enum Report {
+    /// An engine output worth recording (call outcomes, agent states).
+    Engine(Output),
+    /// An agent logged in or out.
+    Presence(Presence),
+    /// A REGISTER or agent request failed authentication.
+    AuthFailure {
+        /// Bounded reason label.
+        reason: &'static str,
+        /// Where it came from (logged for fail2ban; never a metric label).
+        source: SocketAddr,
+    },
+    /// A call was answered and offered to the queue.
+    Offered,
+    /// A call was refused before reaching the engine.
+    Refused {
+        /// Bounded reason label.
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct Call {
+    trunk_txn: TxnId,
+    trunk_dialog: Option<DialogId>,
+    caller_format: LegFormat,
+    /// Our description on the trunk leg.
+    caller_sdp: LegSdp,
+    /// Our 200 carried the offer (the INVITE had none); the answer comes in the ACK.
+    awaiting_answer: bool,
+    agents: Vec<AgentLeg>,
+    offered: bool,
+    /// Max-Forwards for the legs this call creates: the trunk INVITE's minus one.
+    max_forwards: u8,
+}
+
+#[derive(Debug)]
+struct AgentLeg {
+    agent: AgentId,
+    txn: TxnId,
+    dialog: Option<DialogId>,
+    /// Our description on this leg (the offer we sent).
+    sdp: LegSdp,
+    /// What the agent's answer agreed on.
+    format: Option<LegFormat>,
+}
+
+/// One leg's side of offer/answer: what we last sent, under its `o=` line.
+#[derive(Debug, Clone)]
+struct LegSdp {
+    origin: LocalOrigin,
+    last: SessionDescription,
+    port: u16,
+}
+
+impl LegSdp {
+    /// Stamps `sdp` as this leg's first description.
+    fn first(session_id: u64, mut sdp: SessionDescription, port: u16) -> LegSdp {
+        let mut origin = LocalOrigin::new(session_id);
+        origin.stamp(&mut sdp);
+        LegSdp { origin, last: sdp, port }
+    }
+
+    /// Stamps `sdp` as the leg's next description (same version when nothing changed).
+    fn next(&mut self, mut sdp: SessionDescription) -> Bytes {
+        self.origin.stamp(&mut sdp);
+        let body = Bytes::from(sdp.to_string());
+        self.last = sdp;
+        body
+    }
+}
+
+/// An `o=` session id for a leg: stable for the dialog, different between dialogs (RFC 4566 §5.2
+/// asks only for uniqueness), kept below 2^53 so every SDP stack reads it as a number.
+fn session_id(call_id: &[u8], salt: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    salt.hash(&mut h);
+    h.finish() >> 11
+}
+
+/// The B2BUA and registrar service.
+pub struct Switchboard {
+    engine: Engine,
+    registrar: Registrar,
+    digest: DigestServer,
+    digest_key: [u8; 32],
+    digest_epoch: Instant,
+    agents: Vec<AgentConfig>,
+    prompts: PromptSet,
+    calls: HashMap<CallId, Call>,
+    by_trunk_txn: HashMap<TxnId, CallId>,
+    by_agent_txn: HashMap<TxnId, CallId>,
+    by_dialog: HashMap<DialogId, CallId>,
+    prompt_ends: BTreeSet<(Instant, CallId)>,
+    reports: Vec<Report>,
+    next_call: u64,
+    next_leg: u64,
+}
+
+impl Switchboard {
+    /// A switchboard for `config`; `key` (32 random bytes) seals digest nonces; `epoch` is now.
+    pub fn new(config: &Config, prompts: PromptSet, key: [u8; 32], epoch: Instant) -> Switchboard {
+        Switchboard {
+            engine: Engine::from_config(config),
+            registrar: Registrar::new(RegistrarConfig::default(), &config.agents),
+            digest: DigestServer::new(digest_config(config), key, epoch),
+            digest_key: key,
+            digest_epoch: epoch,
+            agents: config.agents.clone(),
+            prompts,
+            calls: HashMap::new(),
+            by_trunk_txn: HashMap::new(),
+            by_agent_txn: HashMap::new(),
+            by_dialog: HashMap::new(),
+            prompt_ends: BTreeSet::new(),
+            reports: Vec::new(),
+            next_call: 0,
+            next_leg: 0,
+        }
+    }
+
+    /// Applies a reloaded configuration: the agent list reaches the registrar (removed agents are
+    /// logged out) and the engine (removed agents ringing are cancelled; calls in progress go on), and
+    /// the digest settings are renewed. Nonces stay valid: the key and epoch are kept.
+    pub fn reload(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        self.agents = config.agents.clone();
+        for presence in self.registrar.set_agents(&config.agents) {
+            self.presence(now, presence);
+        }
+        let engine_config =
+            super::EngineConfig { lines: config.centre.lines, ..self.engine.config().clone() };
+        let agents = config.agents.iter().map(|a| AgentId::new(&a.id)).collect();
+        let _ = self.engine.handle(now, Input::ConfigChanged { config: engine_config, agents });
+        self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
+        self.drive(now, sip, media);
+    }
+
+    /// The engine, for the admin API and tests.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The registrar, for the admin API and tests.
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// Calls in progress.
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Reports since the last call.
+    pub fn take_reports(&mut self) -> Vec<Report> {
+        std::mem::take(&mut self.reports)
+    }
+
+    /// When [`Switchboard::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.engine.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.prompt_ends.first().map(|p| p.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs everything due at `now`.
+    pub fn handle_timeout(
+        &mut self,
+        now: Instant,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        for presence in self.registrar.expire(now) {
+            self.presence(now, presence);
+        }
+        while let Some(&(at, call)) = self.prompt_ends.first() {
+            if at > now {
+                break;
+            }
+            self.prompt_ends.pop_first();
+            let _ = self.engine.handle(now, Input::PromptFinished { call });
+        }
+        self.engine.handle_timeout(now);
+        self.drive(now, sip, media);
+    }
+
+    /// Takes one endpoint event.
+    pub fn handle_ua_event(
+        &mut self,
+        now: Instant,
+        event: UaEvent,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        match event {
+            UaEvent::IncomingCall { txn, request, .. } => {
+                self.incoming_call(now, txn, &request, sip, media)
+            }
+            UaEvent::CallCancelled { txn } => {
+                if let Some(call) = self.by_trunk_txn.get(&txn).copied() {
+                    self.caller_left(now, call);
+                }
+            }
+            UaEvent::Confirmed { dialog, body } => self.confirmed(now, &dialog, &body, sip, media),
+            UaEvent::AckTimeout { dialog } => {
+                sip.bye(now, &dialog);
+                self.dialog_ended(now, &dialog);
+            }
+            UaEvent::Bye { dialog } | UaEvent::Ended { dialog, .. } => {
+                self.dialog_ended(now, &dialog)
+            }
+            // In-call DTMF (e.g. "press 1 if a child is in danger now") is for the IVR work.
+            UaEvent::Dtmf { .. } => {}
+            UaEvent::Register { txn, request, flow } => {
+                self.register(now, txn, &request, flow, sip)
+            }
+            UaEvent::InDialog { dialog, txn, request } => {
+                self.in_dialog(now, &dialog, txn, &request, sip, media)
+            }
+            UaEvent::Response { txn, response, dialog } => {
+                self.agent_response(now, txn, &response, dialog, sip, media)
+            }
+            UaEvent::Timeout { txn } => {
+                if let Some(call) = self.by_agent_txn.remove(&txn)
+                    && let Some(agent) = self.leg_agent(call, txn)
+                {
+                    let _ = self.engine.handle(
+                        now,
+                        Input::AgentRejected { call, agent, reason: RejectReason::Unavailable },
+                    );
+                }
+            }
+        }
+        self.drive(now, sip, media);
+    }
+
+    fn drive(&mut self, now: Instant, sip: &mut Endpoint, media: &mut dyn MediaControl) {
+        while let Some(output) = self.engine.poll_output() {
+            match &output {
+                Output::RingAgent { call, agent } => self.ring(now, *call, agent, sip, media),
+                Output::CancelRing { call, agent } | Output::HangUpAgent { call, agent } => {
+                    self.end_agent_leg(now, *call, agent, sip, media);
+                }
+                Output::Bridge { call, .. } => media.bridge(*call),
+                Output::StartHold { call } => {
+                    if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
+                        media.play(*call, Playlist::new().looped(hold));
+                    }
+                }
+                Output::AnnouncePosition { call, position } => {
+                    let mut playlist = Playlist::new();
+                    if let Some(p) = self.prompts.get(&format!("position-{position}")).cloned() {
+                        playlist = playlist.once(p);
+                    }
+                    if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
+                        playlist = playlist.looped(hold);
+                    }
+                    media.play(*call, playlist);
+                }
+                Output::HangUpCaller { call } => {
+                    if let Some(d) = self.calls.get_mut(call).and_then(|c| c.trunk_dialog.take()) {
+                        self.by_dialog.remove(&d);
+                        sip.bye(now, &d);
+                    }
+                }
+                Output::Refuse { call, .. } => {
+                    if let Some(d) = self.calls.get_mut(call).and_then(|c| c.trunk_dialog.take()) {
+                        self.by_dialog.remove(&d);
+                        sip.bye(now, &d);
+                    }
+                }
+                Output::CallFinished { call, .. } => self.finish(now, *call, sip, media),
+                Output::AgentState { .. } => {}
+            }
+            self.reports.push(Report::Engine(output));
+        }
+    }
+
+    fn finish(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(c) = self.calls.remove(&call) else { return };
+        self.by_trunk_txn.remove(&c.trunk_txn);
+        for leg in c.agents {
+            self.by_agent_txn.remove(&leg.txn);
+            match leg.dialog {
+                Some(d) => {
+                    self.by_dialog.remove(&d);
+                    sip.bye(now, &d);
+                }
+                None => sip.cancel(now, leg.txn),
+            }
+        }
+        if let Some(d) = c.trunk_dialog {
+            self.by_dialog.remove(&d);
+            sip.bye(now, &d);
+        }
+        self.prompt_ends.retain(|(_, c)| *c != call);
+        media.close(call);
+    }
+}
