@@ -38,7 +38,9 @@ use crate::sip::transport::Flow;
 
 mod agent_leg;
 mod caller;
+mod ivr;
 mod register;
+mod reinvite;
 
 use register::digest_config;
 
@@ -335,20 +337,9 @@ impl Switchboard {
                     self.end_agent_leg(now, *call, agent, sip, media);
                 }
                 Output::Bridge { call, .. } => media.bridge(*call),
-                Output::StartHold { call } => {
-                    if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
-                        media.play(*call, Playlist::new().looped(hold));
-                    }
-                }
+                Output::StartHold { call } => self.hold_audio(*call, None, media),
                 Output::AnnouncePosition { call, position } => {
-                    let mut playlist = Playlist::new();
-                    if let Some(p) = self.prompts.get(&format!("position-{position}")).cloned() {
-                        playlist = playlist.once(p);
-                    }
-                    if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
-                        playlist = playlist.looped(hold);
-                    }
-                    media.play(*call, playlist);
+                    self.hold_audio(*call, Some(*position), media)
                 }
                 Output::HangUpCaller { call } => {
                     if let Some(d) = self.calls.get_mut(call).and_then(|c| c.trunk_dialog.take()) {

@@ -1,0 +1,53 @@
+//! In-dialog requests on either leg: re-INVITE and UPDATE (hold, resume, codec change).
+//! Domain layer, sans-IO.
+
+use super::*;
+
+impl Switchboard {
+    /// A re-INVITE or UPDATE with SDP on either leg: answered with the leg's current description,
+    /// hold mirrored; the media stays as it is. Other in-dialog requests are refused.
+    pub(super) fn in_dialog(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        txn: TxnId,
+        request: &Request,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let refuse = |sip: &mut Endpoint, status: u16| {
+            sip.respond(now, txn, Response::for_request(request, status, None));
+        };
+        if !matches!(request.method, Method::Invite | Method::Update) {
+            return refuse(sip, 501);
+        }
+        let Some(call) = self.by_dialog.get(dialog).copied() else { return refuse(sip, 481) };
+        let address = media.address();
+        let Some(c) = self.calls.get_mut(&call) else { return refuse(sip, 481) };
+        let (leg, codec) = if c.trunk_dialog.as_ref() == Some(dialog) {
+            (&mut c.caller_sdp, c.caller_format.codec)
+        } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
+            (&mut l.sdp, l.format.map_or(c.caller_format.codec, |f| f.codec))
+        } else {
+            return refuse(sip, 481);
+        };
+        if request.body.is_empty() {
+            // A re-INVITE without an offer: we offer what we have (unchanged, same version).
+            let body = leg.next(leg.last.clone());
+            sip.accept_in_dialog(now, txn, Some(body));
+            return;
+        }
+        let offer =
+            std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
+        let Some(offer) = offer else { return refuse(sip, 400) };
+        // Keep the codec in use so the relay need not change; a hold is mirrored by `answer`.
+        match sdp::answer(&offer, &[codec], address, leg.port) {
+            Ok(answer) => {
+                let body = leg.next(answer.sdp);
+                sip.accept_in_dialog(now, txn, Some(body));
+            }
+            // RFC 3264 §8: a refused re-offer leaves the session as it was.
+            Err(_) => refuse(sip, 488),
+        }
+    }
+}
