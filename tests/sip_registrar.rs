@@ -805,3 +805,34 @@ fn users_match_without_regard_to_case_and_ids_come_first() {
     assert!(reg.lookup("bob").is_empty());
     assert_eq!(reg.lookup("ALICE").len(), 1);
 }
+
+#[test]
+fn unregister_agent_removes_every_binding_once() {
+    let t0 = Instant::now();
+    let mut reg = registrar();
+    let contacts = ["<sip:1001@10.1.1.1>", "<sip:1001@10.1.1.9>;q=0.5"];
+    reg.handle_register(
+        t0,
+        &register("1001", &contacts, "c1", 1, Some(300)),
+        flow("10.1.1.1:5060"),
+        &verified("1001"),
+    );
+    reg.handle_register(
+        t0,
+        &register("1002", &["<sip:1002@10.1.1.2>"], "c2", 1, Some(300)),
+        flow("10.1.1.2:5060"),
+        &verified("1002"),
+    );
+    assert_eq!(reg.lookup("an").len(), 2);
+    // By agent id (what the `*24` feature code knows): every binding goes, binh stays.
+    assert_eq!(reg.unregister_agent("an"), [logged_out("an", LogoutReason::Unregistered)]);
+    assert!(!reg.is_registered("an"));
+    assert!(reg.is_registered("binh"));
+    // A second logout, an unknown agent: nothing to report.
+    assert!(reg.unregister_agent("an").is_empty());
+    assert!(reg.unregister_agent("nobody").is_empty());
+    // By SIP user, any case.
+    assert_eq!(reg.unregister_agent("1002"), [logged_out("binh", LogoutReason::Unregistered)]);
+    assert_eq!(reg.binding_count(), 0);
+    assert_eq!(reg.poll_timeout(), None);
+}

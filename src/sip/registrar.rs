@@ -524,6 +524,23 @@ impl Registrar {
         events
     }
 
+    /// Removes every binding of `agent` (by agent id or else SIP user, any case): the agent logged
+    /// out on purpose (the `*24` feature code). Reported as [`LogoutReason::Unregistered`] when it
+    /// had bindings; nothing otherwise.
+    pub fn unregister_agent(&mut self, agent: &str) -> Vec<Presence> {
+        // The agent id first (what the feature code knows), then the SIP user.
+        let key = match self.agents.iter().find(|(_, e)| e.id == agent) {
+            Some((key, _)) => key.clone(),
+            None => agent.to_ascii_lowercase(),
+        };
+        let Some(entry) = self.agents.get_mut(&key) else { return Vec::new() };
+        if entry.bindings.is_empty() {
+            return Vec::new();
+        }
+        entry.bindings.clear();
+        vec![Presence::LoggedOut { agent: entry.id.clone(), reason: LogoutReason::Unregistered }]
+    }
+
     /// The bindings of an agent, by agent id or else SIP user (any case): best `q` first, then the
     /// most recently registered. Lapsed bindings stay until [`Registrar::expire`] runs.
     pub fn lookup(&self, agent_or_user: &str) -> Vec<&Binding> {
