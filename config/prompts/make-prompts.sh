@@ -29,9 +29,24 @@ say transfer-national "Cuộc gọi đang được chuyển tới tổng đài q
 say all-busy "Tất cả tư vấn viên đều đang bận. Xin vui lòng giữ máy hoặc gọi lại sau."
 say outside-hours \
     "Trung tâm khu vực hiện ngoài giờ trực. Cuộc gọi sẽ được chuyển tới tổng đài quốc gia."
-for n in 1 2 3 4 5 6 7 8 9 10; do
+n=1
+while [ "$n" -le 30 ]; do
     say "position-$n" "Bạn đang ở vị trí số $n trong hàng chờ."
+    n=$((n + 1))
 done
+
+# Estimated wait, rounded up by the caller of these prompts to the nearest file that exists:
+# wait-1-minute, then wait-N-minutes for the steps a caller can tell apart.
+say wait-1-minute "Thời gian chờ dự kiến khoảng một phút."
+for n in 2 3 4 5 10 15 20 30; do
+    say "wait-$n-minutes" "Thời gian chờ dự kiến khoảng $n phút."
+done
+
+# Confirmations an agent hears after dialling a feature code (*21 to *24).
+say feature-paused "Bạn đã tạm ngưng nhận cuộc gọi."
+say feature-resumed "Bạn đã sẵn sàng nhận cuộc gọi."
+say feature-wrapup-ended "Đã kết thúc thời gian hoàn tất cuộc gọi."
+say feature-logged-out "Bạn đã đăng xuất."
 
 # Hold music: C - Am - F - G, 6 s each (24 s loop), three sine voices per chord with a slow
 # swell, mixed to mono at a calm level. Each chord fades in and out so the loop point is seamless.

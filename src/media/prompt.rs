@@ -143,6 +143,50 @@ impl Prompt {
     }
 }
 
+/// The prompt names the daemon plays (file stems in `config/prompts/`), in one place.
+pub mod names {
+    /// On answer: "Tổng đài quốc gia bảo vệ trẻ em 111 …".
+    pub const WELCOME: &str = "welcome";
+    /// After the welcome: "if a child is in danger now, press 1".
+    pub const URGENT_MENU: &str = "urgent-menu";
+    /// Between hold-music loops.
+    pub const PLEASE_HOLD: &str = "please-hold";
+    /// The hold loop.
+    pub const HOLD_MUSIC: &str = "hold-music";
+    /// Long waits.
+    pub const ALL_BUSY: &str = "all-busy";
+    /// Before overflow to the national centre.
+    pub const TRANSFER_NATIONAL: &str = "transfer-national";
+    /// No shift staffed.
+    pub const OUTSIDE_HOURS: &str = "outside-hours";
+    /// Feature code *21: the agent is paused.
+    pub const FEATURE_PAUSED: &str = "feature-paused";
+    /// Feature code *22: the agent takes calls again.
+    pub const FEATURE_RESUMED: &str = "feature-resumed";
+    /// Feature code *23: wrap-up ended early.
+    pub const FEATURE_WRAPUP_ENDED: &str = "feature-wrapup-ended";
+    /// Feature code *24: the agent logged out.
+    pub const FEATURE_LOGGED_OUT: &str = "feature-logged-out";
+    /// The highest position with its own announcement (`position-1` … `position-30`).
+    pub const MAX_POSITION: u32 = 30;
+    /// The estimated waits with their own announcement, in minutes.
+    pub const WAIT_MINUTES: &[u32] = &[1, 2, 3, 4, 5, 10, 15, 20, 30];
+
+    /// "You are number `n` in the queue", or `None` past [`MAX_POSITION`] (a caller that far back
+    /// hears the wait instead) or for 0.
+    pub fn position(n: u32) -> Option<String> {
+        (1..=MAX_POSITION).contains(&n).then(|| format!("position-{n}"))
+    }
+
+    /// "The estimated wait is about N minutes" for `seconds`, rounded up to the next announced
+    /// step (never promising less than the estimate); `None` past the longest step.
+    pub fn estimated_wait(seconds: u64) -> Option<String> {
+        let minutes = seconds.div_ceil(60).max(1);
+        let step = WAIT_MINUTES.iter().copied().find(|m| u64::from(*m) >= minutes)?;
+        Some(if step == 1 { "wait-1-minute".to_owned() } else { format!("wait-{step}-minutes") })
+    }
+}
+
 /// All prompts of a deployment, by name.
 #[derive(Debug, Clone, Default)]
 pub struct PromptSet {
@@ -264,6 +308,20 @@ mod tests {
         let bytes = wav(spec(8000, 1), &[]);
         let err = Prompt::from_wav("x", Path::new("e.wav"), Cursor::new(bytes)).unwrap_err();
         assert!(matches!(err, PromptError::Empty { .. }));
+    }
+
+    #[test]
+    fn announcement_names() {
+        assert_eq!(names::position(1).as_deref(), Some("position-1"));
+        assert_eq!(names::position(30).as_deref(), Some("position-30"));
+        assert_eq!(names::position(31), None);
+        assert_eq!(names::position(0), None);
+        assert_eq!(names::estimated_wait(0).as_deref(), Some("wait-1-minute"));
+        assert_eq!(names::estimated_wait(60).as_deref(), Some("wait-1-minute"));
+        assert_eq!(names::estimated_wait(61).as_deref(), Some("wait-2-minutes"));
+        assert_eq!(names::estimated_wait(6 * 60 + 1).as_deref(), Some("wait-10-minutes"));
+        assert_eq!(names::estimated_wait(30 * 60).as_deref(), Some("wait-30-minutes"));
+        assert_eq!(names::estimated_wait(30 * 60 + 1), None);
     }
 
     #[test]
