@@ -18,7 +18,7 @@
 //! whose public state changed.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::agent::{Activity, Agent, AgentId, AgentState, PauseReason};
 use super::call::{AbandonPhase, Call, CallId, EndedBy, Lane, Leg, Outcome, Phase, RefuseReason};
@@ -38,11 +38,14 @@ pub struct Engine {
     pub(super) index: BTreeMap<AgentId, usize>,
     pub(super) calls: BTreeMap<CallId, Call>,
     pub(super) queue: Queue,
-    outputs: VecDeque<Output>,
+    pub(super) outputs: VecDeque<Output>,
     /// Round-robin cursor: the index after the agent rung last.
     rr_next: usize,
     /// Lines in use when the cap was last lowered, still allowed until calls end.
     pub(super) lines_grandfathered: usize,
+    /// The handle times (talk plus wrap-up) of the last answered calls, newest last, for
+    /// [`Engine::estimated_wait`].
+    pub(super) handle_times: VecDeque<Duration>,
 }
 
 impl Engine {
@@ -57,6 +60,7 @@ impl Engine {
             outputs: VecDeque::new(),
             rr_next: 0,
             lines_grandfathered: 0,
+            handle_times: VecDeque::new(),
         };
         for id in agents {
             if !engine.index.contains_key(&id) {
@@ -498,6 +502,7 @@ impl Engine {
             self.agents[i].talk += talk;
             self.start_wrap_up(now, i);
         }
+        self.record_handle_time(c.talk + talk);
         self.finish(call, Outcome::Answered { agent, wait: c.queued, talk: c.talk + talk });
         Ok(())
     }

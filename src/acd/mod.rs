@@ -35,6 +35,7 @@ mod queue;
 mod settings;
 mod strategy;
 mod timer;
+mod wait;
 
 pub use agent::{AgentId, AgentState, PauseReason};
 pub use call::{

@@ -47,6 +47,14 @@ impl Queue {
         self.urgent.iter().chain(self.normal.iter()).copied()
     }
 
+    /// How many calls wait in `lane`.
+    pub fn lane_len(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::Urgent => self.urgent.len(),
+            Lane::Normal => self.normal.len(),
+        }
+    }
+
     /// How many calls wait.
     pub fn len(&self) -> usize {
         self.urgent.len() + self.normal.len()
