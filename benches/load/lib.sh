@@ -29,7 +29,14 @@ bounded() {
     local me=$$
     trap cleanup EXIT
     trap 'log "interrupted"; exit 130' INT TERM
-    ( sleep "$1"; log "watchdog: over $1 s, stopping"; kill -TERM "$me" 2>/dev/null ) &
+    (
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        sleep "$1" &
+        nap=$!
+        wait "$nap"
+        log "watchdog: over $1 s, stopping"
+        kill -TERM "$me" 2>/dev/null
+    ) &
     STARTED_PIDS+=("$!")
 }
 
