@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn dead_after_timeout_without_packets_but_not_on_hold() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let s = Duration::from_secs(1);
         let mut w = RtpWatchdog::new(s * 30, t0);
         assert_eq!(w.poll_timeout(), Some(t0 + s * 30));

@@ -6,7 +6,8 @@
 //! - loaded once: [`prompt`] (8 kHz WAV encoded to both laws, shared by `Arc`);
 //! - protocol, sans-IO: [`pacing`] (each leg's [`pacing::RtpSender`] and the 20 ms
 //!   [`pacing::Playout`]), [`relay`] (source latching and the per-direction [`relay::Relay`]),
-//!   [`liveness`] (dead-leg detection), [`rtcp`] (reports terminated per leg, never relayed).
+//!   [`liveness`] (dead-leg detection), [`rtcp`] (reports terminated per leg, never relayed),
+//!   [`leg`] (what each datagram on a leg's ports is: relay, terminate, or drop by reason).
 //!
 //! A leg's outgoing stream is one [`pacing::RtpSender`] that moves between a playout and a relay,
 //! which is what keeps a caller's stream continuous from hold music to the agent and back:
@@ -46,6 +47,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod leg;
 pub mod liveness;
 pub mod pacing;
 pub mod prompt;

@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn paces_50_packets_per_second_with_exact_headers() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let music = ramp("hold", 8000, 0);
         let mut p = Playout::new(
             RtpSender::new(0x1111, 65530, 4_294_967_000),
@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn plays_in_order_pads_once_items_and_loops_seamlessly() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let welcome = ramp("welcome", 400, 1000); // 2.5 frames
         let hold = ramp("hold", 250, -3000); // loops every 1.5625 frames
         let mut p = Playout::new(
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn finishes_after_last_once_item() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut p = Playout::new(
             RtpSender::new(1, 0, 0),
             Codec::Pcma,
@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn late_caller_catches_up_three_frames_then_skips() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let samples: Vec<i16> = (0..16000).map(|i| i as i16).collect();
         let mut p = Playout::new(
             RtpSender::new(1, 0, 0),
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn switching_playlists_keeps_the_stream_continuous() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut p = Playout::new(
             RtpSender::new(77, 100, 5000),
             Codec::Pcmu,

@@ -64,6 +64,18 @@ pub enum RelayDrop {
     BeforeStart,
 }
 
+impl RelayDrop {
+    /// The bounded metric label of this drop (`tongdai_rtp_dropped_packets_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RelayDrop::UnknownPayloadType(_) => "unknown_payload_type",
+            RelayDrop::TelephoneEventUnsupported => "telephone_event_unsupported",
+            RelayDrop::MalformedTelephoneEvent => "malformed_telephone_event",
+            RelayDrop::BeforeStart => "before_start",
+        }
+    }
+}
+
 /// Counters of one relay direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RelayStats {
@@ -372,7 +384,7 @@ mod tests {
 
     #[test]
     fn transcodes_and_renumbers_sample_by_sample() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut relay = Relay::new(PCMU, PCMA_96, RtpSender::new(0xB0B, 1000, 50_000));
         let payload: Vec<u8> = (0..160).map(|i| (i * 3 % 256) as u8).collect();
         let mut out = Vec::new();
@@ -409,14 +421,14 @@ mod tests {
         let payload = [0x12u8; 160];
         let mut out = Vec::new();
         let bytes = incoming(0, 1, 1, 9, &payload);
-        relay.relay(Instant::now(), &RtpPacket::parse(&bytes).unwrap(), &mut out).unwrap();
+        relay.relay(crate::test_epoch(), &RtpPacket::parse(&bytes).unwrap(), &mut out).unwrap();
         assert_eq!(RtpPacket::parse(&out).unwrap().payload, &payload);
         assert_eq!(relay.stats().transcoded, 0);
     }
 
     #[test]
     fn telephone_events_pass_with_pt_rewritten() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut relay = Relay::new(PCMU, PCMA_96, RtpSender::new(1, 0, 0));
         let mut out = Vec::new();
         let event = [1u8, 0x8A, 0x03, 0x20];
@@ -442,7 +454,7 @@ mod tests {
 
     #[test]
     fn hold_music_to_relay_switch_is_continuous() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let music = Prompt::from_samples("hold", &[100; 1600]);
         let mut playout = Playout::new(
             RtpSender::new(0xCA11E4, 500, 10_000),
@@ -492,7 +504,7 @@ mod tests {
 
     #[test]
     fn long_calls_wrap_the_sequence_without_drops() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut relay = Relay::new(PCMU, PCMU, RtpSender::new(1, 60_000, 0));
         let mut out = Vec::new();
         let mut bytes = incoming(0, 65_000, 0, 42, &[0xFF; 160]);

@@ -437,7 +437,7 @@ mod tests {
     #[test]
     fn sender_info_follows_the_stream_clock() {
         use crate::media::rtp::RtpHeader;
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut sender = RtpSender::new(7, 0, 1000);
         let header =
             RtpHeader { marker: true, payload_type: 0, sequence: 0, timestamp: 1000, ssrc: 7 };
@@ -475,7 +475,7 @@ mod tests {
 
     #[test]
     fn reception_stats_count_loss_wrap_and_jitter() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let mut stats = ReceptionStats::new(5, 65_530, t0);
         // 20 packets across the wrap, every 20 ms, two lost (65_534 and 3).
         for k in 0..20u16 {
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn lsr_dlsr_give_the_round_trip_time() {
-        let t0 = Instant::now();
+        let t0 = crate::test_epoch();
         let sr_sent = ntp_timestamp(Duration::from_secs(1_800_000_000));
         // The peer got our SR, held it 250 ms, and its RR reaches us 400 ms after we sent the SR.
         let mut peer = ReceptionStats::new(1, 0, t0);

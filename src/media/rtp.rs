@@ -59,6 +59,20 @@ pub enum RtpError {
     },
 }
 
+impl RtpError {
+    /// The bounded metric label of this defect (`tongdai_rtp_dropped_packets_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RtpError::TooShort { .. } => "short",
+            RtpError::WrongVersion { .. } => "version",
+            RtpError::CsrcPastEnd { .. } => "csrc_overflow",
+            RtpError::ExtensionPastEnd { .. } => "extension_overflow",
+            RtpError::BadPadding { .. } => "padding",
+            RtpError::BufferTooSmall { .. } => "short",
+        }
+    }
+}
+
 /// An RTP header extension (RFC 3550 §5.3.1): the profile word and its data, unparsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RtpExtension<'a> {

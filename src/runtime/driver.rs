@@ -13,12 +13,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::rtp_io::{MediaCommand, MediaSession, PortPool};
-use crate::acd::CallId;
-use crate::acd::b2bua::{MediaControl, Report, Switchboard};
-use crate::media::pacing::Playlist;
+use super::media::RuntimeMedia;
+use crate::acd::b2bua::{MediaEvent, Report, Switchboard};
 use crate::media::prompt::PromptSet;
-use crate::media::relay::LegFormat;
 use crate::metrics::{SIP_INVALID, SIP_MESSAGES};
 use crate::sip::endpoint::{Endpoint, EndpointConfig, UaEvent};
 use crate::sip::message::Frame;
@@ -39,6 +36,8 @@ pub enum CoreInput {
     Connected(Flow, mpsc::Sender<Bytes>),
     /// A TCP connection closed.
     Closed(Flow),
+    /// A call's media task noticed something (a key press, a dead leg).
+    Media(MediaEvent),
 }
 
 /// The current time as the sans-IO core takes it: tokio's clock (so that paused-time tests reach the
@@ -93,15 +92,7 @@ impl Core {
         let salt = u64::from_le_bytes(random_bytes());
         let endpoint = Endpoint::new(endpoint_config(&config), salt);
         let switchboard = Switchboard::new(&config, prompts, random_bytes(), now());
-        let media = RuntimeMedia {
-            pool: PortPool::new(
-                config.media.address,
-                config.media.rtp_port_min,
-                config.media.rtp_port_max,
-            ),
-            sessions: HashMap::new(),
-            seed: u64::from_le_bytes(random_bytes()),
-        };
+        let media = RuntimeMedia::new(&config);
         let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
         Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared }
     }
@@ -109,6 +100,7 @@ impl Core {
     /// Runs until `stop` is cancelled or every input sender is gone.
     pub async fn run(mut self, mut inputs: mpsc::Receiver<CoreInput>, stop: CancellationToken) {
         let mut config = self.shared.config.subscribe();
+        let mut media_events = self.media.take_events();
         loop {
             let next = [self.endpoint.poll_timeout(), self.switchboard.poll_timeout()];
             let wake = next
@@ -126,10 +118,12 @@ impl Core {
                     Some(input) => self.input(input),
                     None => break,
                 },
+                Some(event) = recv_media(&mut media_events) => self.input(CoreInput::Media(event)),
                 changed = config.changed() => {
                     if changed.is_ok() {
                         let c = config.borrow_and_update().clone();
                         self.endpoint.set_config(endpoint_config(&c));
+                        self.media.reload(&c);
                         self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
                     }
                 }
@@ -152,6 +146,9 @@ impl Core {
             CoreInput::Datagram(flow, bytes) => self.endpoint.handle_datagram(now(), flow, bytes),
             CoreInput::Frame(flow, frame) => self.endpoint.handle_frame(now(), flow, *frame),
             CoreInput::Unframable(_) => self.endpoint.count_unframable(),
+            CoreInput::Media(event) => {
+                self.switchboard.media_event(now(), event, &mut self.endpoint, &mut self.media)
+            }
             CoreInput::Connected(flow, tx) => {
                 self.tcp.insert((flow.local, flow.remote), tx);
             }
@@ -260,6 +257,17 @@ fn report_metrics(report: &Report) {
         },
         Report::Engine(_) | Report::Presence(_) => {}
         Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
+        Report::MenuChoice { urgent } => {
+            let choice = if *urgent { "urgent" } else { "timeout" };
+            counter!(m::MENU_CHOICES, "choice" => choice).increment(1)
+        }
+        Report::LegDead { leg } => {
+            let leg = match leg {
+                crate::acd::b2bua::MediaLeg::Caller => "caller",
+                crate::acd::b2bua::MediaLeg::Agent => "agent",
+            };
+            counter!(m::MEDIA_DEAD_LEGS, "leg" => leg).increment(1)
+        }
         Report::AuthFailure { reason, .. } => {
             counter!(m::AUTH_FAILURES, "reason" => *reason).increment(1)
         }
@@ -278,74 +286,15 @@ fn log_report(report: &Report) {
         }
         Report::Refused { reason } => tracing::info!(reason, "call refused"),
         Report::Offered => tracing::info!("call offered"),
+        Report::MenuChoice { urgent } => tracing::info!(urgent, "urgent-lane menu"),
+        Report::LegDead { leg } => tracing::warn!(?leg, "no media from leg; hung up"),
     }
 }
 
-/// The runtime side of [`MediaControl`]: binds RTP sockets and runs one media task per call.
-struct RuntimeMedia {
-    pool: PortPool,
-    sessions: HashMap<CallId, MediaSession>,
-    seed: u64,
-}
-
-impl MediaControl for RuntimeMedia {
-    fn address(&self) -> std::net::IpAddr {
-        self.pool.address()
-    }
-
-    fn open_caller(
-        &mut self,
-        call: CallId,
-        remote: Option<SocketAddr>,
-        format: LegFormat,
-    ) -> Option<u16> {
-        let (socket, lease) = self.pool.bind().ok()?;
-        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let session = MediaSession::start(socket, lease, remote, format, self.seed);
-        let port = session.caller_port();
-        self.sessions.insert(call, session);
-        Some(port)
-    }
-
-    fn open_agent(&mut self, call: CallId) -> Option<u16> {
-        let session = self.sessions.get(&call)?;
-        let (socket, lease) = self.pool.bind().ok()?;
-        let port = lease.port();
-        session.send(MediaCommand::AgentLeg(socket, lease));
-        Some(port)
-    }
-
-    fn agent_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::AgentAnswered { remote, format });
-        }
-    }
-
-    fn caller_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::CallerAnswered { remote, format });
-        }
-    }
-
-    fn play(&mut self, call: CallId, playlist: Playlist) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::Play(playlist));
-        }
-    }
-
-    fn bridge(&mut self, call: CallId) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::Bridge);
-        }
-    }
-
-    fn drop_agent(&mut self, call: CallId) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::DropAgent);
-        }
-    }
-
-    fn close(&mut self, call: CallId) {
-        self.sessions.remove(&call);
+/// The next event from the calls' media (never, once the receiver is gone).
+async fn recv_media(events: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

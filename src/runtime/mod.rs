@@ -8,6 +8,7 @@
 pub mod driver;
 mod http;
 pub mod lifecycle;
+mod media;
 pub mod notify;
 pub mod rtp_io;
 mod sip_tcp;

@@ -2,9 +2,12 @@
 //! range, moves datagrams, and sleeps until the next frame is due; every decision about what to send
 //! comes from the sans-IO media core ([`Playout`], [`Relay`], [`SourceLatch`]).
 //!
-//! One task per call owns the call's sockets (the caller leg and, once ringing, the agent leg), so
-//! a bridge relays between two sockets without crossing tasks. Dropping the [`MediaSession`] ends
-//! the task; ports return to the pool when their [`Lease`] drops, whatever path the call took.
+//! One task per call owns the call's sockets (the caller leg and, once ringing, the agent leg, each
+//! an RTP port and the RTCP port above it), so a bridge relays between two sockets without crossing
+//! tasks. Dropping the [`MediaSession`] ends the task; ports return to the pool when their [`Lease`]
+//! drops, whatever path the call took. What arrives is judged by [`LegReceiver`]: bad packets are
+//! dropped and counted by reason, never ending the task; key presses and dead legs go back to the
+//! core task as [`MediaEvent`]s.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -13,13 +16,17 @@ use std::sync::{Arc, Mutex};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::driver::now;
-use crate::media::pacing::{Playlist, Playout, RtpSender};
-use crate::media::relay::{LegFormat, Relay, SourceLatch};
-use crate::media::rtp::{PacketKind, RtpPacket, classify};
+use std::time::Duration;
 
-/// Packets from one source before a leg's latch closes on it (symmetric RTP learning).
-const LATCH_LEARN_PACKETS: u32 = 3;
+use metrics::{Counter, Histogram, counter, histogram};
+
+use super::driver::now;
+use crate::acd::CallId;
+use crate::acd::b2bua::{MediaEvent, MediaLeg};
+use crate::media::leg::{Inbound, LegReceiver};
+use crate::media::pacing::{Playlist, Playout, RtpSender};
+use crate::media::relay::{LegFormat, Relay};
+use crate::metrics as m;
 
 /// The RTP port range, shared by every call. Ports are even (RTCP takes the odd one above).
 #[derive(Clone)]
@@ -35,7 +42,8 @@ struct PoolState {
     used: BTreeSet<u16>,
 }
 
-/// One port taken from the pool; it goes back when this is dropped.
+/// One port pair taken from the pool (RTP on the even port, RTCP on the odd one above); it goes
+/// back when this is dropped.
 pub struct Lease {
     port: u16,
     pool: Arc<Mutex<PoolState>>,
@@ -81,9 +89,9 @@ impl PortPool {
         self.inner.lock().map(|s| s.used.len()).unwrap_or(0)
     }
 
-    /// Binds a socket on the next free even port. Ports held by other processes are skipped.
-    /// Must be called inside the tokio runtime.
-    pub fn bind(&self) -> Result<(UdpSocket, Lease), PortError> {
+    /// Binds the RTP socket on the next free even port and the RTCP socket on the odd port above.
+    /// Ports held by other processes are skipped. Must be called inside the tokio runtime.
+    pub fn bind(&self) -> Result<BoundLeg, PortError> {
         let Ok(mut s) = self.inner.lock() else { return Err(PortError::Exhausted) };
         let slots = (u32::from(s.max) - u32::from(s.min)) / 2 + 1;
         for _ in 0..slots {
@@ -92,17 +100,37 @@ impl PortPool {
             if s.used.contains(&port) {
                 continue;
             }
-            let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(self.address, port)) else {
+            let Some(rtcp_port) = port.checked_add(1) else { continue };
+            let (Some(rtp), Some(rtcp)) = (self.bind_one(port), self.bind_one(rtcp_port)) else {
                 continue;
             };
-            if socket.set_nonblocking(true).is_err() {
-                continue;
-            }
-            let Ok(socket) = UdpSocket::from_std(socket) else { continue };
             s.used.insert(port);
-            return Ok((socket, Lease { port, pool: self.inner.clone() }));
+            return Ok(BoundLeg { rtp, rtcp, lease: Lease { port, pool: self.inner.clone() } });
         }
         Err(PortError::Exhausted)
+    }
+
+    fn bind_one(&self, port: u16) -> Option<UdpSocket> {
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.address, port)).ok()?;
+        socket.set_nonblocking(true).ok()?;
+        UdpSocket::from_std(socket).ok()
+    }
+}
+
+/// A leg's sockets and the lease of their ports.
+pub struct BoundLeg {
+    /// The RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// The RTCP socket (the odd port above).
+    pub rtcp: UdpSocket,
+    /// The ports' lease.
+    pub lease: Lease,
+}
+
+impl BoundLeg {
+    /// The RTP port.
+    pub fn port(&self) -> u16 {
+        self.lease.port()
     }
 }
 
@@ -110,8 +138,8 @@ impl PortPool {
 pub enum MediaCommand {
     /// The caller hears this playlist (replacing whatever they heard).
     Play(Playlist),
-    /// An agent leg's socket, bound for our offer; its answer comes later.
-    AgentLeg(UdpSocket, Lease),
+    /// An agent leg's sockets, bound for our offer; its answer comes later.
+    AgentLeg(BoundLeg),
     /// The agent answered: where its RTP goes and what it speaks.
     AgentAnswered {
         /// The address from the agent's SDP (before latching).
@@ -131,6 +159,25 @@ pub enum MediaCommand {
     Bridge,
     /// The agent leg is gone (hung up, failed, cancelled); the caller stays.
     DropAgent,
+    /// A re-INVITE/UPDATE moved a leg or put it on (or off) hold.
+    UpdateLeg {
+        /// Which leg.
+        leg: MediaLeg,
+        /// The address from the new SDP (None: unchanged or `c=0.0.0.0`).
+        remote: Option<SocketAddr>,
+        /// `sendonly`/`inactive`: the dead-leg timer sleeps.
+        on_hold: bool,
+    },
+}
+
+/// What a media task needs to know about its call, besides its sockets.
+pub struct SessionContext {
+    /// The call, named in the events.
+    pub call: CallId,
+    /// Where key presses and dead legs go (the core task).
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+    /// `[media] rtp_timeout`.
+    pub rtp_timeout: Duration,
 }
 
 /// The handle of a call's media task. Dropping it ends the task and frees its ports.
@@ -140,26 +187,23 @@ pub struct MediaSession {
 }
 
 impl MediaSession {
-    /// Starts the media task for a caller leg bound on `socket`, whose SDP said `remote` and who
+    /// Starts the media task for a caller leg bound on `leg`, whose SDP said `remote` and who
     /// speaks `format`. `ssrc_seed` (random) seeds the legs' SSRCs, sequences and timestamps.
+    /// The caller's watchdog starts now: a trunk that never sends media is found dead.
     pub fn start(
-        socket: UdpSocket,
-        lease: Lease,
+        leg: BoundLeg,
         remote: Option<SocketAddr>,
         format: LegFormat,
         ssrc_seed: u64,
+        context: SessionContext,
     ) -> MediaSession {
         let (tx, rx) = mpsc::unbounded_channel();
-        let caller_port = lease.port();
-        let caller = Leg {
-            socket,
-            _lease: lease,
-            latch: SourceLatch::new(remote, LATCH_LEARN_PACKETS),
-            format,
-        };
+        let caller_port = leg.port();
+        let mut receiver = LegReceiver::new(remote, format);
+        receiver.start_watchdog(context.rtp_timeout, now());
         let mut seed = ssrc_seed;
-        let caller_out = Outgoing::Idle(new_sender(&mut seed));
-        tokio::spawn(run(caller, caller_out, seed, rx));
+        let caller = Leg::new(leg, receiver, Outgoing::Idle(new_sender(&mut seed)));
+        tokio::spawn(run(caller, seed, context, rx));
         MediaSession { commands: tx, caller_port }
     }
 
@@ -174,11 +218,25 @@ impl MediaSession {
     }
 }
 
+/// One leg: its sockets, what it receives and who feeds what it hears.
 struct Leg {
-    socket: UdpSocket,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
     _lease: Lease,
-    latch: SourceLatch,
-    format: LegFormat,
+    rx: LegReceiver,
+    out: Outgoing,
+}
+
+impl Leg {
+    fn new(bound: BoundLeg, rx: LegReceiver, out: Outgoing) -> Leg {
+        Leg { rtp: bound.rtp, rtcp: bound.rtcp, _lease: bound.lease, rx, out }
+    }
+
+    /// Replaces who feeds the leg, keeping its stream.
+    fn feed(&mut self, make: impl FnOnce(RtpSender) -> Outgoing) {
+        let old = std::mem::replace(&mut self.out, Outgoing::Idle(RtpSender::new(0, 0, 0)));
+        self.out = make(old.into_sender());
+    }
 }
 
 /// Who feeds a leg's outgoing stream.
@@ -199,6 +257,14 @@ impl Outgoing {
             Outgoing::Relaying(r) => r.into_sender(),
         }
     }
+
+    fn sender(&self) -> &RtpSender {
+        match self {
+            Outgoing::Idle(s) => s,
+            Outgoing::Playing(p) => p.sender(),
+            Outgoing::Relaying(r) => r.sender(),
+        }
+    }
 }
 
 fn new_sender(seed: &mut u64) -> RtpSender {
@@ -213,96 +279,166 @@ fn new_sender(seed: &mut u64) -> RtpSender {
     RtpSender::new(a as u32, (a >> 32) as u16, b as u32)
 }
 
+/// The task's metric handles, looked up once rather than per packet.
+struct Meters {
+    rtp_in: Counter,
+    rtp_out: Counter,
+    rtcp_received: Counter,
+    rtcp_sent: Counter,
+    lateness: Histogram,
+}
+
+impl Meters {
+    fn new() -> Meters {
+        Meters {
+            rtp_in: counter!(m::RTP_PACKETS, "direction" => "in"),
+            rtp_out: counter!(m::RTP_PACKETS, "direction" => "out"),
+            rtcp_received: counter!(m::RTCP_PACKETS, "result" => "received"),
+            rtcp_sent: counter!(m::RTCP_PACKETS, "result" => "sent"),
+            lateness: histogram!(m::MEDIA_SEND_LATENESS),
+        }
+    }
+
+    fn dropped(reason: &'static str) {
+        if reason == "rtcp_malformed" {
+            // Bad RTCP is not bad RTP: counted apart.
+            counter!(m::RTCP_PACKETS, "result" => "malformed").increment(1);
+        } else {
+            counter!(m::RTP_DROPPED, "reason" => reason).increment(1);
+        }
+    }
+}
+
+/// The wall clock as an NTP timestamp, for RTCP sender reports.
+fn ntp_now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    crate::media::rtcp::ntp_timestamp(since.unwrap_or_default())
+}
+
 async fn run(
     mut caller: Leg,
-    mut caller_out: Outgoing,
     mut seed: u64,
+    context: SessionContext,
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
 ) {
+    let meters = Meters::new();
     let mut agent: Option<Leg> = None;
-    let mut agent_out: Option<Outgoing> = None;
-    let mut caller_buf = vec![0u8; 2048];
-    let mut agent_buf = vec![0u8; 2048];
+    let mut bridged = false;
+    let mut bufs = [[0u8; 2048]; 4];
     let mut out = Vec::with_capacity(2048);
+    let report = |leg: MediaLeg, event: MediaEvent| {
+        tracing::debug!(call = %context.call, ?leg, ?event, "media event");
+        let _ = context.events.send(event);
+    };
     loop {
-        let wake = match &caller_out {
-            Outgoing::Playing(p) => p.poll_timeout().map(tokio::time::Instant::from_std),
-            _ => None,
-        };
+        let wake = [
+            match &caller.out {
+                Outgoing::Playing(p) => p.poll_timeout(),
+                _ => None,
+            },
+            caller.rx.poll_timeout(),
+            agent.as_ref().and_then(|a| a.rx.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(tokio::time::Instant::from_std);
+        let [b0, b1, b2, b3] = &mut bufs;
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
-                match command {
-                    MediaCommand::Play(playlist) => {
-                        let sender = std::mem::replace(&mut caller_out, Outgoing::Idle(RtpSender::new(0, 0, 0))).into_sender();
-                        let f = caller.format;
-                        caller_out = Outgoing::Playing(Playout::new(sender, f.codec, f.payload_type, playlist, now()));
-                    }
-                    MediaCommand::AgentLeg(socket, lease) => {
-                        agent = Some(Leg { socket, _lease: lease, latch: SourceLatch::new(None, LATCH_LEARN_PACKETS), format: caller.format });
-                        agent_out = Some(Outgoing::Idle(new_sender(&mut seed)));
-                    }
-                    MediaCommand::AgentAnswered { remote, format } => {
-                        if let Some(a) = agent.as_mut() {
-                            a.latch.relearn(remote);
-                            a.format = format;
-                        }
-                    }
-                    MediaCommand::CallerAnswered { remote, format } => {
-                        caller.latch.relearn(remote);
-                        caller.format = format;
-                    }
-                    MediaCommand::Bridge => {
-                        if let (Some(a), Some(a_out)) = (agent.as_ref(), agent_out.take()) {
-                            let to_caller = std::mem::replace(&mut caller_out, Outgoing::Idle(RtpSender::new(0, 0, 0))).into_sender();
-                            caller_out = Outgoing::Relaying(Relay::new(a.format, caller.format, to_caller));
-                            agent_out = Some(Outgoing::Relaying(Relay::new(caller.format, a.format, a_out.into_sender())));
-                        }
-                    }
-                    MediaCommand::DropAgent => {
-                        agent = None;
-                        agent_out = None;
-                        if matches!(caller_out, Outgoing::Relaying(_)) {
-                            let s = std::mem::replace(&mut caller_out, Outgoing::Idle(RtpSender::new(0, 0, 0))).into_sender();
-                            caller_out = Outgoing::Idle(s);
-                        }
-                    }
-                }
+                apply(command, &mut caller, &mut agent, &mut bridged, &mut seed, &context);
             }
-            received = caller.socket.recv_from(&mut caller_buf) => {
+            received = caller.rtp.recv_from(b0) => {
                 let Ok((n, from)) = received else { continue };
-                if caller.latch.check(from).is_err() || classify(&caller_buf[..n]) != PacketKind::Rtp {
-                    continue;
-                }
-                if let (Some(a), Some(Outgoing::Relaying(relay))) = (agent.as_ref(), agent_out.as_mut())
-                    && let Ok(packet) = RtpPacket::parse(&caller_buf[..n])
-                    && relay.relay(now(), &packet, &mut out).is_ok()
-                    && let Some(to) = a.latch.send_to()
-                {
-                    let _ = a.socket.try_send_to(&out, to);
+                let t = now();
+                match caller.rx.on_rtp(t, from, &b0[..n]) {
+                    Inbound::Rtp { packet, key } => {
+                        meters.rtp_in.increment(1);
+                        if let Some(digit) = key {
+                            report(MediaLeg::Caller, MediaEvent::Dtmf { call: context.call, digit });
+                        }
+                        if let Some(a) = agent.as_mut()
+                            && let Outgoing::Relaying(relay) = &mut a.out
+                        {
+                            match relay.relay(t, &packet, &mut out) {
+                                Ok(()) => {
+                                    if let Some(to) = a.rx.send_to() {
+                                        let _ = a.rtp.try_send_to(&out, to);
+                                        meters.rtp_out.increment(1);
+                                    }
+                                }
+                                Err(e) => Meters::dropped(e.reason()),
+                            }
+                        }
+                    }
+                    Inbound::Rtcp => meters.rtcp_received.increment(1),
+                    Inbound::Dropped(reason) => Meters::dropped(reason),
                 }
             }
-            received = recv_opt(agent.as_ref(), &mut agent_buf) => {
+            received = caller.rtcp.recv_from(b1) => {
+                let Ok((n, from)) = received else { continue };
+                match caller.rx.on_rtcp(now(), from, &b1[..n]) {
+                    Ok(()) => meters.rtcp_received.increment(1),
+                    Err(reason) => Meters::dropped(reason),
+                }
+            }
+            received = recv_opt(agent.as_ref().map(|a| &a.rtp), b2) => {
                 let Some((n, from)) = received else { continue };
                 let Some(a) = agent.as_mut() else { continue };
-                if a.latch.check(from).is_err() || classify(&agent_buf[..n]) != PacketKind::Rtp {
-                    continue;
+                let t = now();
+                match a.rx.on_rtp(t, from, &b2[..n]) {
+                    Inbound::Rtp { packet, .. } => {
+                        meters.rtp_in.increment(1);
+                        if let Outgoing::Relaying(relay) = &mut caller.out {
+                            match relay.relay(t, &packet, &mut out) {
+                                Ok(()) => {
+                                    if let Some(to) = caller.rx.send_to() {
+                                        let _ = caller.rtp.try_send_to(&out, to);
+                                        meters.rtp_out.increment(1);
+                                    }
+                                }
+                                Err(e) => Meters::dropped(e.reason()),
+                            }
+                        }
+                    }
+                    Inbound::Rtcp => meters.rtcp_received.increment(1),
+                    Inbound::Dropped(reason) => Meters::dropped(reason),
                 }
-                if let Outgoing::Relaying(relay) = &mut caller_out
-                    && let Ok(packet) = RtpPacket::parse(&agent_buf[..n])
-                    && relay.relay(now(), &packet, &mut out).is_ok()
-                    && let Some(to) = caller.latch.send_to()
-                {
-                    let _ = caller.socket.try_send_to(&out, to);
+            }
+            received = recv_opt(agent.as_ref().map(|a| &a.rtcp), b3) => {
+                let Some((n, from)) = received else { continue };
+                let Some(a) = agent.as_mut() else { continue };
+                match a.rx.on_rtcp(now(), from, &b3[..n]) {
+                    Ok(()) => meters.rtcp_received.increment(1),
+                    Err(reason) => Meters::dropped(reason),
                 }
             }
             _ = sleep_opt(wake) => {
-                if let Outgoing::Playing(playout) = &mut caller_out {
-                    let t = now();
-                    while playout.poll_transmit_into(t, &mut out) {
-                        if let Some(to) = caller.latch.send_to() {
-                            let _ = caller.socket.try_send_to(&out, to);
+                let t = now();
+                if let Outgoing::Playing(playout) = &mut caller.out {
+                    while let Some(due) = playout.poll_timeout().filter(|d| *d <= t) {
+                        if !playout.poll_transmit_into(t, &mut out) {
+                            break;
                         }
+                        meters.lateness.record(t.saturating_duration_since(due).as_secs_f64());
+                        if let Some(to) = caller.rx.send_to() {
+                            let _ = caller.rtp.try_send_to(&out, to);
+                            meters.rtp_out.increment(1);
+                        }
+                    }
+                }
+                if caller.rx.poll_dead(t) {
+                    report(MediaLeg::Caller, MediaEvent::LegDead { call: context.call, leg: MediaLeg::Caller });
+                }
+                if let Some(a) = agent.as_mut() && a.rx.poll_dead(t) {
+                    report(MediaLeg::Agent, MediaEvent::LegDead { call: context.call, leg: MediaLeg::Agent });
+                }
+                let ntp = ntp_now();
+                for leg in std::iter::once(&mut caller).chain(agent.as_mut()) {
+                    if let Some(to) = leg.rx.poll_report(t, ntp, leg.out.sender(), &mut out) {
+                        let _ = leg.rtcp.try_send_to(&out, to);
+                        meters.rtcp_sent.increment(1);
                     }
                 }
             }
@@ -310,9 +446,64 @@ async fn run(
     }
 }
 
-async fn recv_opt(leg: Option<&Leg>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    match leg {
-        Some(l) => l.socket.recv_from(buf).await.ok(),
+/// Carries out one command of the call logic.
+fn apply(
+    command: MediaCommand,
+    caller: &mut Leg,
+    agent: &mut Option<Leg>,
+    bridged: &mut bool,
+    seed: &mut u64,
+    context: &SessionContext,
+) {
+    match command {
+        MediaCommand::Play(playlist) => {
+            let f = caller.rx.format();
+            caller.feed(|s| {
+                Outgoing::Playing(Playout::new(s, f.codec, f.payload_type, playlist, now()))
+            });
+        }
+        MediaCommand::AgentLeg(bound) => {
+            let rx = LegReceiver::new(None, caller.rx.format());
+            *agent = Some(Leg::new(bound, rx, Outgoing::Idle(new_sender(seed))));
+            *bridged = false;
+        }
+        MediaCommand::AgentAnswered { remote, format } => {
+            if let Some(a) = agent.as_mut() {
+                a.rx.answered(remote, format);
+                a.rx.start_watchdog(context.rtp_timeout, now());
+            }
+        }
+        MediaCommand::CallerAnswered { remote, format } => caller.rx.answered(remote, format),
+        MediaCommand::Bridge => {
+            if let Some(a) = agent.as_mut() {
+                let (from_agent, from_caller) = (a.rx.format(), caller.rx.format());
+                caller.feed(|s| Outgoing::Relaying(Relay::new(from_agent, from_caller, s)));
+                a.feed(|s| Outgoing::Relaying(Relay::new(from_caller, from_agent, s)));
+                *bridged = true;
+            }
+        }
+        MediaCommand::DropAgent => {
+            *agent = None;
+            *bridged = false;
+            if matches!(caller.out, Outgoing::Relaying(_)) {
+                caller.feed(Outgoing::Idle);
+            }
+        }
+        MediaCommand::UpdateLeg { leg, remote, on_hold } => {
+            let target = match leg {
+                MediaLeg::Caller => Some(&mut *caller),
+                MediaLeg::Agent => agent.as_mut(),
+            };
+            if let Some(l) = target {
+                l.rx.update(remote, on_hold, now());
+            }
+        }
+    }
+}
+
+async fn recv_opt(socket: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await.ok(),
         None => std::future::pending().await,
     }
 }
@@ -321,5 +512,36 @@ async fn sleep_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exhausted_pool_refuses_and_every_port_comes_back() {
+        // Ports the kernel gives us are not predictable; find a free pair range by trying.
+        let pool = PortPool::new("127.0.0.1".parse().unwrap(), 41_000, 41_007);
+        let mut legs = Vec::new();
+        while let Ok(leg) = pool.bind() {
+            assert_eq!(leg.port() % 2, 0);
+            assert_eq!(leg.rtcp.local_addr().unwrap().port(), leg.port() + 1);
+            legs.push(leg);
+        }
+        assert!(matches!(pool.bind(), Err(PortError::Exhausted)));
+        assert_eq!(pool.in_use(), legs.len());
+        // A refused bind never disturbs the legs that hold ports.
+        for leg in &legs {
+            assert!(leg.rtp.local_addr().is_ok());
+        }
+        let held = legs.len();
+        legs.clear();
+        assert_eq!(pool.in_use(), 0, "every lease returned");
+        let mut again = Vec::new();
+        while let Ok(leg) = pool.bind() {
+            again.push(leg);
+        }
+        assert_eq!(again.len(), held, "all ports usable again");
     }
 }

@@ -1,27 +1,35 @@
-//! What a caller hears: the welcome prompt, hold audio and position announcements, as playlists for
-//! the caller's media. Domain layer, sans-IO.
+//! What a caller hears: the welcome prompt, the urgent-lane menu, hold audio and position
+//! announcements, as playlists for the caller's media. Domain layer, sans-IO.
 
 use super::*;
+use crate::media::prompt::names;
 
 impl Switchboard {
-    /// The caller hears the welcome prompt, then hold music.
+    /// The caller hears the welcome prompt, then the urgent-lane menu ("press 1"), then hold music.
+    /// The menu's window closes `menu_timeout` after the menu prompt ends; a caller who pressed
+    /// nothing is queued then, in the normal lane ([`super::media_events`]).
     pub(super) fn start_prompts(
         &mut self,
         now: Instant,
         call: CallId,
         media: &mut dyn MediaControl,
     ) {
-        let welcome = self.prompts.get(PROMPT_WELCOME).cloned();
-        let welcome_ms = welcome.as_ref().map_or(0, |p| p.duration_ms());
         let mut playlist = Playlist::new();
-        if let Some(w) = welcome {
-            playlist = playlist.once(w);
+        let mut window = Duration::ZERO;
+        if let Some(p) = self.prompts.get(names::WELCOME).cloned() {
+            window += Duration::from_millis(p.duration_ms());
+            playlist = playlist.once(p);
+        }
+        // A deployment without the menu prompt has no menu: the caller is queued after the welcome.
+        if let Some(p) = self.prompts.get(names::URGENT_MENU).cloned() {
+            window += Duration::from_millis(p.duration_ms()) + self.menu_timeout;
+            playlist = playlist.once(p);
         }
         if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
             playlist = playlist.looped(hold);
         }
         media.play(call, playlist);
-        self.prompt_ends.insert((now + Duration::from_millis(welcome_ms), call));
+        self.prompt_ends.insert((now + window, call));
     }
 
     /// The hold loop, after the caller's position when `position` is given.
@@ -32,7 +40,8 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         let mut playlist = Playlist::new();
-        if let Some(p) = position.and_then(|n| self.prompts.get(&format!("position-{n}")).cloned())
+        if let Some(p) =
+            position.and_then(names::position).and_then(|n| self.prompts.get(&n).cloned())
         {
             playlist = playlist.once(p);
         }

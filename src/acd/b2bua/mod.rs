@@ -39,9 +39,11 @@ use crate::sip::transport::Flow;
 mod agent_leg;
 mod caller;
 mod ivr;
+mod media_events;
 mod register;
 mod reinvite;
 
+pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -77,6 +79,17 @@ pub trait MediaControl {
     fn drop_agent(&mut self, call: CallId);
     /// Closes every leg of `call`.
     fn close(&mut self, call: CallId);
+    /// A re-INVITE/UPDATE moved a leg: its peer now sends from (and wants media at) `remote`, and
+    /// `on_hold` (`sendonly`/`inactive`/`c=0.0.0.0`) stops its dead-leg timer until it resumes.
+    fn update_leg(
+        &mut self,
+        call: CallId,
+        leg: MediaLeg,
+        remote: Option<SocketAddr>,
+        on_hold: bool,
+    ) {
+        let _ = (call, leg, remote, on_hold);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +112,16 @@ pub enum Report {
     Refused {
         /// Bounded reason label.
         reason: &'static str,
+    },
+    /// The urgent-lane menu: the caller pressed 1 (`urgent`), or its window closed without it.
+    MenuChoice {
+        /// Pressed 1.
+        urgent: bool,
+    },
+    /// A leg was hung up because nothing arrived from it for `rtp_timeout`.
+    LegDead {
+        /// Which leg.
+        leg: MediaLeg,
     },
 }
 
@@ -177,6 +200,8 @@ pub struct Switchboard {
     by_agent_txn: HashMap<TxnId, CallId>,
     by_dialog: HashMap<DialogId, CallId>,
     prompt_ends: BTreeSet<(Instant, CallId)>,
+    /// How long the urgent-lane menu waits for a key (`[media] menu_timeout`).
+    menu_timeout: Duration,
     reports: Vec<Report>,
     next_call: u64,
     next_leg: u64,
@@ -198,6 +223,7 @@ impl Switchboard {
             by_agent_txn: HashMap::new(),
             by_dialog: HashMap::new(),
             prompt_ends: BTreeSet::new(),
+            menu_timeout: config.media.menu_timeout,
             reports: Vec::new(),
             next_call: 0,
             next_leg: 0,
@@ -215,6 +241,7 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         self.agents = config.agents.clone();
+        self.menu_timeout = config.media.menu_timeout;
         for presence in self.registrar.set_agents(&config.agents) {
             self.presence(now, presence);
         }
@@ -273,6 +300,7 @@ impl Switchboard {
                 break;
             }
             self.prompt_ends.pop_first();
+            self.reports.push(Report::MenuChoice { urgent: false });
             let _ = self.engine.handle(now, Input::PromptFinished { call });
         }
         self.engine.handle_timeout(now);
@@ -304,8 +332,7 @@ impl Switchboard {
             UaEvent::Bye { dialog } | UaEvent::Ended { dialog, .. } => {
                 self.dialog_ended(now, &dialog)
             }
-            // In-call DTMF (e.g. "press 1 if a child is in danger now") is for the IVR work.
-            UaEvent::Dtmf { .. } => {}
+            UaEvent::Dtmf { dialog, signal, .. } => self.info_dtmf(now, &dialog, signal),
             UaEvent::Register { txn, request, flow } => {
                 self.register(now, txn, &request, flow, sip)
             }

@@ -1,11 +1,16 @@
 //! In-dialog requests on either leg: re-INVITE and UPDATE (hold, resume, codec change).
 //! Domain layer, sans-IO.
+//!
+//! An accepted re-offer reaches the media: a new address re-points the leg (its source latch
+//! learns again), and a hold (`sendonly`, `inactive`, `c=0.0.0.0`) stops the leg's dead-leg timer
+//! until the resume, since a phone on hold may rightly send nothing.
 
 use super::*;
 
 impl Switchboard {
     /// A re-INVITE or UPDATE with SDP on either leg: answered with the leg's current description,
-    /// hold mirrored; the media stays as it is. Other in-dialog requests are refused.
+    /// hold mirrored; the media follows the new address and hold state (the codec stays). Other
+    /// in-dialog requests are refused.
     pub(super) fn in_dialog(
         &mut self,
         now: Instant,
@@ -24,10 +29,10 @@ impl Switchboard {
         let Some(call) = self.by_dialog.get(dialog).copied() else { return refuse(sip, 481) };
         let address = media.address();
         let Some(c) = self.calls.get_mut(&call) else { return refuse(sip, 481) };
-        let (leg, codec) = if c.trunk_dialog.as_ref() == Some(dialog) {
-            (&mut c.caller_sdp, c.caller_format.codec)
+        let (leg, codec, which) = if c.trunk_dialog.as_ref() == Some(dialog) {
+            (&mut c.caller_sdp, c.caller_format.codec, MediaLeg::Caller)
         } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
-            (&mut l.sdp, l.format.map_or(c.caller_format.codec, |f| f.codec))
+            (&mut l.sdp, l.format.map_or(c.caller_format.codec, |f| f.codec), MediaLeg::Agent)
         } else {
             return refuse(sip, 481);
         };
@@ -45,6 +50,7 @@ impl Switchboard {
             Ok(answer) => {
                 let body = leg.next(answer.sdp);
                 sip.accept_in_dialog(now, txn, Some(body));
+                media.update_leg(call, which, answer.audio.remote, offer.is_hold());
             }
             // RFC 3264 §8: a refused re-offer leaves the session as it was.
             Err(_) => refuse(sip, 488),

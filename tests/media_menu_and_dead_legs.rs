@@ -1,0 +1,247 @@
+//! The caller-facing media paths through the whole daemon on loopback: the urgent-lane menu
+//! (an RFC 4733 `1` on the caller's RTP, or a SIP INFO, puts the caller in the urgent lane; no key
+//! means the normal lane once the menu times out) and dead-leg detection (a caller leg from which
+//! nothing arrives for `rtp_timeout` is hung up; one that sends only RTCP is kept). The caller is
+//! a literal SIP UA over UDP plus the in-repo RTP tool; prompts are short tones.
+
+mod support;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use support::daemon::{TestDaemon, test_config_text};
+use support::rtp_tool::{RtpTool, Tone};
+use tongdai::media::g711::Codec;
+use tongdai::media::rtcp::write_report;
+
+fn write_tone(path: &std::path::Path, hz: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..(8000.0 * secs) as usize {
+        let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A daemon whose welcome and menu prompts are 0.3 s tones, with `media` lines added to `[media]`.
+fn daemon(name: &str, media: &str) -> TestDaemon {
+    let dir = std::env::temp_dir().join(format!("tongdai-menu-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, hz, secs) in [
+        ("welcome.wav", 600.0, 0.3),
+        ("urgent-menu.wav", 800.0, 0.3),
+        ("hold-music.wav", 300.0, 1.0),
+    ] {
+        write_tone(&dir.join(file), hz, secs);
+    }
+    let dir: PathBuf = dir;
+    let text = test_config_text().replace(
+        "prompts = \"prompts\"",
+        &format!("prompts = {:?}\n{media}", dir.display().to_string()),
+    );
+    let text = text.replace("menu_timeout = \"4s\"\n", "").replace("rtp_timeout = \"120s\"\n", "");
+    TestDaemon::with_config(&text)
+}
+
+/// A trunk caller speaking literal SIP over UDP.
+struct Caller {
+    sock: UdpSocket,
+    daemon: SocketAddr,
+    call_id: String,
+    to_tag: String,
+    /// The daemon's RTP address from its answer.
+    rtp: SocketAddr,
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+impl Caller {
+    /// Calls 111 offering PCMU and telephone-event/8000 at 101, with `rtp` as our media address;
+    /// returns once the 200 is ACKed.
+    fn call(daemon: SocketAddr, rtp: SocketAddr, n: u32) -> Caller {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let me = sock.local_addr().unwrap();
+        let call_id = format!("menu-{n}-{}@test", std::process::id());
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
+            rtp.port()
+        );
+        let invite = format!(
+            "INVITE sip:111@{daemon} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{n}\r\nTo: <sip:111@{daemon}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        sock.send_to(invite.as_bytes(), daemon).unwrap();
+        let ok = wait_message(&sock, Duration::from_secs(5), |m| m.starts_with("SIP/2.0 200"))
+            .expect("200 to the INVITE");
+        let to = header(&ok, "To").unwrap();
+        let to_tag = to.split(";tag=").nth(1).unwrap().split(';').next().unwrap().to_owned();
+        let port: u16 = ok
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        let mut caller = Caller {
+            sock,
+            daemon,
+            call_id,
+            to_tag,
+            rtp: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+        };
+        caller.in_dialog("ACK", 1, "", "");
+        caller
+    }
+
+    fn in_dialog(&mut self, method: &str, cseq: u32, content_type: &str, body: &str) {
+        let me = self.sock.local_addr().unwrap();
+        let daemon = self.daemon;
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        let msg = format!(
+            "{method} sip:111@{daemon} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{}\r\nTo: <sip:111@{daemon}>;tag={}\r\n\
+             Call-ID: {}\r\nCSeq: {cseq} {method}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            self.call_id.split('-').nth(1).unwrap(),
+            self.call_id.split('-').nth(1).unwrap(),
+            self.to_tag,
+            self.call_id,
+            body.len()
+        );
+        self.sock.send_to(msg.as_bytes(), self.daemon).unwrap();
+    }
+
+    /// True when the daemon sends us a BYE within `within` (answered with 200).
+    fn receives_bye(&self, within: Duration) -> bool {
+        match wait_message(&self.sock, within, |m| m.starts_with("BYE ")) {
+            Some(bye) => {
+                let reply: String = bye
+                    .lines()
+                    .take_while(|l| !l.is_empty())
+                    .filter(|l| {
+                        ["via", "from", "to", "call-id", "cseq"].iter().any(|h| {
+                            l.split(':').next().is_some_and(|n| n.trim().eq_ignore_ascii_case(h))
+                        })
+                    })
+                    .map(|l| format!("{l}\r\n"))
+                    .collect();
+                let ok = format!("SIP/2.0 200 OK\r\n{reply}Content-Length: 0\r\n\r\n");
+                let _ = self.sock.send_to(ok.as_bytes(), self.daemon);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn wait_message(sock: &UdpSocket, within: Duration, want: impl Fn(&str) -> bool) -> Option<String> {
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if want(&text) {
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
+fn wait_metric(d: &TestDaemon, series: &str, at_least: f64, within: Duration) -> f64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = d.metric(series);
+        if v >= at_least || Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const URGENT: &str = "tongdai_menu_choices_total{choice=\"urgent\"} ";
+const TIMEOUT: &str = "tongdai_menu_choices_total{choice=\"timeout\"} ";
+
+#[test]
+fn rfc4733_one_joins_the_urgent_lane_and_no_key_the_normal_lane() {
+    let d = daemon("dtmf", "menu_timeout = \"1s\"");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tool, local) = rt.block_on(RtpTool::bind());
+
+    // A caller whose trunk sends RFC 4733: presses 1 during the menu.
+    let pressing = Caller::call(d.sip_udp(), local, 1);
+    rt.block_on(async {
+        tool.send_tone(pressing.rtp, Tone::new(440.0, Codec::Pcmu, 0x1111), 3).await;
+        tool.send_dtmf(pressing.rtp, '1', 101, 0x1111, 4, 480).await;
+    });
+    assert_eq!(wait_metric(&d, URGENT, 1.0, Duration::from_secs(5)), 1.0, "{}", d.metrics());
+    // Queued at once: the menu's time-out never fires for this caller.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.metric(TIMEOUT), 0.0);
+
+    // A caller who sends no key waits out the menu and joins the normal lane.
+    let (tool2, local2) = rt.block_on(RtpTool::bind());
+    let silent = Caller::call(d.sip_udp(), local2, 2);
+    assert_eq!(wait_metric(&d, TIMEOUT, 1.0, Duration::from_secs(5)), 1.0);
+    assert_eq!(d.metric(URGENT), 1.0);
+    drop((silent, tool2));
+
+    // SIP INFO (application/dtmf-relay) is the other path.
+    let (tool3, local3) = rt.block_on(RtpTool::bind());
+    let mut info = Caller::call(d.sip_udp(), local3, 3);
+    info.in_dialog("INFO", 2, "application/dtmf-relay", "Signal=1\r\nDuration=160\r\n");
+    let answer = wait_message(&info.sock, Duration::from_secs(5), |m| m.contains("CSeq: 2 INFO"));
+    assert!(answer.as_deref().is_some_and(|a| a.starts_with("SIP/2.0 200")), "{answer:?}");
+    assert_eq!(wait_metric(&d, URGENT, 2.0, Duration::from_secs(5)), 2.0);
+    drop((info, tool3, pressing, tool));
+}
+
+#[test]
+fn a_caller_leg_without_media_is_hung_up_and_a_silent_one_with_rtcp_is_kept() {
+    let d = daemon("dead", "rtp_timeout = \"1s\"");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tool, local) = rt.block_on(RtpTool::bind());
+    let dead = Caller::call(d.sip_udp(), local, 10);
+    let (alive_tool, alive_local) = rt.block_on(RtpTool::bind());
+    let alive = Caller::call(d.sip_udp(), alive_local, 11);
+    // The live caller's phone suppresses silence: one RTP packet, then only RTCP (to the odd port).
+    let mut rr = Vec::new();
+    write_report(&mut rr, 0x2222, None, None, "alive@test");
+    let rtcp = SocketAddr::new(alive.rtp.ip(), alive.rtp.port() + 1);
+    rt.block_on(alive_tool.send_tone(alive.rtp, Tone::new(440.0, Codec::Pcmu, 0x2222), 1));
+    let reports = rt.spawn(async move {
+        // RTCP comes from another port of the same host, as phones do.
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for _ in 0..20 {
+            let _ = sock.send_to(&rr, rtcp).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    assert!(dead.receives_bye(Duration::from_secs(4)), "the silent leg is hung up");
+    assert!(!alive.receives_bye(Duration::from_millis(1500)), "a leg sending RTCP stays");
+    reports.abort();
+    assert_eq!(d.metric("tongdai_media_dead_legs_total{leg=\"caller\"} "), 1.0);
+    assert!(d.metric("tongdai_rtcp_packets_total{result=\"received\"} ") >= 5.0);
+    assert_eq!(d.metric("tongdai_rtp_dropped_packets_total{reason=\"foreign_source\"} "), 0.0);
+    drop((tool, alive_tool));
+}
