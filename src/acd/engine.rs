@@ -46,6 +46,8 @@ pub struct Engine {
     /// The handle times (talk plus wrap-up) of the last answered calls, newest last, for
     /// [`Engine::estimated_wait`].
     pub(super) handle_times: VecDeque<Duration>,
+    /// Agents and calls the periodic audit had to repair.
+    audit_repairs: u64,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
             rr_next: 0,
             lines_grandfathered: 0,
             handle_times: VecDeque::new(),
+            audit_repairs: 0,
         };
         for id in agents {
             if !engine.index.contains_key(&id) {
@@ -117,6 +120,10 @@ impl Engine {
                     self.become_idle(i, now);
                 }
             }),
+            Input::Audit { registered, calls, agent_legs } => {
+                self.audit_repairs += self.on_audit(now, &registered, &calls, &agent_legs);
+                Ok(())
+            }
             Input::ConfigChanged { config, agents } => {
                 self.on_config_changed(config, agents);
                 Ok(())
@@ -168,6 +175,12 @@ impl Engine {
             }
         }
         self.settle(now);
+    }
+
+    /// How many agents and calls the periodic audit ([`Input::Audit`]) found out of step and
+    /// repaired since start: each one is an event the engine missed (for logs and tests).
+    pub fn audit_repairs(&self) -> u64 {
+        self.audit_repairs
     }
 
     /// The current tunables.
@@ -269,7 +282,11 @@ impl Engine {
         Ok(())
     }
 
-    fn on_caller_hung_up(&mut self, now: Instant, call: CallId) -> Result<(), InputError> {
+    pub(super) fn on_caller_hung_up(
+        &mut self,
+        now: Instant,
+        call: CallId,
+    ) -> Result<(), InputError> {
         let c = self.calls.get(&call).ok_or(InputError::UnknownCall(call))?;
         match c.phase {
             Phase::Bridged { .. } => self.end_bridged(now, call, EndedBy::Caller),
@@ -294,7 +311,7 @@ impl Engine {
         }
     }
 
-    fn on_presence(
+    pub(super) fn on_presence(
         &mut self,
         now: Instant,
         agent: &AgentId,
@@ -392,7 +409,7 @@ impl Engine {
         Ok(())
     }
 
-    fn on_agent_leg_failed(
+    pub(super) fn on_agent_leg_failed(
         &mut self,
         now: Instant,
         call: CallId,
@@ -534,7 +551,7 @@ impl Engine {
 
     /// Removes agent `i`'s ringing leg for `call` and frees the agent (keeping their idle time);
     /// false if there was none.
-    fn release_leg(&mut self, call: CallId, i: usize) -> bool {
+    pub(super) fn release_leg(&mut self, call: CallId, i: usize) -> bool {
         let id = &self.agents[i].id;
         let Some(c) = self.calls.get_mut(&call) else { return false };
         let Some(l) = c.leg(id) else { return false };

@@ -113,6 +113,19 @@ pub enum Input {
         /// The agent.
         agent: AgentId,
     },
+    /// The switchboard's periodic word on what is really alive, so that no agent can stay stuck
+    /// on a lost event (a BYE, a registration expiry). Agents registered here but not in the
+    /// engine log in, and the reverse log out; a call missing from `calls` ends as if its caller
+    /// hung up; an agent ringing or bridged without a matching entry in `agent_legs` is freed
+    /// (a bridged caller goes back to the front of their lane, as after `AgentLegFailed`).
+    Audit {
+        /// Agents with a live registration.
+        registered: Vec<AgentId>,
+        /// Calls whose caller leg is still up.
+        calls: Vec<CallId>,
+        /// Live agent legs: an INVITE still in progress, or a dialog still up.
+        agent_legs: Vec<(CallId, AgentId)>,
+    },
     /// A reload: new tunables and the configured agents in priority order. New agents start logged
     /// out; removed agents ringing are cancelled, removed agents on a call keep it to its end. A lower
     /// line cap cuts no call; it only holds back new rings.

@@ -26,6 +26,7 @@
 //! ```
 
 mod agent;
+mod audit;
 pub mod b2bua;
 mod call;
 mod engine;

@@ -19,6 +19,8 @@ use tongdai::sip::endpoint::{Endpoint, UaEvent};
 use tongdai::sip::message::StreamFramer;
 use tongdai::sip::transport::{Flow, Transport};
 
+pub mod board;
+pub mod operator;
 pub mod peers;
 
 /// RFC 3261 T1 as the peers use it (the endpoint's default too).
@@ -154,6 +156,9 @@ pub trait App: Any {
     }
     /// The app's timers fired.
     fn handle_timeout(&mut self, _endpoint: &mut Endpoint, _now: Instant) {}
+    /// The step is over: the endpoint has nothing more to send or report (invariant checks go
+    /// here; in the middle of a step the endpoint may hold events the app has not seen yet).
+    fn settled(&mut self, _endpoint: &mut Endpoint, _now: Instant) {}
 }
 
 impl<F: FnMut(&mut Endpoint, Instant, &UaEvent) + 'static> App for F {
@@ -172,6 +177,8 @@ pub struct Sim {
     pub trace: Vec<Sent>,
     /// Every endpoint event, with its time.
     pub events: Vec<(Duration, UaEvent)>,
+    /// Keep [`Sim::trace`] and [`Sim::events`] (true); a day of traffic turns it off.
+    pub keep_trace: bool,
     start: Instant,
     now: Duration,
     rng: Rng,
@@ -191,6 +198,7 @@ impl Sim {
             local,
             trace: Vec::new(),
             events: Vec::new(),
+            keep_trace: true,
             start: Instant::now(),
             now: Duration::ZERO,
             rng: Rng::new(seed),
@@ -223,6 +231,36 @@ impl Sim {
     /// Sets the call logic that sees every endpoint event as it happens.
     pub fn on_event(&mut self, logic: impl FnMut(&mut Endpoint, Instant, &UaEvent) + 'static) {
         self.app = Some(Box::new(logic));
+    }
+
+    /// A sim starting at `start` (the instant the app's clock began), for apps built first.
+    pub fn starting(endpoint: Endpoint, local: SocketAddr, seed: u64, start: Instant) -> Sim {
+        Sim { start, ..Sim::new(endpoint, local, seed) }
+    }
+
+    /// The call logic, mutably (e.g. to script an admin action between runs).
+    pub fn app_mut<A: App>(&mut self) -> &mut A {
+        let app: &mut dyn Any = &mut **self.app.as_mut().expect("an app");
+        app.downcast_mut::<A>().expect("app type")
+    }
+
+    /// Runs `f` on the call logic with the endpoint and the current instant (e.g. to inject a
+    /// media event), then moves what it produced onto the network.
+    pub fn with_app<A: App, R>(
+        &mut self,
+        f: impl FnOnce(&mut A, &mut Endpoint, Instant) -> R,
+    ) -> R {
+        let now = self.instant();
+        let app: &mut dyn Any = &mut **self.app.as_mut().expect("an app");
+        let r = f(app.downcast_mut::<A>().expect("app type"), &mut self.endpoint, now);
+        self.pump();
+        r
+    }
+
+    /// Peer `i`, mutably (e.g. to script its next move between runs).
+    pub fn peer_mut<P: Peer>(&mut self, i: usize) -> &mut P {
+        let any: &mut dyn Any = &mut *self.peers[i].0;
+        any.downcast_mut::<P>().expect("peer type")
     }
 
     /// Sets the call logic, with timers of its own.
@@ -319,9 +357,15 @@ impl Sim {
                 if let Some(app) = self.app.as_mut() {
                     app.event(&mut self.endpoint, now, &e);
                 }
-                self.events.push((self.now, e));
+                if self.keep_trace {
+                    self.events.push((self.now, e));
+                }
             }
             if !progressed {
+                let now = self.instant();
+                if let Some(app) = self.app.as_mut() {
+                    app.settled(&mut self.endpoint, now);
+                }
                 return;
             }
         }
@@ -380,6 +424,9 @@ impl Sim {
             self.seq += 1;
             let bytes = bytes.clone();
             self.flight.push(InFlight { at, seq: self.seq, from, to, bytes });
+        }
+        if !self.keep_trace {
+            return;
         }
         let (line, cseq_method) = describe(&bytes);
         self.trace.push(Sent { at: self.now, from, to, line, cseq_method, arrivals, bytes });

@@ -37,6 +37,7 @@ use crate::sip::transaction::TxnId;
 use crate::sip::transport::Flow;
 
 mod agent_leg;
+mod audit;
 mod caller;
 mod ivr;
 mod media_events;
@@ -44,6 +45,7 @@ mod register;
 mod reinvite;
 
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
+pub use audit::AUDIT_INTERVAL;
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -205,6 +207,8 @@ pub struct Switchboard {
     reports: Vec<Report>,
     next_call: u64,
     next_leg: u64,
+    /// When the next periodic audit runs (audit.rs).
+    next_audit: Instant,
 }
 
 impl Switchboard {
@@ -227,6 +231,7 @@ impl Switchboard {
             reports: Vec::new(),
             next_call: 0,
             next_leg: 0,
+            next_audit: epoch + audit::AUDIT_INTERVAL,
         }
     }
 
@@ -279,6 +284,7 @@ impl Switchboard {
             self.engine.poll_timeout(),
             self.registrar.poll_timeout(),
             self.prompt_ends.first().map(|p| p.0),
+            Some(self.next_audit),
         ]
         .into_iter()
         .flatten()
@@ -305,6 +311,11 @@ impl Switchboard {
         }
         self.engine.handle_timeout(now);
         self.drive(now, sip, media);
+        if now >= self.next_audit {
+            self.next_audit = now + audit::AUDIT_INTERVAL;
+            self.audit(now, sip);
+            self.drive(now, sip, media);
+        }
     }
 
     /// Takes one endpoint event.

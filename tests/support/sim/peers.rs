@@ -13,22 +13,22 @@ use tongdai::sip::transport::Transport;
 use super::{Peer, T1, T2};
 
 /// A parsed view of what a peer received.
-fn parse(bytes: &[u8]) -> Option<Message> {
+pub(crate) fn parse(bytes: &[u8]) -> Option<Message> {
     parse_datagram(Bytes::copy_from_slice(bytes)).ok()
 }
 
-fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
 
-fn tag_of(value: &str) -> Option<String> {
+pub(crate) fn tag_of(value: &str) -> Option<String> {
     value.split(';').find_map(|p| p.trim().strip_prefix("tag=")).map(str::to_string)
 }
 
-fn branch_of(text: &str) -> Option<String> {
+pub(crate) fn branch_of(text: &str) -> Option<String> {
     let via = header(text, "Via")?;
     via.split(';').find_map(|p| p.trim().strip_prefix("branch=")).map(str::to_string)
 }
@@ -64,11 +64,13 @@ impl NonInviteClient {
         }
     }
 
-    fn wake(&self) -> Option<Duration> {
+    /// When it wants [`NonInviteClient::on_wake`] next.
+    pub fn wake(&self) -> Option<Duration> {
         self.next
     }
 
-    fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
+    /// Timer E or F fired.
+    pub fn on_wake(&mut self, now: Duration, out: &mut Vec<Bytes>) {
         if self.next.is_some_and(|n| n <= now) {
             if now >= self.give_up {
                 self.next = None;
@@ -85,7 +87,8 @@ impl NonInviteClient {
         }
     }
 
-    fn on_response(&mut self, now: Duration, status: u16) {
+    /// A response arrived.
+    pub fn on_response(&mut self, now: Duration, status: u16) {
         if status >= 200 {
             self.finals.push((status, now));
             self.next = None;
@@ -112,6 +115,9 @@ pub struct TrunkCaller {
     invite_give_up: Duration,
     /// When to send BYE after the first 2xx (None: never).
     pub bye_after: Option<Duration>,
+    /// When to send BYE once the call is up, asked again at every wake so the test can move it
+    /// (e.g. once an agent answers); an absolute time from the start. Used when `bye_after` is None.
+    pub bye_when: Option<Box<dyn Fn() -> Option<Duration>>>,
     bye_due: Option<Duration>,
     /// When the caller hangs up before the answer: CANCEL, sent once a provisional has arrived
     /// (§9.1). None: never.
@@ -129,6 +135,8 @@ pub struct TrunkCaller {
     pub bye: Option<NonInviteClient>,
     /// The CANCEL transaction, once started.
     pub cancel: Option<NonInviteClient>,
+    /// Times a BYE from the far end arrived (each answered 200); the call is then over.
+    pub byes_received: Vec<Duration>,
 }
 
 impl TrunkCaller {
@@ -155,6 +163,7 @@ impl TrunkCaller {
             invite_interval: T1,
             invite_give_up: T1 * 64,
             bye_after: None,
+            bye_when: None,
             bye_due: None,
             cancel_at: None,
             provisional_seen: false,
@@ -165,7 +174,23 @@ impl TrunkCaller {
             acks_sent: Vec::new(),
             bye: None,
             cancel: None,
+            byes_received: Vec::new(),
         }
+    }
+
+    /// The same caller, sending its INVITE at `at` rather than at time 0.
+    pub fn starting_at(mut self, at: Duration) -> TrunkCaller {
+        self.invite_next = Some(at);
+        self.invite_give_up = at + T1 * 64;
+        self
+    }
+
+    /// The BYE time `bye_when` asks for, while the call is up and no BYE was sent.
+    fn bye_wanted(&self) -> Option<Duration> {
+        if self.to_tag.is_none() || self.bye.is_some() || !self.byes_received.is_empty() {
+            return None;
+        }
+        self.bye_when.as_ref().and_then(|f| f())
     }
 
     fn provisional_at(&self) -> Duration {
@@ -263,8 +288,32 @@ impl Peer for TrunkCaller {
     }
 
     fn on_receive(&mut self, now: Duration, bytes: &[u8], out: &mut Vec<Bytes>) {
-        let Some(Message::Response(r)) = parse(bytes) else { return };
         let text = String::from_utf8_lossy(bytes).into_owned();
+        let r = match parse(bytes) {
+            Some(Message::Response(r)) => r,
+            Some(Message::Request(req)) => {
+                // The far end's requests in the dialog (its BYE): 200, and the call is over.
+                if req.method.as_str() == "BYE" {
+                    self.byes_received.push(now);
+                    self.bye_due = None;
+                }
+                let mut ok = String::from("SIP/2.0 200 OK\r\n");
+                for l in text.lines().skip(1).take_while(|l| !l.is_empty()) {
+                    let name = l.split(':').next().unwrap_or("").trim();
+                    if ["Via", "From", "To", "Call-ID", "CSeq"]
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name))
+                    {
+                        ok.push_str(l);
+                        ok.push_str("\r\n");
+                    }
+                }
+                ok.push_str("Content-Length: 0\r\n\r\n");
+                out.push(Bytes::from(ok));
+                return;
+            }
+            None => return,
+        };
         let method = r.headers.cseq().map(|c| c.method.as_str().to_string()).unwrap_or_default();
         self.responses.push((r.status, method.clone(), now));
         if method == "BYE" {
@@ -327,7 +376,7 @@ impl Peer for TrunkCaller {
         } else if let Some(cancel) = self.cancel.as_mut() {
             cancel.on_wake(now, out);
         }
-        if self.bye_due.is_some_and(|d| d <= now) {
+        if self.bye_due.is_some_and(|d| d <= now) || self.bye_wanted().is_some_and(|d| d <= now) {
             self.bye_due = None;
             let mut bye = NonInviteClient::start(now, self.bye_request(), out);
             bye.reliable = self.reliable;
@@ -342,6 +391,7 @@ impl Peer for TrunkCaller {
         [
             self.invite_next,
             self.bye_due,
+            self.bye_wanted(),
             self.bye.as_ref().and_then(NonInviteClient::wake),
             cancel_due,
             self.cancel.as_ref().and_then(NonInviteClient::wake),
