@@ -41,6 +41,37 @@ pub const CALLS_ABANDONED: &str = "tongdai_calls_abandoned_total";
 pub const CALLS_REFUSED: &str = "tongdai_calls_refused_total";
 /// Counter of failed agent authentications; label `reason`.
 pub const AUTH_FAILURES: &str = "tongdai_auth_failures_total";
+/// Counter of RTP packets; label `direction` = `in` | `out`.
+pub const RTP_PACKETS: &str = "tongdai_rtp_packets_total";
+/// Counter of datagrams dropped at an RTP port; label `reason` (see [`RTP_DROP_REASONS`]).
+pub const RTP_DROPPED: &str = "tongdai_rtp_dropped_packets_total";
+/// The `reason` labels of [`RTP_DROPPED`].
+pub const RTP_DROP_REASONS: &[&str] = &[
+    "short",
+    "version",
+    "csrc_overflow",
+    "extension_overflow",
+    "padding",
+    "unknown_payload_type",
+    "stun",
+    "dtls",
+    "unknown",
+    "foreign_source",
+    "telephone_event_unsupported",
+    "malformed_telephone_event",
+    "before_start",
+];
+/// Counter of RTCP packets on the odd ports; label `result` = `received` | `malformed` | `sent`.
+pub const RTCP_PACKETS: &str = "tongdai_rtcp_packets_total";
+/// Histogram of how late paced prompt/hold-audio packets left, after their due time, in seconds.
+pub const MEDIA_SEND_LATENESS: &str = "tongdai_media_send_lateness_seconds";
+/// The buckets of [`MEDIA_SEND_LATENESS`]: fine below 5 ms (the target p99), coarse above.
+pub const MEDIA_SEND_LATENESS_BUCKETS: &[f64] =
+    &[0.0001, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.010, 0.020, 0.050, 0.100];
+/// Counter of urgent-lane menu outcomes; label `choice` = `urgent` (pressed 1) | `timeout`.
+pub const MENU_CHOICES: &str = "tongdai_menu_choices_total";
+/// Counter of legs hung up as dead (no media for `rtp_timeout`); label `leg` = `caller` | `agent`.
+pub const MEDIA_DEAD_LEGS: &str = "tongdai_media_dead_legs_total";
 
 /// The agent states, as `tongdai_agents{state}` labels.
 pub const AGENT_STATES: &[&str] =
@@ -53,7 +84,13 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(MEDIA_SEND_LATENESS.into()),
+                    MEDIA_SEND_LATENESS_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Only fails when another recorder is already global: then the handle still renders ours,
             // which nothing records into; tests never install a second recorder.
@@ -93,4 +130,17 @@ fn describe() {
     );
     describe_counter!(CALLS_REFUSED, Unit::Count, "Calls refused, by reason.");
     describe_counter!(AUTH_FAILURES, Unit::Count, "Failed agent authentications, by reason.");
+    describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction.");
+    describe_counter!(RTP_DROPPED, Unit::Count, "Datagrams dropped at RTP ports, by reason.");
+    for reason in RTP_DROP_REASONS {
+        counter!(RTP_DROPPED, "reason" => *reason).increment(0);
+    }
+    describe_counter!(RTCP_PACKETS, Unit::Count, "RTCP packets received, malformed and sent.");
+    metrics::describe_histogram!(
+        MEDIA_SEND_LATENESS,
+        Unit::Seconds,
+        "Lateness of paced prompt and hold-audio packets after their due time."
+    );
+    describe_counter!(MENU_CHOICES, Unit::Count, "Urgent-lane menu outcomes.");
+    describe_counter!(MEDIA_DEAD_LEGS, Unit::Count, "Legs hung up for lack of media, by leg.");
 }

@@ -197,6 +197,11 @@ pub struct MediaConfig {
     pub rtp_port_max: u16,
     /// The folder of prompt WAVs (8 kHz, 16-bit, mono), resolved against the config file's folder.
     pub prompts: PathBuf,
+    /// A leg with no RTP or RTCP from its peer for this long (not on hold) is dead. Default 120 s.
+    pub rtp_timeout: Duration,
+    /// How long a caller has to press 1 after the urgent-lane menu before joining the normal lane.
+    /// Default 4 s.
+    pub menu_timeout: Duration,
 }
 
 /// `[http]`: admin API, metrics, wallboard.
@@ -768,8 +773,17 @@ fn read_media(
     }
     let prompts = base.join(s.or(cx, "prompts", PathBuf::from("prompts")));
     check_prompts(cx, &s, &prompts);
+    let rtp_timeout = s.or(cx, "rtp_timeout", Duration::from_secs(120)).max(Duration::from_secs(1));
+    let menu_timeout = s.or(cx, "menu_timeout", Duration::from_secs(4));
     s.finish(cx);
-    Some(MediaConfig { address: parsed.ok()?, rtp_port_min: min, rtp_port_max: max, prompts })
+    Some(MediaConfig {
+        address: parsed.ok()?,
+        rtp_port_min: min,
+        rtp_port_max: max,
+        prompts,
+        rtp_timeout,
+        menu_timeout,
+    })
 }
 
 /// Loads the prompt folder once to prove every file decodes and the required prompts are there: a
