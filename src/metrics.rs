@@ -39,6 +39,9 @@ pub const CALLS_ANSWERED: &str = "tongdai_calls_answered_total";
 pub const CALLS_ABANDONED: &str = "tongdai_calls_abandoned_total";
 /// Counter of calls refused; label `reason`.
 pub const CALLS_REFUSED: &str = "tongdai_calls_refused_total";
+/// Counter of agents' feature codes carried out; label `code` = `pause` | `resume` |
+/// `end_wrap_up` | `log_out`.
+pub const FEATURE_CODES: &str = "tongdai_feature_codes_total";
 /// Counter of failed agent authentications; label `reason`.
 pub const AUTH_FAILURES: &str = "tongdai_auth_failures_total";
 /// Counter of RTP packets; label `direction` = `in` | `out`.
@@ -130,6 +133,7 @@ fn describe() {
     );
     describe_counter!(CALLS_REFUSED, Unit::Count, "Calls refused, by reason.");
     describe_counter!(AUTH_FAILURES, Unit::Count, "Failed agent authentications, by reason.");
+    describe_counter!(FEATURE_CODES, Unit::Count, "Agents' feature codes carried out, by code.");
     describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction.");
     describe_counter!(RTP_DROPPED, Unit::Count, "Datagrams dropped at RTP ports, by reason.");
     for reason in RTP_DROP_REASONS {

@@ -87,9 +87,9 @@ fn unknown_key_suggests_the_near_one() {
 
 #[test]
 fn unknown_section_is_refused() {
-    let errs = errors(&format!("{DEFAULT_TOML}\n[queue]\nring_timout = \"15s\"\n"));
+    let errs = errors(&format!("{DEFAULT_TOML}\n[queu]\nring_timeout = \"15s\"\n"));
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].contains("`queue`: unknown key"), "{errs:?}");
+    assert!(errs[0].contains("`queu`: unknown key (hint: did you mean `queue`?)"), "{errs:?}");
 }
 
 #[test]

@@ -338,3 +338,25 @@ fn other_in_dialog_requests_are_refused_without_ending_the_call() {
     rig.final_response(501);
     assert_eq!(rig.sb.calls(), 1);
 }
+
+#[test]
+fn a_reload_brings_the_new_queue_section_to_the_engine() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.sb.engine().config().wrap_up, Duration::from_secs(30));
+    let text = DEFAULT_TOML
+        .replace("strategy = \"longest-idle\"", "strategy = \"linear\"")
+        .replace("wrap_up = \"30s\"", "wrap_up = \"5s\"")
+        .replace("max_queue = 20", "max_queue = 4");
+    let (config, _) = Config::from_source(&Source::new("t.toml", text), "config".as_ref()).unwrap();
+    let tag = rig.call();
+    rig.sb.reload(rig.now, &config, &mut rig.ep, &mut rig.media);
+    let engine = rig.sb.engine().config();
+    assert_eq!(engine.wrap_up, Duration::from_secs(5));
+    assert_eq!(engine.max_queue, 4);
+    assert_eq!(engine.strategy, tongdai::acd::Strategy::Linear);
+    // The call in progress goes on.
+    assert_eq!(rig.sb.calls(), 1);
+    assert!(rig.requests().is_empty(), "no BYE");
+    rig.send(req("INVITE", 2, "after", Some(&tag), &offer(2, "sendrecv")));
+    rig.final_response(200);
+}

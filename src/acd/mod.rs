@@ -31,6 +31,7 @@ pub mod b2bua;
 mod call;
 mod engine;
 mod event;
+pub mod identity;
 mod invariants;
 mod queue;
 mod settings;

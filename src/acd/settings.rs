@@ -1,7 +1,7 @@
 //! The engine's tunables ([`EngineConfig`]) with their defaults, in one place. Domain layer, sans-IO.
 //!
-//! The lead's `[queue]` config section builds this; until then [`EngineConfig::from_config`] takes
-//! `[centre] lines` and the defaults below.
+//! [`EngineConfig::from_config`] builds them from the `[queue]` section and `[centre] lines`; the
+//! defaults below are the ones `config/tongdai.toml` documents.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -64,9 +64,21 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    /// The defaults with `[centre] lines` from `config` (until the `[queue]` section exists).
+    /// The tunables of `config`: its `[queue]` section and `[centre] lines`.
     pub fn from_config(config: &Config) -> Self {
-        EngineConfig { lines: config.centre.lines, ..EngineConfig::default() }
+        let q = &config.queue;
+        EngineConfig {
+            lines: config.centre.lines,
+            strategy: q.strategy,
+            ring_timeout: q.ring_timeout,
+            wrap_up: q.wrap_up,
+            max_misses: q.max_misses,
+            auto_resume: q.auto_resume,
+            max_queue: usize::try_from(q.max_queue).unwrap_or(usize::MAX),
+            announce_interval: q.announce_interval,
+            prompt_timeout: q.prompt_timeout,
+            retry_delay: q.retry_delay,
+        }
     }
 
     /// Clamps the timers to [`MIN_INTERVAL`] so no timer can fire twice at one instant.

@@ -6,6 +6,8 @@
 //! Later subsystems add their own section: a `read_*` function here and a struct in their own module.
 
 mod diag;
+mod privacy;
+mod queue;
 mod read;
 
 use std::collections::HashMap;
@@ -21,6 +23,8 @@ use toml::de::DeTable;
 
 use diag::Diagnostics;
 pub use diag::{ConfigError, Diagnostic, Severity, Source};
+pub use privacy::PrivacyConfig;
+pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
 use read::{FromToml, Problem, Section};
 
 /// The built-in default configuration: loopback only, three example agents, an always-on shift.
@@ -55,6 +59,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Start-up and shut-down behaviour.
     pub lifecycle: LifecycleConfig,
+    /// How calls are handed to agents, and the agents' feature codes.
+    pub queue: QueueConfig,
+    /// Caller identity, pseudonyms and what agents see.
+    pub privacy: PrivacyConfig,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -324,6 +332,14 @@ impl Config {
         note("http", self.http != old.http, true);
         note("log", self.log != old.log, false);
         note("lifecycle", self.lifecycle != old.lifecycle, false);
+        note("queue", self.queue != old.queue, false);
+        note(
+            "privacy",
+            self.privacy.key_file == old.privacy.key_file && self.privacy != old.privacy,
+            false,
+        );
+        // The pseudonym key is read once at start: a new file would change every pseudonym.
+        note("privacy.key_file", self.privacy.key_file != old.privacy.key_file, true);
         out
     }
 }
@@ -373,6 +389,10 @@ fn read_config(
     let log = read_log(cx, section);
     let section = root.table(cx, "lifecycle");
     let lifecycle = read_lifecycle(cx, section);
+    let section = root.table(cx, "queue");
+    let queue = queue::read_queue(cx, section);
+    let section = root.table(cx, "privacy");
+    let privacy = privacy::read_privacy(cx, section, base);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -385,6 +405,8 @@ fn read_config(
         http: http?,
         log: log?,
         lifecycle: lifecycle?,
+        queue: queue?,
+        privacy: privacy?,
     })
 }
 

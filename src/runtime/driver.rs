@@ -91,7 +91,9 @@ impl Core {
         let config = shared.config();
         let salt = u64::from_le_bytes(random_bytes());
         let endpoint = Endpoint::new(endpoint_config(&config), salt);
-        let switchboard = Switchboard::new(&config, prompts, random_bytes(), now());
+        let mut switchboard = Switchboard::new(&config, prompts, random_bytes(), now());
+        switchboard
+            .set_pseudonym_key(super::pseudonym_key::key_or_ephemeral(&config.privacy.key_file));
         let media = RuntimeMedia::new(&config);
         let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
         Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared }
@@ -257,6 +259,9 @@ fn report_metrics(report: &Report) {
         },
         Report::Engine(_) | Report::Presence(_) => {}
         Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
+        Report::FeatureCode { code, .. } => {
+            counter!(m::FEATURE_CODES, "code" => *code).increment(1)
+        }
         Report::MenuChoice { urgent } => {
             let choice = if *urgent { "urgent" } else { "timeout" };
             counter!(m::MENU_CHOICES, "choice" => choice).increment(1)
@@ -286,6 +291,9 @@ fn log_report(report: &Report) {
         }
         Report::Refused { reason } => tracing::info!(reason, "call refused"),
         Report::Offered => tracing::info!("call offered"),
+        Report::FeatureCode { agent, code } => {
+            tracing::info!(agent = agent.as_str(), code, "feature code")
+        }
         Report::MenuChoice { urgent } => tracing::info!(urgent, "urgent-lane menu"),
         Report::LegDead { leg } => tracing::warn!(?leg, "no media from leg; hung up"),
     }

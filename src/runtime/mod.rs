@@ -10,6 +10,7 @@ mod http;
 pub mod lifecycle;
 mod media;
 pub mod notify;
+pub mod pseudonym_key;
 pub mod rtp_io;
 mod sip_tcp;
 mod sip_udp;

@@ -19,6 +19,11 @@ pub fn test_config_text() -> String {
         .replace("listen = [\"127.0.0.1:5060\"]", "listen = [\"127.0.0.1:0\"]")
         .replace("listen = \"127.0.0.1:9111\"", "listen = \"127.0.0.1:0\"")
         .replace("drain_grace = \"30s\"", "drain_grace = \"1s\"")
+        // The pseudonym key goes to the temporary folder, not into the checkout's config/.
+        .replace(
+            "key_file = \"pseudonym.key\"",
+            &format!("key_file = {:?}", std::env::temp_dir().join("tongdai-test-pseudonym.key")),
+        )
 }
 
 impl TestDaemon {

@@ -127,7 +127,13 @@ impl Switchboard {
         let offer =
             sdp::offer(media.address(), port, &[caller_format.codec, other], Direction::SendRecv);
         let (contact, flow) = binding;
-        let from = format!("\"111\" <sip:111@{}>", via_host(flow.local));
+        // What the agent sees of the caller: the configured display and pseudonym; the number
+        // only where `[privacy] show_number_to_agents` allows it.
+        let host = via_host(flow.local);
+        let from = match self.calls.get(&call) {
+            Some(c) => self.policy.agent_from(&c.identity, &host),
+            None => format!("\"111\" <sip:111@{host}>"),
+        };
         self.next_leg += 1;
         let leg = LegSdp::first(session_id(agent.as_str().as_bytes(), self.next_leg), offer, port);
         let body = Bytes::from(leg.last.to_string());

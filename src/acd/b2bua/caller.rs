@@ -1,17 +1,84 @@
-//! The caller's trunk leg: answering the INVITE (with or without an offer), the welcome prompt,
-//! in-dialog requests and the caller leaving. Domain layer, sans-IO.
+//! The caller's trunk leg: who is calling (RFC 3325/3323, [`crate::acd::identity`]), answering
+//! the INVITE (200 at once, or 183 early media with the 200 when an agent answers; with or without
+//! an offer), the welcome prompt, in-dialog requests and the caller leaving. Domain layer, sans-IO.
+
+use ipnet::IpNet;
 
 use super::*;
+use crate::acd::identity::{CallerIdentity, PseudonymKey};
+use crate::config::{AnswerMode, FeatureCodes, PrivacyConfig};
+
+/// What the switchboard takes from `[queue]`, `[privacy]` and `[trunk]` to answer calls and show
+/// them to agents.
+#[derive(Debug, Clone)]
+pub(super) struct CallPolicy {
+    pub(super) feature_codes: FeatureCodes,
+    pub(super) answer: AnswerMode,
+    pub(super) privacy: PrivacyConfig,
+    /// The trunk's addresses: our RFC 3325 trust domain (empty: nobody is trusted).
+    pub(super) trunk_allow: Vec<IpNet>,
+    pub(super) key: PseudonymKey,
+}
+
+impl CallPolicy {
+    /// The policy of `config`, with `key` until the runtime sets the one from the key file.
+    pub(super) fn new(config: &Config, key: PseudonymKey) -> CallPolicy {
+        CallPolicy {
+            feature_codes: config.queue.feature_codes.clone(),
+            answer: config.queue.answer,
+            privacy: config.privacy.clone(),
+            trunk_allow: config.trunk.allow.clone(),
+            key,
+        }
+    }
+
+    /// A reload: everything but the key (read once at start).
+    pub(super) fn reload(&mut self, config: &Config) {
+        *self = CallPolicy::new(config, self.key.clone());
+    }
+
+    /// The identity of a trunk INVITE's caller; P-Asserted-Identity counts only from the trunk.
+    fn identify(&self, request: &Request, flow: Flow) -> CallerIdentity {
+        let from_trunk = self.trunk_allow.iter().any(|net| net.contains(&flow.remote.ip()));
+        let trusted = from_trunk && self.privacy.trust_asserted_identity;
+        CallerIdentity::of_invite(request, trusted, &self.key)
+    }
+
+    /// The From of an INVITE to an agent: the configured display and, when policy allows, the
+    /// caller's number as the user part (else the hotline's `111`).
+    pub(super) fn agent_from(&self, identity: &CallerIdentity, host: &str) -> String {
+        let p = &self.privacy;
+        let display = identity.agent_display(&p.agent_display, &p.region, &p.anonymous_label);
+        // RFC 3261 §25.1 quoted-string: `"` and `\` are escaped.
+        let display = display.replace('\\', "\\\\").replace('"', "\\\"");
+        let user = match identity.number() {
+            Some(n) if p.show_number_to_agents => n.expose().to_string(),
+            _ => "111".to_string(),
+        };
+        format!("\"{display}\" <sip:{user}@{host}>")
+    }
+}
 
 impl Switchboard {
+    /// The pseudonym key from `[privacy] key_file` (the runtime reads or creates it); until it is
+    /// set, pseudonyms use a key random to this process.
+    pub fn set_pseudonym_key(&mut self, key: [u8; 32]) {
+        self.policy.key = PseudonymKey::new(key);
+    }
+
     pub(super) fn incoming_call(
         &mut self,
         now: Instant,
         txn: TxnId,
         request: &Request,
+        flow: Flow,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        if feature::is_feature_invite(request) {
+            return self.feature_invite(now, txn, request, flow, sip, media);
+        }
+        let identity = self.policy.identify(request, flow);
         if !self.engine.has_room() {
             // Refused before answering: 486 for this one call (RFC 3261 §21.4.24), never 503, which
             // would make the trunk skip this destination for every call.
@@ -19,7 +86,7 @@ impl Switchboard {
             return sip.reject(now, txn, 486, &[]);
         }
         if request.body.is_empty() {
-            return self.incoming_late_offer(now, txn, request, sip, media);
+            return self.incoming_late_offer(now, txn, request, identity, sip, media);
         }
         let offer =
             std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
@@ -44,13 +111,31 @@ impl Switchboard {
         };
         let call_id = request.headers.call_id().unwrap_or_default();
         let leg = LegSdp::first(session_id(call_id.as_bytes(), self.next_call), answer.sdp, port);
-        let Some(dialog) = sip.answer(now, txn, Bytes::from(leg.last.to_string())) else {
-            media.close(call);
-            return;
+        let body = Bytes::from(leg.last.to_string());
+        let answered = if self.policy.answer == AnswerMode::EarlyMedia {
+            // RFC 3960: the prompts and hold audio play as early media; 200 on an agent's answer.
+            sip.provisional(now, txn, 183, Some(body.clone()));
+            Answered::Early(body)
+        } else {
+            let Some(dialog) = sip.answer(now, txn, body) else {
+                media.close(call);
+                return;
+            };
+            Answered::Now(dialog)
         };
-        self.add_call(now, call, txn, dialog, format, leg, false);
+        self.add_call(now, call, txn, answered, format, leg, false, identity);
         self.set_max_forwards(call, request);
         self.start_prompts(now, call, media);
+    }
+
+    /// The trunk leg of an early-media call is answered now that an agent answered.
+    pub(super) fn answer_early(&mut self, now: Instant, call: CallId, sip: &mut Endpoint) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(body) = c.early_answer.take() else { return };
+        if let Some(dialog) = sip.answer(now, c.trunk_txn, body) {
+            c.trunk_dialog = Some(dialog.clone());
+            self.by_dialog.insert(dialog, call);
+        }
     }
 
     /// A trunk INVITE without SDP (RFC 3261 §13.2.1): our offer goes in the 200 and the answer
@@ -61,6 +146,7 @@ impl Switchboard {
         now: Instant,
         txn: TxnId,
         request: &Request,
+        identity: CallerIdentity,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
@@ -84,7 +170,8 @@ impl Switchboard {
             media.close(call);
             return;
         };
-        self.add_call(now, call, txn, dialog, format, leg, true);
+        // An offer cannot go in an unreliable 183 (RFC 3261 §13.2.1): late offers are answered.
+        self.add_call(now, call, txn, Answered::Now(dialog), format, leg, true, identity);
         self.set_max_forwards(call, request);
     }
 
@@ -104,18 +191,28 @@ impl Switchboard {
         now: Instant,
         call: CallId,
         txn: TxnId,
-        dialog: DialogId,
+        answered: Answered,
         format: LegFormat,
         caller_sdp: LegSdp,
         awaiting_answer: bool,
+        identity: CallerIdentity,
     ) {
         self.by_trunk_txn.insert(txn, call);
-        self.by_dialog.insert(dialog.clone(), call);
+        let (trunk_dialog, early_answer) = match answered {
+            Answered::Now(dialog) => {
+                self.by_dialog.insert(dialog.clone(), call);
+                (Some(dialog), None)
+            }
+            Answered::Early(body) => (None, Some(body)),
+        };
+        let province = identity.province().map(str::to_string);
         self.calls.insert(
             call,
             Call {
                 trunk_txn: txn,
-                trunk_dialog: Some(dialog),
+                trunk_dialog,
+                early_answer,
+                identity,
                 caller_format: format,
                 caller_sdp,
                 awaiting_answer,
@@ -125,9 +222,7 @@ impl Switchboard {
             },
         );
         self.reports.push(Report::Offered);
-        let _ = self
-            .engine
-            .handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None });
+        let _ = self.engine.handle(now, Input::CallOffered { call, lane: Lane::Normal, province });
     }
 
     /// The ACK for a 2xx of ours. On a late-offer call it carries the answer to our offer.
@@ -172,6 +267,9 @@ impl Switchboard {
     }
 
     pub(super) fn dialog_ended(&mut self, now: Instant, dialog: &DialogId) {
+        if self.feature_ended(now, dialog) {
+            return;
+        }
         let Some(call) = self.by_dialog.remove(dialog) else { return };
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.trunk_dialog.as_ref() == Some(dialog) {
@@ -182,4 +280,12 @@ impl Switchboard {
             let _ = self.engine.handle(now, Input::CallEnded { call, by: EndedBy::Agent });
         }
     }
+}
+
+/// How a trunk call was answered.
+pub(super) enum Answered {
+    /// 200 sent: the dialog.
+    Now(DialogId),
+    /// 183 with this SDP sent; the same SDP goes in the 200 when an agent answers.
+    Early(Bytes),
 }

@@ -39,6 +39,7 @@ use crate::sip::transport::Flow;
 mod agent_leg;
 mod audit;
 mod caller;
+mod feature;
 mod ivr;
 mod media_events;
 mod register;
@@ -46,6 +47,7 @@ mod reinvite;
 
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 pub use audit::AUDIT_INTERVAL;
+pub use feature::FEATURE_PROMPTS;
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -110,6 +112,13 @@ pub enum Report {
     },
     /// A call was answered and offered to the queue.
     Offered,
+    /// An agent's feature code was carried out.
+    FeatureCode {
+        /// The agent.
+        agent: AgentId,
+        /// Bounded label: `pause`, `resume`, `end_wrap_up`, `log_out`.
+        code: &'static str,
+    },
     /// A call was refused before reaching the engine.
     Refused {
         /// Bounded reason label.
@@ -131,6 +140,11 @@ pub enum Report {
 struct Call {
     trunk_txn: TxnId,
     trunk_dialog: Option<DialogId>,
+    /// Early media (`answer = "early-media"`): the SDP of our 183, for the 200 when an agent
+    /// answers; `None` once answered.
+    early_answer: Option<Bytes>,
+    /// Who is calling (never printed in clear).
+    identity: crate::acd::identity::CallerIdentity,
     caller_format: LegFormat,
     /// Our description on the trunk leg.
     caller_sdp: LegSdp,
@@ -202,6 +216,10 @@ pub struct Switchboard {
     by_agent_txn: HashMap<TxnId, CallId>,
     by_dialog: HashMap<DialogId, CallId>,
     prompt_ends: BTreeSet<(Instant, CallId)>,
+    /// Identity, answer mode and feature codes from the config (caller.rs).
+    policy: caller::CallPolicy,
+    /// Feature calls being confirmed (feature.rs).
+    features: feature::FeatureCalls,
     /// How long the urgent-lane menu waits for a key (`[media] menu_timeout`).
     menu_timeout: Duration,
     reports: Vec<Report>,
@@ -227,6 +245,10 @@ impl Switchboard {
             by_agent_txn: HashMap::new(),
             by_dialog: HashMap::new(),
             prompt_ends: BTreeSet::new(),
+            // Until the runtime sets the key file's key: one derived from this process's random
+            // digest key, so pseudonyms are never computed with a known key.
+            policy: caller::CallPolicy::new(config, pseudonym_fallback(&key)),
+            features: feature::FeatureCalls::default(),
             menu_timeout: config.media.menu_timeout,
             reports: Vec::new(),
             next_call: 0,
@@ -236,7 +258,8 @@ impl Switchboard {
     }
 
     /// Applies a reloaded configuration: the agent list reaches the registrar (removed agents are
-    /// logged out) and the engine (removed agents ringing are cancelled; calls in progress go on), and
+    /// logged out) and the engine with the new `[queue]` tunables (removed agents ringing are
+    /// cancelled; calls in progress go on), and
     /// the digest settings are renewed. Nonces stay valid: the key and epoch are kept.
     pub fn reload(
         &mut self,
@@ -250,8 +273,8 @@ impl Switchboard {
         for presence in self.registrar.set_agents(&config.agents) {
             self.presence(now, presence);
         }
-        let engine_config =
-            super::EngineConfig { lines: config.centre.lines, ..self.engine.config().clone() };
+        self.policy.reload(config);
+        let engine_config = super::EngineConfig::from_config(config);
         let agents = config.agents.iter().map(|a| AgentId::new(&a.id)).collect();
         let _ = self.engine.handle(now, Input::ConfigChanged { config: engine_config, agents });
         self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
@@ -284,6 +307,7 @@ impl Switchboard {
             self.engine.poll_timeout(),
             self.registrar.poll_timeout(),
             self.prompt_ends.first().map(|p| p.0),
+            self.features.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -310,6 +334,7 @@ impl Switchboard {
             let _ = self.engine.handle(now, Input::PromptFinished { call });
         }
         self.engine.handle_timeout(now);
+        self.feature_timeouts(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -327,8 +352,8 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         match event {
-            UaEvent::IncomingCall { txn, request, .. } => {
-                self.incoming_call(now, txn, &request, sip, media)
+            UaEvent::IncomingCall { txn, request, flow } => {
+                self.incoming_call(now, txn, &request, flow, sip, media)
             }
             UaEvent::CallCancelled { txn } => {
                 if let Some(call) = self.by_trunk_txn.get(&txn).copied() {
@@ -374,7 +399,10 @@ impl Switchboard {
                 Output::CancelRing { call, agent } | Output::HangUpAgent { call, agent } => {
                     self.end_agent_leg(now, *call, agent, sip, media);
                 }
-                Output::Bridge { call, .. } => media.bridge(*call),
+                Output::Bridge { call, .. } => {
+                    self.answer_early(now, *call, sip);
+                    media.bridge(*call)
+                }
                 Output::StartHold { call } => self.hold_audio(*call, None, media),
                 Output::AnnouncePosition { call, position } => {
                     self.hold_audio(*call, Some(*position), media)
@@ -420,8 +448,22 @@ impl Switchboard {
         if let Some(d) = c.trunk_dialog {
             self.by_dialog.remove(&d);
             sip.bye(now, &d);
+        } else if c.early_answer.is_some() {
+            // Early media and never answered: the INVITE gets its final response (a no-op when
+            // the caller's CANCEL already ended it with 487).
+            sip.reject(now, c.trunk_txn, 480, &[]);
         }
         self.prompt_ends.retain(|(_, c)| *c != call);
         media.close(call);
     }
+}
+
+/// A pseudonym key derived from the digest key (random per process) for a switchboard whose
+/// runtime has not set the key file's key: stable for the process, never a known constant.
+fn pseudonym_fallback(digest_key: &[u8; 32]) -> crate::acd::identity::PseudonymKey {
+    let mut key = *digest_key;
+    for (i, b) in key.iter_mut().enumerate() {
+        *b ^= 0x5c ^ (i as u8);
+    }
+    crate::acd::identity::PseudonymKey::new(key)
 }

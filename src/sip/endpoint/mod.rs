@@ -480,14 +480,17 @@ impl Endpoint {
     }
 
     fn recv_invite(&mut self, now: Instant, id: TxnId, request: Request, flow: Flow, _rf: Flow) {
-        if !self.trunk_allows(flow.remote.ip()) {
+        // Feature codes (`*21` …) come from agents, not the trunk: the call logic authenticates
+        // them (407), so the trunk's allow-list and numbers do not apply, nor does draining.
+        let feature = is_feature_code(&request.uri);
+        if !feature && !self.trunk_allows(flow.remote.ip()) {
             self.stats.invalid("forbidden_source");
             return self.refuse(now, id, &request, 403);
         }
-        if !self.is_hotline(&request.uri) {
+        if !feature && !self.is_hotline(&request.uri) {
             return self.refuse(now, id, &request, 404);
         }
-        if self.draining {
+        if self.draining && !feature {
             let mut r = Response::for_request(&request, 503, Some(&self.new_tag()));
             r.headers.push(name::RETRY_AFTER, self.config.retry_after.as_secs().to_string());
             return self.respond(now, id, r);
@@ -1224,5 +1227,12 @@ fn dialog_id_of_response(r: &Response) -> Option<DialogId> {
         call_id: r.headers.call_id().ok()?.to_string(),
         local_tag: r.headers.from().ok()?.tag()?.to_string(),
         remote_tag: r.headers.to().ok()?.tag()?.to_string(),
+    })
+}
+
+/// True when `uri` dials an agent feature code: its user part starts with `*` (or `%2A`).
+fn is_feature_code(uri: &Uri) -> bool {
+    uri.user().is_some_and(|u| {
+        u.starts_with('*') || u.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("%2a"))
     })
 }
