@@ -5,7 +5,7 @@
 //! support for the day and race simulations.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ pub struct World {
     pub max_legs: usize,
     /// Steps checked.
     pub steps: u64,
+    /// Agent state changes reported, by state label (`paused`, `logged_out`, …).
+    pub agent_states: BTreeMap<&'static str, usize>,
 }
 
 /// The world, shared between the board and the callers' `bye_when` closures.
@@ -177,6 +179,9 @@ impl Board {
                     w.outcomes.push((*call, outcome.clone(), now));
                 }
                 Report::Refused { reason } => self.world.borrow_mut().refused.push(reason),
+                Report::Engine(Output::AgentState { state, .. }) => {
+                    *self.world.borrow_mut().agent_states.entry(state.label()).or_default() += 1;
+                }
                 _ => {}
             }
             if self.log.len() > 400 {
