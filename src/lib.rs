@@ -10,6 +10,8 @@
 //! - [`config`]: TOML → validated types, with `file:line:col` diagnostics.
 //! - [`metrics`]: every metric name and its help text, in one place.
 //! - [`logging`]: tracing set-up and the caller-number redaction helper.
+//! - [`store`]: SQLite (WAL) and versioned migrations; the registrar's bindings. Blocking I/O,
+//!   driven from the runtime.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,6 +22,7 @@ pub mod media;
 pub mod metrics;
 pub mod runtime;
 pub mod sip;
+pub mod store;
 
 /// A starting instant for the sans-IO core's unit tests. The core never reads a clock; its tests
 /// take their virtual epoch from here, outside the core's modules.

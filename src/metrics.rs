@@ -75,6 +75,12 @@ pub const MEDIA_SEND_LATENESS_BUCKETS: &[f64] =
 pub const MENU_CHOICES: &str = "tongdai_menu_choices_total";
 /// Counter of legs hung up as dead (no media for `rtp_timeout`); label `leg` = `caller` | `agent`.
 pub const MEDIA_DEAD_LEGS: &str = "tongdai_media_dead_legs_total";
+/// Counter of bans started on repeated authentication failures.
+pub const AUTH_BANS: &str = "tongdai_auth_bans_total";
+/// Gauge of bans in force (per (source, user) and per source).
+pub const AUTH_BANS_ACTIVE: &str = "tongdai_auth_bans_active";
+/// Gauge, 1 while tongdai's registration to the provider is in force, else 0.
+pub const TRUNK_REGISTRATION_UP: &str = "tongdai_trunk_registration_up";
 
 /// The agent states, as `tongdai_agents{state}` labels.
 pub const AGENT_STATES: &[&str] =
@@ -147,4 +153,9 @@ fn describe() {
     );
     describe_counter!(MENU_CHOICES, Unit::Count, "Urgent-lane menu outcomes.");
     describe_counter!(MEDIA_DEAD_LEGS, Unit::Count, "Legs hung up for lack of media, by leg.");
+    describe_counter!(AUTH_BANS, Unit::Count, "Bans started on repeated authentication failures.");
+    counter!(AUTH_BANS).increment(0);
+    describe_gauge!(AUTH_BANS_ACTIVE, "Bans in force on password guessing.");
+    gauge!(AUTH_BANS_ACTIVE).set(0.0);
+    describe_gauge!(TRUNK_REGISTRATION_UP, "1 while the registration to the provider is in force.");
 }

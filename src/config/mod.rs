@@ -9,6 +9,7 @@ mod diag;
 mod privacy;
 mod queue;
 mod read;
+mod registrar;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +27,7 @@ pub use diag::{ConfigError, Diagnostic, Severity, Source};
 pub use privacy::PrivacyConfig;
 pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
 use read::{FromToml, Problem, Section};
+pub use registrar::{RegistrarSettings, TrunkRegistrationConfig};
 
 /// The built-in default configuration: loopback only, three example agents, an always-on shift.
 pub const DEFAULT_TOML: &str = include_str!("../../config/tongdai.toml");
@@ -59,6 +61,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Start-up and shut-down behaviour.
     pub lifecycle: LifecycleConfig,
+    /// Registration limits, persisted bindings, keep-alives, bans (`[registrar]`).
+    pub registrar: RegistrarSettings,
+    /// tongdai's own registration to the provider, when configured (`[trunk_registration]`).
+    pub trunk_registration: Option<TrunkRegistrationConfig>,
     /// How calls are handed to agents, and the agents' feature codes.
     pub queue: QueueConfig,
     /// Caller identity, pseudonyms and what agents see.
@@ -332,6 +338,9 @@ impl Config {
         note("http", self.http != old.http, true);
         note("log", self.log != old.log, false);
         note("lifecycle", self.lifecycle != old.lifecycle, false);
+        note("registrar", self.registrar != old.registrar, false);
+        note("registrar.database", self.registrar.database != old.registrar.database, true);
+        note("trunk_registration", self.trunk_registration != old.trunk_registration, true);
         note("queue", self.queue != old.queue, false);
         note(
             "privacy",
@@ -366,6 +375,13 @@ fn read_config(
     let sip = read_sip(cx, section);
     let section = root.table(cx, "trunk");
     let trunk = read_trunk(cx, section, sip.as_ref());
+    let trunk_allow = trunk.as_ref().map(|t| t.allow.clone()).unwrap_or_default();
+    let section = root.table(cx, "registrar");
+    let registrar = registrar::read_registrar(cx, section, base, &trunk_allow);
+    let present = root.raw("trunk_registration").is_some();
+    let section = root.table(cx, "trunk_registration");
+    let trunk_registration =
+        if present { registrar::read_trunk_registration(cx, section, base) } else { Ok(None) };
     let section = root.tables(cx, "agents");
     let agents = read_agents(cx, section, base);
     let section = root.tables(cx, "shifts");
@@ -405,6 +421,8 @@ fn read_config(
         http: http?,
         log: log?,
         lifecycle: lifecycle?,
+        registrar: registrar?,
+        trunk_registration: trunk_registration.ok()?,
         queue: queue?,
         privacy: privacy?,
     })

@@ -66,6 +66,8 @@ pub struct Core {
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     tcp: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Bytes>>,
     shared: Arc<Shared>,
+    /// Where binding changes are saved (`[registrar] database`); `None`: memory only.
+    store: Option<super::store::BindingStore>,
 }
 
 /// Random bytes from the operating system, for keys and seeds.
@@ -95,8 +97,30 @@ impl Core {
         switchboard
             .set_pseudonym_key(super::pseudonym_key::key_or_ephemeral(&config.privacy.key_file));
         let media = RuntimeMedia::new(&config);
-        let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
-        Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared }
+        let udp: HashMap<SocketAddr, Arc<UdpSocket>> =
+            udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
+        let mut endpoint = endpoint;
+        endpoint.set_scanner_user_agents(config.registrar.scanner_user_agents.clone());
+        let locals: Vec<SocketAddr> = udp.keys().copied().collect();
+        let seed = u64::from_le_bytes(random_bytes());
+        switchboard.start_originating(now(), &config, &locals, seed);
+        Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared, store: None }
+    }
+
+    /// Saves binding changes to `store` from now on, after putting back `saved`, the bindings
+    /// of the last run (see [`super::store::usable_after_restart`]).
+    pub fn with_store(
+        mut self,
+        store: super::store::BindingStore,
+        saved: Vec<crate::sip::registrar::Binding>,
+    ) -> Core {
+        let udp: Vec<SocketAddr> = self.udp.keys().copied().collect();
+        let saved = super::store::usable_after_restart(saved, &udp);
+        let t = now();
+        self.switchboard.restore_bindings(t, saved, &mut self.endpoint, &mut self.media);
+        self.store = Some(store);
+        self.drain();
+        self
     }
 
     /// Runs until `stop` is cancelled or every input sender is gone.
@@ -125,6 +149,8 @@ impl Core {
                     if changed.is_ok() {
                         let c = config.borrow_and_update().clone();
                         self.endpoint.set_config(endpoint_config(&c));
+                        self.endpoint
+                            .set_scanner_user_agents(c.registrar.scanner_user_agents.clone());
                         self.media.reload(&c);
                         self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
                     }
@@ -156,6 +182,7 @@ impl Core {
             }
             CoreInput::Closed(flow) => {
                 self.tcp.remove(&(flow.local, flow.remote));
+                self.switchboard.flow_closed(now(), flow, &mut self.endpoint, &mut self.media);
             }
         }
     }
@@ -225,6 +252,14 @@ impl Core {
         gauge!(crate::metrics::QUEUE_WAITING).set(engine.waiting() as f64);
         gauge!(crate::metrics::REGISTRATIONS)
             .set(self.switchboard.registrar().binding_count() as f64);
+        gauge!(crate::metrics::AUTH_BANS_ACTIVE).set(self.switchboard.active_bans(now()) as f64);
+        if let Some(up) = self.switchboard.trunk_registration_up(now()) {
+            gauge!(crate::metrics::TRUNK_REGISTRATION_UP).set(f64::from(u8::from(up)));
+        }
+        let changes = self.switchboard.take_binding_changes();
+        if let Some(store) = &self.store {
+            store.save(changes);
+        }
         let s = self.endpoint.take_stats();
         let count = |direction: &'static str, kind: &'static str, n: u64| {
             if n > 0 {
@@ -276,6 +311,8 @@ fn report_metrics(report: &Report) {
         Report::AuthFailure { reason, .. } => {
             counter!(m::AUTH_FAILURES, "reason" => *reason).increment(1)
         }
+        Report::AuthBan(_) => counter!(m::AUTH_BANS).increment(1),
+        Report::TrunkRegistration(_) => {}
         Report::Refused { reason } => counter!(m::CALLS_REFUSED, "reason" => *reason).increment(1),
     }
 }
@@ -289,6 +326,9 @@ fn log_report(report: &Report) {
             // One stable line per failure, with the source address, for fail2ban.
             tracing::warn!(target: "tongdai::auth", %source, reason, "authentication failure");
         }
+        // One stable line per ban with the source address, for fail2ban.
+        Report::AuthBan(ban) => tracing::warn!(target: "tongdai::auth", "{}", ban.log_line()),
+        Report::TrunkRegistration(event) => tracing::info!(?event, "trunk registration"),
         Report::Refused { reason } => tracing::info!(reason, "call refused"),
         Report::Offered => tracing::info!("call offered"),
         Report::FeatureCode { agent, code } => {
@@ -300,7 +340,9 @@ fn log_report(report: &Report) {
 }
 
 /// The next event from the calls' media (never, once the receiver is gone).
-async fn recv_media(events: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>) -> Option<MediaEvent> {
+async fn recv_media(
+    events: &mut Option<mpsc::UnboundedReceiver<MediaEvent>>,
+) -> Option<MediaEvent> {
     match events {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

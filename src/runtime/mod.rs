@@ -14,6 +14,7 @@ pub mod pseudonym_key;
 pub mod rtp_io;
 mod sip_tcp;
 mod sip_udp;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -80,6 +81,12 @@ impl Daemon {
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        // The database is opened before any port is bound: a path the daemon cannot write is a
+        // start-up error, not a surprise at the first REGISTER.
+        let bindings = match &config.registrar.database {
+            Some(path) => Some(store::BindingStore::open(path, &tasks).await?),
+            None => None,
+        };
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (mut sip_udp, mut sip_tcp, mut udp_sockets) = (Vec::new(), Vec::new(), Vec::new());
         for addr in &config.sip.listen {
@@ -100,7 +107,10 @@ impl Daemon {
                 tasks.spawn(sip_tcp::serve(listener, core_tx.clone(), stop.clone(), tasks.clone()));
             }
         }
-        let core = driver::Core::new(shared.clone(), udp_sockets, prompts);
+        let mut core = driver::Core::new(shared.clone(), udp_sockets, prompts);
+        if let Some((store, saved)) = bindings {
+            core = core.with_store(store, saved);
+        }
         tasks.spawn(core.run(core_rx, stop.clone()));
         let listener = TcpListener::bind(config.http.listen)
             .await

@@ -38,7 +38,9 @@ mod ban;
 mod client;
 
 pub use ban::{AuthBans, Ban, BanConfig};
-pub use client::{ChallengeError, ClientAnswer, authorization, preferred_challenge};
+pub use client::{
+    ChallengeError, ClientAnswer, authorization, authorization_for_realm, preferred_challenge,
+};
 
 /// How long a nonce stays fresh unless configured otherwise.
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);

@@ -15,7 +15,7 @@
 //! whatever private address the Contact holds. Bindings are plain data so the runtime can save
 //! them and [`Registrar::restore`] them after a restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
@@ -292,20 +292,17 @@ pub struct Registrar {
     /// By SIP user (the AOR's user part), lower-cased: the configuration keeps users unique
     /// without regard to case, and the endpoint finds credentials the same way.
     agents: HashMap<String, AgentEntry>,
+    /// Agents (by id) whose bindings changed since [`Registrar::take_changes`]: what the runtime
+    /// must save.
+    changed: BTreeSet<String>,
 }
 
 impl Registrar {
     /// A registrar for `agents`, with no bindings. Limits that contradict each other are made
     /// consistent (max at least min, default within them).
     pub fn new(config: RegistrarConfig, agents: &[AgentConfig]) -> Registrar {
-        let max_expires = config.max_expires.max(config.min_expires);
-        let config = RegistrarConfig {
-            max_expires,
-            default_expires: config.default_expires.clamp(config.min_expires, max_expires),
-            max_bindings: config.max_bindings.max(1),
-            ..config
-        };
-        let mut registrar = Registrar { config, agents: HashMap::new() };
+        let mut registrar = Registrar { config, agents: HashMap::new(), changed: BTreeSet::new() };
+        registrar.set_config(config);
         registrar.set_agents(agents);
         registrar
     }
@@ -313,6 +310,18 @@ impl Registrar {
     /// The limits in force.
     pub fn config(&self) -> &RegistrarConfig {
         &self.config
+    }
+
+    /// New limits (config reload), made consistent like [`Registrar::new`]'s; current bindings
+    /// keep the expiry they were granted.
+    pub fn set_config(&mut self, config: RegistrarConfig) {
+        let max_expires = config.max_expires.max(config.min_expires);
+        self.config = RegistrarConfig {
+            max_expires,
+            default_expires: config.default_expires.clamp(config.min_expires, max_expires),
+            max_bindings: config.max_bindings.max(1),
+            ..config
+        };
     }
 
     /// Replaces the agent list (config reload). Agents that stay keep their bindings; an agent whose
@@ -333,9 +342,10 @@ impl Registrar {
             let entry = AgentEntry { id: a.id.clone(), user: a.user.clone(), bindings };
             self.agents.insert(key, entry);
         }
-        let mut events: Vec<Presence> = old
-            .into_values()
-            .filter(|e| !e.bindings.is_empty())
+        let gone: Vec<AgentEntry> = old.into_values().filter(|e| !e.bindings.is_empty()).collect();
+        self.changed.extend(gone.iter().map(|e| e.id.clone()));
+        let mut events: Vec<Presence> = gone
+            .into_iter()
             .map(|e| Presence::LoggedOut { agent: e.id, reason: LogoutReason::Removed })
             .collect();
         sort_events(&mut events);
@@ -470,6 +480,7 @@ impl Registrar {
         entry.bindings = next;
         let logged_in = !entry.bindings.is_empty();
         let agent = entry.id.clone();
+        self.changed.insert(agent.clone());
         let events = match (was_logged_in, logged_in) {
             (false, true) => vec![Presence::LoggedIn { agent }],
             (true, false) => {
@@ -489,7 +500,11 @@ impl Registrar {
             if entry.bindings.is_empty() {
                 continue;
             }
+            let before = entry.bindings.len();
             entry.bindings.retain(|b| b.expires_at > now);
+            if entry.bindings.len() != before {
+                self.changed.insert(entry.id.clone());
+            }
             if entry.bindings.is_empty() {
                 events.push(Presence::LoggedOut {
                     agent: entry.id.clone(),
@@ -513,6 +528,9 @@ impl Registrar {
         for entry in self.agents.values_mut() {
             let before = entry.bindings.len();
             entry.bindings.retain(|b| b.flow != flow);
+            if entry.bindings.len() != before {
+                self.changed.insert(entry.id.clone());
+            }
             if before > 0 && entry.bindings.is_empty() {
                 events.push(Presence::LoggedOut {
                     agent: entry.id.clone(),
@@ -538,6 +556,7 @@ impl Registrar {
             return Vec::new();
         }
         entry.bindings.clear();
+        self.changed.insert(entry.id.clone());
         vec![Presence::LoggedOut { agent: entry.id.clone(), reason: LogoutReason::Unregistered }]
     }
 
@@ -581,6 +600,25 @@ impl Registrar {
         self.agents.values().map(|e| e.bindings.len()).sum()
     }
 
+    /// The agents whose bindings changed since the last call, each with its bindings now (none:
+    /// logged out or removed), in agent order: what the runtime writes to the store. A refresh
+    /// counts as a change (the expiry moved).
+    pub fn take_changes(&mut self) -> Vec<(String, Vec<Binding>)> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .map(|agent| {
+                let bindings = self
+                    .agents
+                    .values()
+                    .find(|e| e.id == agent)
+                    .map(|e| e.bindings.clone())
+                    .unwrap_or_default();
+                (agent, bindings)
+            })
+            .collect()
+    }
+
     /// Puts saved bindings back after a restart. Bindings lapsed at `now`, of agents no longer
     /// configured (or now configured under another user), or beyond `max_bindings` are dropped;
     /// a binding replaces a current one with the same key. Agents that gain their first binding are
@@ -589,6 +627,8 @@ impl Registrar {
         let mut events = Vec::new();
         let max = self.config.max_bindings;
         for b in bindings {
+            // Whatever happens to it, the agent's saved rows are rewritten: dropped bindings go.
+            self.changed.insert(b.agent.clone());
             let Some(entry) = self.agents.get_mut(&b.user.to_ascii_lowercase()) else {
                 continue;
             };

@@ -19,6 +19,12 @@ pub fn test_config_text() -> String {
         .replace("listen = [\"127.0.0.1:5060\"]", "listen = [\"127.0.0.1:0\"]")
         .replace("listen = \"127.0.0.1:9111\"", "listen = \"127.0.0.1:0\"")
         .replace("drain_grace = \"30s\"", "drain_grace = \"1s\"")
+        // Bindings stay in memory: tests running at once must not share one database (a test of
+        // persistence names its own file).
+        .replace("database = \"tongdai.db\"", "database = \"\"")
+        // No OPTIONS keep-alives: scripted agents (SIPp) would take them for unexpected calls. The
+        // keep-alive tests switch them on.
+        .replace("keepalive_interval = \"30s\"", "keepalive_interval = \"0s\"")
         // The pseudonym key goes to the temporary folder, not into the checkout's config/.
         .replace(
             "key_file = \"pseudonym.key\"",

@@ -26,12 +26,12 @@ use crate::media::g711::Codec;
 use crate::media::pacing::Playlist;
 use crate::media::prompt::PromptSet;
 use crate::media::relay::LegFormat;
-use crate::sip::auth::{AuthAnswer, ChallengeKind, DigestServer, DigestServerConfig};
+use crate::sip::auth::{AuthAnswer, Ban, ChallengeKind, DigestServer, DigestServerConfig};
 use crate::sip::dialog::DialogId;
 use crate::sip::endpoint::{Endpoint, UaEvent, via_host};
 use crate::sip::message::Method;
 use crate::sip::message::{Request, Response};
-use crate::sip::registrar::{Presence, Registrar, RegistrarConfig};
+use crate::sip::registrar::{Presence, Registrar};
 use crate::sip::sdp::{self, Direction, LocalOrigin, SessionDescription};
 use crate::sip::transaction::TxnId;
 use crate::sip::transport::Flow;
@@ -45,9 +45,9 @@ mod media_events;
 mod register;
 mod reinvite;
 
-pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 pub use audit::AUDIT_INTERVAL;
 pub use feature::FEATURE_PROMPTS;
+pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -110,6 +110,10 @@ pub enum Report {
         /// Where it came from (logged for fail2ban; never a metric label).
         source: SocketAddr,
     },
+    /// Repeated authentication failures started a ban (log [`Ban::log_line`] once).
+    AuthBan(Ban),
+    /// Our registration to the provider succeeded or failed.
+    TrunkRegistration(crate::sip::trunk_register::RegistrationEvent),
     /// A call was answered and offered to the queue.
     Offered,
     /// An agent's feature code was carried out.
@@ -209,6 +213,8 @@ pub struct Switchboard {
     digest: DigestServer,
     digest_key: [u8; 32],
     digest_epoch: Instant,
+    /// Bans on password guessing (register.rs).
+    access: register::Access,
     agents: Vec<AgentConfig>,
     prompts: PromptSet,
     calls: HashMap<CallId, Call>,
@@ -234,10 +240,11 @@ impl Switchboard {
     pub fn new(config: &Config, prompts: PromptSet, key: [u8; 32], epoch: Instant) -> Switchboard {
         Switchboard {
             engine: Engine::from_config(config),
-            registrar: Registrar::new(RegistrarConfig::default(), &config.agents),
+            registrar: Registrar::new(config.registrar.limits, &config.agents),
             digest: DigestServer::new(digest_config(config), key, epoch),
             digest_key: key,
             digest_epoch: epoch,
+            access: register::Access::new(config),
             agents: config.agents.clone(),
             prompts,
             calls: HashMap::new(),
@@ -278,6 +285,8 @@ impl Switchboard {
         let agents = config.agents.iter().map(|a| AgentId::new(&a.id)).collect();
         let _ = self.engine.handle(now, Input::ConfigChanged { config: engine_config, agents });
         self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
+        self.registrar.set_config(config.registrar.limits);
+        self.access.reload(config);
         self.drive(now, sip, media);
     }
 
@@ -308,6 +317,7 @@ impl Switchboard {
             self.registrar.poll_timeout(),
             self.prompt_ends.first().map(|p| p.0),
             self.features.poll_timeout(),
+            self.access.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -335,6 +345,7 @@ impl Switchboard {
         }
         self.engine.handle_timeout(now);
         self.feature_timeouts(now, sip, media);
+        self.access_due(now, sip);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -351,6 +362,10 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        // Keep-alive and trunk-registration transactions are the registration side's (register.rs).
+        let Some(event) = self.access_event(now, event, sip) else {
+            return self.drive(now, sip, media);
+        };
         match event {
             UaEvent::IncomingCall { txn, request, flow } => {
                 self.incoming_call(now, txn, &request, flow, sip, media)

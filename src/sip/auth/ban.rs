@@ -175,6 +175,17 @@ impl AuthBans {
         }
     }
 
+    /// The settings.
+    pub fn config(&self) -> &BanConfig {
+        &self.config
+    }
+
+    /// Bans in force at `now`: (source, user) pairs and whole sources.
+    pub fn active(&self, now: Instant) -> usize {
+        let pairs = self.pairs.values().filter(|r| r.banned(now)).count();
+        pairs + self.sources.values().filter(|r| r.banned(now)).count()
+    }
+
     /// How many records are kept.
     pub fn len(&self) -> usize {
         self.pairs.len() + self.sources.len()

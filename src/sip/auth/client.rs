@@ -20,6 +20,10 @@ pub enum ChallengeError {
     /// Only qop values other than `auth` are offered.
     #[error("unsupported qop")]
     Qop,
+    /// No usable challenge is for the realm we hold credentials for: answering another realm
+    /// would hand our digest to whoever asked.
+    #[error("no challenge for our realm")]
+    Realm,
 }
 
 /// What the client side needs to answer a challenge.
@@ -101,4 +105,19 @@ pub fn authorization(
         params.push(param("opaque", opaque, true));
     }
     Ok(AuthFields { scheme: "Digest".to_owned(), params }.to_text())
+}
+
+/// The credentials answering a 401/407 `challenges` for `realm` only (RFC 7616 §3.4): among the
+/// challenges of that realm, the SHA-256 one, else the MD5 one. A challenge from any other realm
+/// is never answered, so the password's digest reaches no one but the configured peer — the rule
+/// for the trunk registration, the national centre and transfer targets alike.
+pub fn authorization_for_realm(
+    challenges: &[Challenge],
+    realm: &str,
+    answer: &ClientAnswer<'_>,
+) -> Result<String, ChallengeError> {
+    let ours: Vec<Challenge> =
+        challenges.iter().filter(|c| c.realm() == Some(realm)).cloned().collect();
+    let chosen = preferred_challenge(&ours).ok_or(ChallengeError::Realm)?;
+    authorization(chosen, answer)
 }

@@ -306,6 +306,8 @@ pub struct Endpoint {
     salt: u64,
     counter: u64,
     draining: bool,
+    /// `User-Agent` fragments (lower case) of scanners whose requests are dropped unanswered.
+    scanners: Vec<String>,
 }
 
 impl Endpoint {
@@ -335,7 +337,25 @@ impl Endpoint {
             salt,
             counter: 0,
             draining: false,
+            scanners: Vec::new(),
         }
+    }
+
+    /// Requests whose `User-Agent` contains one of `fragments` (any case) are dropped without an
+    /// answer and counted as invalid (`scanner`): SIPVicious and its clones probe every public SIP
+    /// port, and an answer only tells them someone is there.
+    pub fn set_scanner_user_agents(&mut self, fragments: Vec<String>) {
+        self.scanners = fragments.into_iter().map(|f| f.to_ascii_lowercase()).collect();
+    }
+
+    fn is_scanner(&self, request: &Request) -> bool {
+        if self.scanners.is_empty() {
+            return false;
+        }
+        request.headers.user_agent().is_some_and(|ua| {
+            let ua = ua.to_ascii_lowercase();
+            self.scanners.iter().any(|s| ua.contains(s.as_str()))
+        })
     }
 
     /// Applies a reloaded configuration.
@@ -441,6 +461,9 @@ impl Endpoint {
     }
 
     fn handle_request(&mut self, now: Instant, flow: Flow, request: Request) {
+        if self.is_scanner(&request) {
+            return self.stats.invalid("scanner");
+        }
         let caps = if request.method == Method::Info { &self.info_caps } else { &self.caps };
         if let Err(refusal) = check_request(&request, caps) {
             match refusal {
@@ -891,6 +914,50 @@ impl Endpoint {
         );
         self.flush(now);
         Some(txn)
+    }
+
+    /// Sends an out-of-dialog non-INVITE request (a keep-alive OPTIONS, our own REGISTER) on
+    /// `flow`. The caller writes the request line, From (with tag), To, Call-ID and CSeq; this adds
+    /// the top Via with a new branch and `rport`, and Max-Forwards and User-Agent when absent. The
+    /// final response comes back as [`UaEvent::Response`] and a missing one as
+    /// [`UaEvent::Timeout`], both with the returned transaction.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        mut request: Request,
+    ) -> Option<TxnId> {
+        if matches!(request.method, Method::Invite | Method::Ack | Method::Cancel) {
+            return None;
+        }
+        let branch = self.txns.new_branch();
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            flow.transport.via_name(),
+            via_host(flow.local)
+        );
+        let headers = &mut request.headers;
+        headers.push_front(name::VIA, via);
+        if headers.get(name::MAX_FORWARDS).is_none() {
+            headers.push(name::MAX_FORWARDS, "70");
+        }
+        if headers.get(name::USER_AGENT).is_none() {
+            headers.push(name::USER_AGENT, self.config.user_agent.clone());
+        }
+        let txn = self.txns.send_request(now, flow, request).ok()?;
+        self.flush(now);
+        Some(txn)
+    }
+
+    /// A new Call-ID for a request we originate.
+    pub fn new_call_id(&mut self) -> String {
+        let n = self.next();
+        format!("{:016x}{n:x}@tongdai", self.salt)
+    }
+
+    /// A new From tag for a request we originate.
+    pub fn new_from_tag(&mut self) -> String {
+        self.new_tag()
     }
 
     /// Cancels an INVITE we sent (§9.1): at once if a provisional arrived, else as soon as one does.
