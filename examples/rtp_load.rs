@@ -16,7 +16,7 @@
 //!
 //! This is a measuring tool, not part of the daemon: it reads the clock freely and runs on tokio.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use tokio::net::UdpSocket;
-use tokio::sync::Mutex;
 
 /// Marks a payload written by `relay`, so stray packets (hold audio) are never mistaken for ours.
 const MAGIC: &[u8; 4] = b"TDLT";
@@ -195,6 +194,9 @@ struct EndReport {
     relaying_legs: usize,
     sent: u64,
     relayed: u64,
+    /// Frames missing between consecutive relayed frames of one leg, after the warm-up (our own
+    /// frame counter in the payload: the daemon renumbers RTP sequence numbers per leg).
+    lost: u64,
     /// One-way latencies in microseconds, of packets sent after the warm-up.
     latencies_us: Vec<i64>,
 }
@@ -209,12 +211,15 @@ fn spawn_end(
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<EndReport> {
     let socket = Arc::new(socket);
-    let legs: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    // New daemon legs go from the receive task to the send task over a channel, so neither takes a
+    // lock per packet.
+    let (new_legs, mut learned) = tokio::sync::mpsc::unbounded_channel::<SocketAddr>();
     // One tick a millisecond; leg k sends in slot k mod 20, so the load is spread over the frame
     // like real calls rather than sent in one burst.
     let send = {
-        let (socket, legs, stop) = (socket.clone(), legs.clone(), stop.clone());
+        let (socket, stop) = (socket.clone(), stop.clone());
         tokio::spawn(async move {
+            let mut legs: Vec<SocketAddr> = Vec::new();
             let mut tick = tokio::time::interval(Duration::from_millis(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut frame_no: HashMap<SocketAddr, u32> = HashMap::new();
@@ -225,11 +230,13 @@ fn spawn_end(
                 tick.tick().await;
                 // Slots follow real time: a late tick serves every slot it missed, so no leg drifts.
                 let now_ms = start.elapsed().as_millis() as u64;
-                let legs_now: Vec<SocketAddr> = legs.lock().await.clone();
+                while let Ok(leg) = learned.try_recv() {
+                    legs.push(leg);
+                }
                 while done_ms < now_ms {
                     done_ms += 1;
                     let slot = (done_ms % 20) as usize;
-                    for (k, to) in legs_now.iter().enumerate().filter(|(k, _)| k % 20 == slot) {
+                    for (k, to) in legs.iter().enumerate().filter(|(k, _)| k % 20 == slot) {
                         let n = frame_no.entry(*to).or_insert(0);
                         let mut packet = [0xffu8; 12 + 160];
                         packet[0] = 0x80;
@@ -240,6 +247,7 @@ fn spawn_end(
                         packet[12..16].copy_from_slice(MAGIC);
                         let at = epoch.elapsed().as_nanos() as u64;
                         packet[16..24].copy_from_slice(&at.to_be_bytes());
+                        packet[24..28].copy_from_slice(&n.to_be_bytes());
                         *n += 1;
                         if socket.send_to(&packet, *to).await.is_ok() {
                             sent += 1;
@@ -247,12 +255,13 @@ fn spawn_end(
                     }
                 }
             }
-            sent
+            (sent, legs.len())
         })
     };
     tokio::spawn(async move {
         let mut report = EndReport::default();
-        let mut relaying: HashMap<SocketAddr, ()> = HashMap::new();
+        let mut known: HashSet<SocketAddr> = HashSet::new();
+        let mut relaying: HashMap<SocketAddr, u32> = HashMap::new();
         let mut buf = [0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
             let Ok(Ok((n, from))) =
@@ -261,27 +270,29 @@ fn spawn_end(
                 continue;
             };
             let now_ns = epoch.elapsed().as_nanos() as u64;
-            {
-                let mut legs = legs.lock().await;
-                if !legs.contains(&from) {
-                    legs.push(from);
-                }
+            if known.insert(from) {
+                let _ = new_legs.send(from);
             }
             let Some((_, _, _, payload)) = parse_rtp(&buf[..n]) else { continue };
-            if payload.len() < 12 || &payload[..4] != MAGIC {
+            if payload.len() < 16 || &payload[..4] != MAGIC {
                 continue; // hold audio
             }
             report.relayed += 1;
-            relaying.insert(from, ());
             let mut at = [0u8; 8];
             at.copy_from_slice(&payload[4..12]);
             let sent_ns = u64::from_be_bytes(at);
+            let frame = u32::from_be_bytes([payload[12], payload[13], payload[14], payload[15]]);
+            let previous = relaying.insert(from, frame);
             if Duration::from_nanos(sent_ns) >= warmup {
                 report.latencies_us.push((now_ns.saturating_sub(sent_ns) / 1000) as i64);
+                if let Some(step) = previous.map(|p| frame.wrapping_sub(p))
+                    && (1..0x8000_0000).contains(&step)
+                {
+                    report.lost += u64::from(step - 1);
+                }
             }
         }
-        report.sent = send.await.unwrap_or(0);
-        report.legs = legs.lock().await.len();
+        (report.sent, report.legs) = send.await.unwrap_or((0, 0));
         report.relaying_legs = relaying.len();
         report
     })
@@ -311,14 +322,15 @@ async fn relay(
     to_agent.sort_unstable();
     println!(
         "mode=relay caller_legs={} bridged_calls={} caller_sent={} agent_sent={} \
-         relayed_to_agent={} relayed_to_caller={} samples={} lat_p50_ms={} lat_p99_ms={} \
-         lat_p999_ms={} lat_max_ms={} to_agent_p50_ms={} to_agent_p99_ms={}",
+         relayed_to_agent={} relayed_to_caller={} lost={} samples={} lat_p50_ms={} \
+         lat_p99_ms={} lat_p999_ms={} lat_max_ms={} to_agent_p50_ms={} to_agent_p99_ms={}",
         caller.legs,
         agent.relaying_legs,
         caller.sent,
         agent.sent,
         agent.relayed,
         caller.relayed,
+        caller.lost + agent.lost,
         all.len(),
         ms(percentile(&all, 50.0)),
         ms(percentile(&all, 99.0)),

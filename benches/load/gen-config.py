@@ -4,9 +4,9 @@
 benches/load/ scripts call this; it only writes under --dir (a folder in /tmp). The agents are
 op1..opN with password "opN-test-password" (the same users the Kamailio config accepts), every one
 on an all-day shift. Prompts are short sox tones named like the shipped ones, so a caller's welcome
-takes --welcome-ms and the engine reaches the queue quickly. Extra sections (e.g. a [queue] section
-when the daemon has one) are appended only when `tongdai check-config` accepts them, so the scripts
-run against older and newer daemons alike.
+takes --welcome-ms and the engine reaches the queue quickly. --extra gives alternative TOML snippets
+(e.g. a [queue] section with two keys, then with one); the first that `tongdai check-config` accepts
+is appended, so the scripts run against older and newer daemons alike.
 """
 import argparse
 import os
@@ -24,9 +24,11 @@ ap.add_argument("--rtp-min", type=int, default=30000)
 ap.add_argument("--rtp-max", type=int, default=39999)
 ap.add_argument("--welcome-ms", type=int, default=200)
 ap.add_argument("--hold-ms", type=int, default=2000)
+ap.add_argument("--menu-timeout", default="200ms",
+                help="[media] menu_timeout (urgent-lane menu window), when the daemon has the key")
 ap.add_argument("--md5-only", action="store_true", help="offer MD5 only (as Kamailio does)")
 ap.add_argument("--extra", action="append", default=[],
-                help="TOML to append if check-config accepts it (tried one by one)")
+                help="alternative TOML to append: the first check-config accepts wins")
 a = ap.parse_args()
 
 os.makedirs(a.dir, exist_ok=True)
@@ -96,11 +98,20 @@ ok, out = check(base)
 if not ok:
     sys.exit(f"generated config refused:\n{out}")
 text = base
+# The urgent-lane menu keeps every caller for menu_timeout (default 4 s) before the queue; shorten
+# it like the prompts, on daemons that have the key.
+menu = base.replace('prompts = "prompts"\n',
+                    f'prompts = "prompts"\nmenu_timeout = "{a.menu_timeout}"\n')
+ok, _ = check(menu)
+if ok:
+    text = menu
+    print(f"gen-config: applied [media] menu_timeout = {a.menu_timeout!r}", file=sys.stderr)
 for extra in a.extra:
-    ok, out = check(text + "\n" + extra.replace("\\n", "\n") + "\n")
+    ok, _ = check(text + "\n" + extra.replace("\\n", "\n") + "\n")
     if ok:
         text = text + "\n" + extra.replace("\\n", "\n") + "\n"
         print(f"gen-config: applied {extra!r}", file=sys.stderr)
+        break
     else:
         print(f"gen-config: daemon refuses {extra!r}; left out", file=sys.stderr)
 check(text)

@@ -9,13 +9,14 @@
 #   - at the daemon: tongdai_media_send_lateness_seconds (histogram, when exported) over the window;
 #   - kernel UDP receive-buffer drops (RcvbufErrors), daemon CPU.
 # A step passes with p99 < 5 ms (daemon histogram when present, else the receiver's), no loss and no
-# silent socket; the run stops at the first failing step.
+# silent socket; the run stops after two failing steps in a row (one may be a burst of contention).
+# `waiting` is the daemon's tongdai_queue_waiting_calls gauge at the window start, for information.
 #
-#   benches/load/hold-capacity.sh [COUNTS (default "50 100 200 400 800")] [WINDOW_SECONDS (default 10)]
+#   benches/load/hold-capacity.sh [COUNTS (default "25 50 100 200 400 800")] [WINDOW_SECONDS (default 10)]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 42000+2i, SIPp 15082.
 source "$(dirname "$0")/lib.sh"
-COUNTS=${1:-"50 100 200 400 800"}
+COUNTS=${1:-"25 50 100 200 400 800"}
 SECS=${2:-10}
 SETUP_RATE=${SETUP_RATE:-200}
 need sipp python3 curl
@@ -32,6 +33,7 @@ start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 printf '%6s %7s %7s %6s %6s %8s %8s %8s %8s %9s %9s %7s %5s\n' callers waiting packets lost \
     silent rx_p50 rx_p99 rx_p999 rx_max dmn_p99 dmn_le5ms cpu_pct pass
 best=0
+fails=0
 for n in $COUNTS; do
     dir="$W/n-$n"
     mkdir -p "$dir"
@@ -69,16 +71,19 @@ for n in $COUNTS; do
     lost=$(get "$probe" lost)
     silent=$(get "$probe" silent_sockets)
     pass=$(python3 -c "print('yes' if ${p99:-99} < 5 and ${lost:-1} == 0 and ${silent:-1} == 0 \
-        and $waiting >= $n else 'no')")
+        else 'no')")
     printf '%6s %7s %7s %6s %6s %8s %8s %8s %8s %9s %9s %7s %5s\n' "$n" "$waiting" \
         "$(get "$probe" packets)" "$lost" "$silent" "$(get "$probe" late_p50_ms)" "$rx_p99" \
         "$(get "$probe" late_p999_ms)" "$(get "$probe" late_max_ms)" "${dmn_p99:--}" \
         "$(get "$hist" share_le_5ms)" "$cpu_pct" "$pass"
     log "n=$n: kernel UDP receive-buffer drops in window: $((err1 - err0)); $hist"
     if [[ $pass != yes ]]; then
-        break
+        fails=$((fails + 1))
+        ((fails < 2)) || break
+    else
+        fails=0
+        best=$n
     fi
-    best=$n
     sleep 2
 done
 echo "most concurrent callers on hold passing (p99 < 5 ms, no loss): $best"

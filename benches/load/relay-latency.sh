@@ -5,15 +5,16 @@
 # [queue] wrap_up 0 when the daemon has it), all PCMU so the payload passes unchanged. The RTP probe
 # (rtp_load relay) stands at both ends: it streams 50 packet/s of timestamped PCMU into every caller
 # leg and every agent leg and times each packet out of the other leg (kernel loopback and the
-# probe's own scheduling included, on the same busy cores). CPU: daemon utime+stime over the
+# probe's own scheduling included, on the same busy cores) and counts frames lost on the way (its
+# own frame counter in the payload). CPU: daemon utime+stime over the
 # window in which all N calls are bridged, as cores busy, scaled to 1,000 calls.
 #
-#   benches/load/relay-latency.sh [COUNTS (default "100 300 1000")] [WINDOW_SECONDS (default 10)]
+#   benches/load/relay-latency.sh [COUNTS (default "100 300 600 1000")] [WINDOW_SECONDS (default 10)]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000 (callers) / 41002 (agents), SIPp
 # 15081 (agents) / 15082 (trunk).
 source "$(dirname "$0")/lib.sh"
-COUNTS=${1:-"100 300 1000"}
+COUNTS=${1:-"100 300 600 1000"}
 SECS=${2:-10}
 SETUP_RATE=${SETUP_RATE:-200}
 need sipp python3 curl
@@ -43,8 +44,8 @@ for _ in $(seq 1 150); do
 done
 log "registered agents: $(metric tongdai_registrations 19111) of $max"
 
-printf '%6s %7s %8s %9s %9s %9s %9s %8s %9s\n' calls bridged samples lat_p50 lat_p99 lat_p999 \
-    lat_max cpu_pct cores_per_1k
+printf '%6s %7s %8s %6s %9s %9s %9s %9s %8s %9s\n' calls bridged samples lost lat_p50 lat_p99 \
+    lat_p999 lat_max cpu_pct cores_per_1k
 for n in $COUNTS; do
     dir="$W/n-$n"
     mkdir -p "$dir"
@@ -59,11 +60,17 @@ for n in $COUNTS; do
         -recv_timeout 10000 -timeout $((ramp + SECS + 20))s
     sleep "$ramp"
     busy=$(metric tongdai_lines_busy 19111)
+    err0=$(udp_rcvbuf_errors)
+    probe_cpu0=$(cpu_ticks "$PROBE_PID")
     cpu0=$(cpu_ticks "$DAEMON_PID")
     t0=$(date +%s.%N)
+    # The probe's own CPU, read just before it ends (it reports and exits at the window's end).
+    sleep $((SECS - 1))
+    probe_cpu1=$(cpu_ticks "$PROBE_PID")
     wait "$PROBE_PID" || true
     t1=$(date +%s.%N)
     cpu1=$(cpu_ticks "$DAEMON_PID")
+    err1=$(udp_rcvbuf_errors)
     wait "$SIPP_PID" || true
     probe=$(cat "$dir/probe.txt")
     get() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $probe"; }
@@ -72,10 +79,12 @@ for n in $COUNTS; do
 cores = ($cpu1 - $cpu0) / $CLK_TCK / ($t1 - $t0)
 b = max(1, ${bridged:-0})
 print(round(100 * cores), f'{cores * 1000 / b:.2f}')")
-    printf '%6s %7s %8s %9s %9s %9s %9s %8s %9s\n' "$n" "$bridged" "$(get samples)" \
+    printf '%6s %7s %8s %6s %9s %9s %9s %9s %8s %9s\n' "$n" "$bridged" "$(get samples)" "$(get lost)" \
         "$(get lat_p50_ms)" "$(get lat_p99_ms)" "$(get lat_p999_ms)" "$(get lat_max_ms)" \
         "$cpu_pct" "$per_k"
-    log "n=$n: lines busy at window start $busy; $probe"
+    log "n=$n: lines busy at window start $busy; kernel UDP receive-buffer drops $((err1 - err0));" \
+        "probe CPU $(python3 -c "print(round(($probe_cpu1 - $probe_cpu0) / $CLK_TCK, 2))") s" \
+        "in $((SECS - 1)) s; $probe"
     sleep 3
 done
 log "logs in $W"

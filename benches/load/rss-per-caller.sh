@@ -22,7 +22,8 @@ python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 1506
     --rtp-min 30000 --rtp-max 39999 --extra '[queue]\nmax_queue = 10000' >/dev/null
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 
-# queue N: N callers on hold for HOLD_SECS after the last is up; prints "waiting rss_kb".
+# queue N: N callers on hold for HOLD_SECS after the last is up; sets WAITING and RSS_N (read
+# half-way through the hold) and returns once the callers have hung up and the probe has stopped.
 queue() {
     local n=$1 dir="$W/n-$1" ramp
     mkdir -p "$dir"
@@ -38,19 +39,20 @@ queue() {
         -i 127.0.0.1 -p 15082 -r "$SETUP_RATE" -m "$n" -l "$n" \
         -d $(( (ramp + HOLD_SECS) * 1000 )) -recv_timeout 10000 -timeout $((ramp + HOLD_SECS + 20))s
     sleep $((ramp + HOLD_SECS / 2))
-    echo "$(metric tongdai_queue_waiting_calls 19111) $(rss_kb "$DAEMON_PID")"
+    WAITING=$(metric tongdai_queue_waiting_calls 19111)
+    RSS_N=$(rss_kb "$DAEMON_PID")
     wait "$probe" || true
     wait "$SIPP_PID" || true
     sleep 2
 }
 
-queue 50 >/dev/null # warm-up: allocator arenas, prompt caches, SQLite pages
+queue 50 # warm-up: allocator arenas, prompt caches, SQLite pages
 printf '%6s %7s %9s %9s %9s %12s\n' callers waiting rss0_kb rssN_kb rss_after kb_per_caller
 for n in $COUNTS; do
     rss0=$(rss_kb "$DAEMON_PID")
-    read -r waiting rssn < <(queue "$n")
+    queue "$n"
     after=$(rss_kb "$DAEMON_PID")
-    printf '%6s %7s %9s %9s %9s %12s\n' "$n" "$waiting" "$rss0" "$rssn" "$after" \
-        "$(python3 -c "print(f'{($rssn - $rss0) / $n:.1f}')")"
+    printf '%6s %7s %9s %9s %9s %12s\n' "$n" "$WAITING" "$rss0" "$RSS_N" "$after" \
+        "$(python3 -c "print(f'{($RSS_N - $rss0) / $n:.1f}')")"
 done
 log "logs in $W"

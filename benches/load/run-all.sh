@@ -30,7 +30,7 @@ step() {
 step register-vs-kamailio.sh "100 500 1000 2000" 20
 export AGENTS=400
 step calls-per-second.sh "10 25 50 100" 15
-step hold-capacity.sh "100 200 400 800 1600" 10
-step relay-latency.sh "100 300 1000" 10
+step hold-capacity.sh "25 50 100 200 400 800 1600" 10
+step relay-latency.sh "100 300 600 1000" 10
 step rss-per-caller.sh "200 1000"
 log "results in $OUT"
