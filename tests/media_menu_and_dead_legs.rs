@@ -42,11 +42,19 @@ fn daemon(name: &str, media: &str) -> TestDaemon {
         write_tone(&dir.join(file), hz, secs);
     }
     let dir: PathBuf = dir;
-    let text = test_config_text().replace(
+    // The lines given replace the defaults of the same keys.
+    let mut text = test_config_text();
+    for line in media.lines() {
+        let key = line.split('=').next().unwrap().trim();
+        let default = text.lines().find(|l| l.starts_with(&format!("{key} = "))).map(str::to_owned);
+        if let Some(default) = default {
+            text = text.replacen(&format!("{default}\n"), "", 1);
+        }
+    }
+    let text = text.replace(
         "prompts = \"prompts\"",
         &format!("prompts = {:?}\n{media}", dir.display().to_string()),
     );
-    let text = text.replace("menu_timeout = \"4s\"\n", "").replace("rtp_timeout = \"120s\"\n", "");
     TestDaemon::with_config(&text)
 }
 
@@ -71,6 +79,11 @@ impl Caller {
     /// Calls 111 offering PCMU and telephone-event/8000 at 101, with `rtp` as our media address;
     /// returns once the 200 is ACKed.
     fn call(daemon: SocketAddr, rtp: SocketAddr, n: u32) -> Caller {
+        Caller::try_call(daemon, rtp, n).unwrap()
+    }
+
+    /// Like [`Caller::call`]; a refusal gives its status line.
+    fn try_call(daemon: SocketAddr, rtp: SocketAddr, n: u32) -> Result<Caller, String> {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let me = sock.local_addr().unwrap();
@@ -89,8 +102,11 @@ impl Caller {
             sdp.len()
         );
         sock.send_to(invite.as_bytes(), daemon).unwrap();
-        let ok = wait_message(&sock, Duration::from_secs(5), |m| m.starts_with("SIP/2.0 200"))
-            .expect("200 to the INVITE");
+        let is_final = |m: &str| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1");
+        let ok = wait_message(&sock, Duration::from_secs(5), is_final).expect("a final response");
+        if !ok.starts_with("SIP/2.0 200") {
+            return Err(ok.lines().next().unwrap_or_default().to_owned());
+        }
         let to = header(&ok, "To").unwrap();
         let to_tag = to.split(";tag=").nth(1).unwrap().split(';').next().unwrap().to_owned();
         let port: u16 = ok
@@ -107,7 +123,7 @@ impl Caller {
             rtp: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
         };
         caller.in_dialog("ACK", 1, "", "");
-        caller
+        Ok(caller)
     }
 
     fn in_dialog(&mut self, method: &str, cseq: u32, content_type: &str, body: &str) {
@@ -181,10 +197,17 @@ fn wait_metric(d: &TestDaemon, series: &str, at_least: f64, within: Duration) ->
 
 const URGENT: &str = "tongdai_menu_choices_total{choice=\"urgent\"} ";
 const TIMEOUT: &str = "tongdai_menu_choices_total{choice=\"timeout\"} ";
+const DEAD_CALLERS: &str = "tongdai_media_dead_legs_total{leg=\"caller\"} ";
+const RTCP_IN: &str = "tongdai_rtcp_packets_total{result=\"received\"} ";
+const FOREIGN: &str = "tongdai_rtp_dropped_packets_total{reason=\"foreign_source\"} ";
+const NO_PORT: &str = "tongdai_calls_refused_total{reason=\"no_rtp_port\"} ";
 
 #[test]
 fn rfc4733_one_joins_the_urgent_lane_and_no_key_the_normal_lane() {
+    // The metrics registry is one per process: one daemon at a time, and counts as differences.
+    let _serial = support::serial();
     let d = daemon("dtmf", "menu_timeout = \"1s\"");
+    let (urgent0, timeout0) = (d.metric(URGENT), d.metric(TIMEOUT));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (tool, local) = rt.block_on(RtpTool::bind());
 
@@ -194,16 +217,17 @@ fn rfc4733_one_joins_the_urgent_lane_and_no_key_the_normal_lane() {
         tool.send_tone(pressing.rtp, Tone::new(440.0, Codec::Pcmu, 0x1111), 3).await;
         tool.send_dtmf(pressing.rtp, '1', 101, 0x1111, 4, 480).await;
     });
-    assert_eq!(wait_metric(&d, URGENT, 1.0, Duration::from_secs(5)), 1.0, "{}", d.metrics());
+    let urgent = wait_metric(&d, URGENT, urgent0 + 1.0, Duration::from_secs(5));
+    assert_eq!(urgent, urgent0 + 1.0, "{}", d.metrics());
     // Queued at once: the menu's time-out never fires for this caller.
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(d.metric(TIMEOUT), 0.0);
+    assert_eq!(d.metric(TIMEOUT), timeout0);
 
     // A caller who sends no key waits out the menu and joins the normal lane.
     let (tool2, local2) = rt.block_on(RtpTool::bind());
     let silent = Caller::call(d.sip_udp(), local2, 2);
-    assert_eq!(wait_metric(&d, TIMEOUT, 1.0, Duration::from_secs(5)), 1.0);
-    assert_eq!(d.metric(URGENT), 1.0);
+    assert_eq!(wait_metric(&d, TIMEOUT, timeout0 + 1.0, Duration::from_secs(5)), timeout0 + 1.0);
+    assert_eq!(d.metric(URGENT), urgent0 + 1.0);
     drop((silent, tool2));
 
     // SIP INFO (application/dtmf-relay) is the other path.
@@ -212,13 +236,17 @@ fn rfc4733_one_joins_the_urgent_lane_and_no_key_the_normal_lane() {
     info.in_dialog("INFO", 2, "application/dtmf-relay", "Signal=1\r\nDuration=160\r\n");
     let answer = wait_message(&info.sock, Duration::from_secs(5), |m| m.contains("CSeq: 2 INFO"));
     assert!(answer.as_deref().is_some_and(|a| a.starts_with("SIP/2.0 200")), "{answer:?}");
-    assert_eq!(wait_metric(&d, URGENT, 2.0, Duration::from_secs(5)), 2.0);
+    assert_eq!(wait_metric(&d, URGENT, urgent0 + 2.0, Duration::from_secs(5)), urgent0 + 2.0);
     drop((info, tool3, pressing, tool));
 }
 
 #[test]
 fn a_caller_leg_without_media_is_hung_up_and_a_silent_one_with_rtcp_is_kept() {
+    let _serial = support::serial();
     let d = daemon("dead", "rtp_timeout = \"1s\"");
+    let dead0 = d.metric(DEAD_CALLERS);
+    let foreign0 = d.metric(FOREIGN);
+    let rtcp0 = d.metric(RTCP_IN);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (tool, local) = rt.block_on(RtpTool::bind());
     let dead = Caller::call(d.sip_udp(), local, 10);
@@ -240,8 +268,37 @@ fn a_caller_leg_without_media_is_hung_up_and_a_silent_one_with_rtcp_is_kept() {
     assert!(dead.receives_bye(Duration::from_secs(4)), "the silent leg is hung up");
     assert!(!alive.receives_bye(Duration::from_millis(1500)), "a leg sending RTCP stays");
     reports.abort();
-    assert_eq!(d.metric("tongdai_media_dead_legs_total{leg=\"caller\"} "), 1.0);
-    assert!(d.metric("tongdai_rtcp_packets_total{result=\"received\"} ") >= 5.0);
-    assert_eq!(d.metric("tongdai_rtp_dropped_packets_total{reason=\"foreign_source\"} "), 0.0);
+    assert_eq!(d.metric(DEAD_CALLERS), dead0 + 1.0);
+    assert!(d.metric(RTCP_IN) >= rtcp0 + 5.0);
+    assert_eq!(d.metric(FOREIGN), foreign0);
     drop((tool, alive_tool));
+}
+
+#[test]
+fn running_out_of_ports_refuses_the_new_call_only_and_every_port_comes_back() {
+    let _serial = support::serial();
+    // One RTP/RTCP pair in the range: room for exactly one caller leg.
+    let first = 43_000 + (std::process::id() % 500) as u16 * 2;
+    let d = daemon("ports", &format!("rtp_port_min = {first}\nrtp_port_max = {}", first + 1));
+    let no_port0 = d.metric(NO_PORT);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tool, local) = rt.block_on(RtpTool::bind());
+    let mut running = Caller::call(d.sip_udp(), local, 20);
+    assert_eq!(running.rtp.port(), first);
+    let (tool2, local2) = rt.block_on(RtpTool::bind());
+    let refused = Caller::try_call(d.sip_udp(), local2, 21).err();
+    assert_eq!(refused.as_deref(), Some("SIP/2.0 480 Temporarily Unavailable"));
+    assert_eq!(d.metric(NO_PORT), no_port0 + 1.0);
+    // The running call still hears its prompts, 50 packets a second.
+    let before = tool.recording().packet_count();
+    let heard = rt.block_on(tool.wait_for(before + 25, Duration::from_secs(3)));
+    assert!(heard.packet_count() >= before + 25, "{} packets", heard.packet_count());
+    // It hangs up; its ports return and the next caller gets them.
+    running.in_dialog("BYE", 2, "", "");
+    let next = (0..40).find_map(|i| {
+        std::thread::sleep(Duration::from_millis(50));
+        Caller::try_call(d.sip_udp(), local2, 22 + i).ok()
+    });
+    assert_eq!(next.map(|c| c.rtp.port()), Some(first));
+    drop((tool, tool2));
 }

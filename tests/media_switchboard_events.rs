@@ -1,0 +1,345 @@
+//! The switchboard's side of media events, sans-IO on virtual time: the urgent-lane menu (an
+//! RFC 4733 `1` from the caller's media queues the caller in the urgent lane at once; no key
+//! queues it in the normal lane when `menu_timeout` runs out after the menu prompt), a dead caller
+//! leg ending the call with BYE, and re-INVITEs re-pointing the caller's media and putting its
+//! dead-leg timer to sleep on hold.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tongdai::acd::b2bua::{
+    MediaControl, MediaEvent, MediaLeg, PROMPT_HOLD, PROMPT_WELCOME, Switchboard,
+};
+use tongdai::acd::{AgentId, AgentState, CallId, Lane};
+use tongdai::config::{Config, DEFAULT_TOML, Source};
+use tongdai::media::pacing::Playlist;
+use tongdai::media::prompt::{Prompt, PromptSet};
+use tongdai::media::relay::LegFormat;
+use tongdai::runtime::driver::endpoint_config;
+use tongdai::sip::endpoint::Endpoint;
+use tongdai::sip::message::Uri;
+use tongdai::sip::message::{Message, Method, Request, Response, parse_datagram};
+use tongdai::sip::registrar::Binding;
+use tongdai::sip::transport::{Flow, Transport};
+
+/// What the switchboard asked of the media that these tests look at.
+#[derive(Debug, Clone, PartialEq)]
+enum Media {
+    Update(MediaLeg, Option<SocketAddr>, bool),
+    Close,
+    Other,
+}
+
+#[derive(Default)]
+struct FakeMedia {
+    log: Vec<Media>,
+}
+
+impl MediaControl for FakeMedia {
+    fn address(&self) -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+    fn open_caller(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) -> Option<u16> {
+        Some(20_000)
+    }
+    fn open_agent(&mut self, _: CallId) -> Option<u16> {
+        Some(20_002)
+    }
+    fn agent_answered(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) {}
+    fn caller_answered(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) {}
+    fn play(&mut self, _: CallId, _: Playlist) {
+        self.log.push(Media::Other);
+    }
+    fn bridge(&mut self, _: CallId) {}
+    fn drop_agent(&mut self, _: CallId) {}
+    fn close(&mut self, _: CallId) {
+        self.log.push(Media::Close);
+    }
+    fn update_leg(&mut self, _: CallId, leg: MediaLeg, remote: Option<SocketAddr>, hold: bool) {
+        self.log.push(Media::Update(leg, remote, hold));
+    }
+}
+
+fn flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: "127.0.0.1:5070".parse().unwrap(),
+    }
+}
+
+fn offer(version: u32, direction: &str) -> String {
+    offer_at(version, direction, 40000)
+}
+
+fn offer_at(version: u32, direction: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=trunk 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+fn req(method: &str, seq: u32, branch: &str, to_tag: Option<&str>, body: &str) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    let cseq_method = if method == "ACK" { "ACK" } else { method };
+    format!(
+        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:0901234567@127.0.0.1:5070>;tag=trunk1\r\n\
+         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
+         Call-ID: sb-1@trunk\r\n\
+         CSeq: {seq} {cseq_method}\r\n\
+         Contact: <sip:trunk@127.0.0.1:5070>\r\n\
+         Max-Forwards: 70\r\n\
+         {ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+struct Rig {
+    ep: Endpoint,
+    sb: Switchboard,
+    media: FakeMedia,
+    now: Instant,
+    sent: Vec<Message>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let source = Source::new("test.toml", DEFAULT_TOML.to_owned());
+        let (config, _) = Config::from_source(&source, "config".as_ref()).unwrap();
+        let mut prompts = PromptSet::new();
+        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
+        prompts.insert(Prompt::from_samples("urgent-menu", &[0; 1600]));
+        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
+        let now = Instant::now();
+        let config = {
+            let mut c = config;
+            c.media.menu_timeout = Duration::from_secs(3);
+            c
+        };
+        Rig {
+            ep: Endpoint::new(endpoint_config(&config), 9),
+            sb: Switchboard::new(&config, prompts, [7; 32], now),
+            media: FakeMedia::default(),
+            now,
+            sent: vec![],
+        }
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.ep.poll_transmit() {
+                if let Ok(m) = parse_datagram(t.bytes) {
+                    self.sent.push(m);
+                }
+                progressed = true;
+            }
+            while let Some(e) = self.ep.poll_event() {
+                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        self.ep.handle_datagram(self.now, flow(), Bytes::from(text));
+        self.pump();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        loop {
+            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    self.ep.handle_timeout(self.now);
+                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+
+    fn final_responses(&mut self) -> Vec<Response> {
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Response(r) if r.status >= 200 => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn requests(&mut self) -> Vec<Request> {
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Request(r) => Some(r),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+
+    /// The one final response sent since the last look; must be `status`.
+    fn final_response(&mut self, status: u16) -> Response {
+        let mut r = self.final_responses();
+        r.dedup_by(|a, b| a.status == b.status);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].status, status, "{:?}", r[0]);
+        r.remove(0)
+    }
+
+    /// An answered trunk call (early offer); returns our To tag.
+    fn call(&mut self) -> String {
+        self.send(req("INVITE", 1, "inv", None, &offer(1, "sendrecv")));
+        let ok = self.final_response(200);
+        let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+        self.send(req("ACK", 1, "ack", Some(&tag), ""));
+        tag
+    }
+}
+
+impl Rig {
+    fn event(&mut self, event: MediaEvent) {
+        self.sb.media_event(self.now, event, &mut self.ep, &mut self.media);
+        self.pump();
+    }
+
+    fn lanes(&self) -> Vec<Lane> {
+        self.sb.engine().queued().map(|(_, lane, _)| lane).collect()
+    }
+}
+
+#[test]
+fn a_one_during_the_menu_queues_urgent_at_once_and_no_key_queues_normal_after_the_timeout() {
+    let mut rig = Rig::new();
+    rig.call();
+    // Welcome (0.1 s) and menu (0.2 s) play; the key comes during the menu.
+    rig.advance(Duration::from_millis(250));
+    assert!(rig.lanes().is_empty(), "still in the menu");
+    rig.event(MediaEvent::Dtmf { call: CallId(1), digit: '5' });
+    assert!(rig.lanes().is_empty(), "only 1 chooses");
+    rig.event(MediaEvent::Dtmf { call: CallId(1), digit: '1' });
+    assert_eq!(rig.lanes(), vec![Lane::Urgent]);
+    // Its menu window has nothing left to do.
+    rig.advance(Duration::from_secs(10));
+    assert_eq!(rig.lanes(), vec![Lane::Urgent]);
+
+    let mut rig = Rig::new();
+    rig.call();
+    rig.advance(Duration::from_millis(300 + 2_900));
+    assert!(rig.lanes().is_empty(), "the window is menu_timeout after the menu prompt");
+    rig.advance(Duration::from_millis(200));
+    assert_eq!(rig.lanes(), vec![Lane::Normal]);
+    // A 1 pressed later still moves the waiting caller to the urgent lane.
+    rig.event(MediaEvent::Dtmf { call: CallId(1), digit: '1' });
+    assert_eq!(rig.lanes(), vec![Lane::Urgent]);
+}
+
+#[test]
+fn a_dead_caller_leg_is_hung_up_and_the_media_closed() {
+    let mut rig = Rig::new();
+    rig.call();
+    rig.advance(Duration::from_secs(5));
+    rig.requests();
+    rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Caller });
+    let byes: Vec<Request> =
+        rig.requests().into_iter().filter(|r| r.method == Method::Bye).collect();
+    assert_eq!(byes.len(), 1);
+    assert!(rig.media.log.contains(&Media::Close));
+    assert_eq!(rig.sb.calls(), 0);
+    // A late event for the ended call changes nothing.
+    rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Agent });
+    assert!(rig.requests().is_empty());
+}
+
+#[test]
+fn hold_and_resume_reach_the_media_with_the_new_address() {
+    let mut rig = Rig::new();
+    let tag = rig.call();
+    rig.media.log.clear();
+    rig.send(req("INVITE", 2, "hold", Some(&tag), &offer(2, "sendonly")));
+    rig.final_response(200);
+    let at = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(rig.media.log, vec![Media::Update(MediaLeg::Caller, at(40000), true)]);
+    rig.send(req("ACK", 2, "hold-ack", Some(&tag), ""));
+    rig.media.log.clear();
+    rig.send(req("INVITE", 3, "resume", Some(&tag), &offer_at(3, "sendrecv", 40100)));
+    rig.final_response(200);
+    assert_eq!(rig.media.log, vec![Media::Update(MediaLeg::Caller, at(40100), false)]);
+    rig.send(req("ACK", 3, "resume-ack", Some(&tag), ""));
+    rig.media.log.clear();
+    // A refused re-offer leaves the media as it was.
+    let pcm16 = offer_at(4, "sendrecv", 40200).replace("0 8 101", "11").replace("PCMU", "L16");
+    rig.send(req("INVITE", 4, "bad", Some(&tag), &pcm16));
+    rig.final_response(488);
+    assert!(!rig.media.log.iter().any(|m| matches!(m, Media::Update(..))));
+}
+
+fn agent_flow() -> Flow {
+    Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().unwrap(),
+        remote: "127.0.0.1:5080".parse().unwrap(),
+    }
+}
+
+const AGENT_ANSWER: &str = "v=0\r\no=op1 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                            t=0 0\r\nm=audio 42000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+                            a=rtpmap:101 telephone-event/8000\r\n";
+
+#[test]
+fn a_dead_agent_leg_is_hung_up_and_the_caller_goes_back_to_the_front_of_the_queue() {
+    let mut rig = Rig::new();
+    let binding = Binding {
+        agent: "op1".into(),
+        user: "op1".into(),
+        contact: Uri::parse("sip:op1@127.0.0.1:5080").unwrap(),
+        flow: agent_flow(),
+        expires_at: rig.now + Duration::from_secs(3600),
+        registered_at: rig.now,
+        instance: None,
+        reg_id: None,
+        q: None,
+        call_id: "reg-1@op1".into(),
+        cseq: 1,
+    };
+    let now = rig.now;
+    rig.sb.restore_bindings(now, vec![binding], &mut rig.ep, &mut rig.media);
+    rig.pump();
+    rig.call();
+    // The menu runs out; the caller is queued and op1 rung.
+    rig.advance(Duration::from_secs(4));
+    let invite =
+        rig.requests().into_iter().find(|r| r.method == Method::Invite).expect("op1 is rung");
+    let mut ok = Response::for_request(&invite, 200, Some("op1tag"));
+    ok.headers.push("Contact", "<sip:op1@127.0.0.1:5080>");
+    ok.headers.push("Content-Type", "application/sdp");
+    ok.body = Bytes::from_static(AGENT_ANSWER.as_bytes());
+    rig.ep.handle_datagram(rig.now, agent_flow(), ok.to_bytes());
+    rig.pump();
+    let op1 = AgentId::new("op1");
+    assert_eq!(rig.sb.engine().agent_state(&op1), Some(AgentState::OnCall { call: CallId(1) }));
+    assert!(rig.lanes().is_empty());
+    rig.requests();
+
+    rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Agent });
+    let byes: Vec<Request> =
+        rig.requests().into_iter().filter(|r| r.method == Method::Bye).collect();
+    assert_eq!(byes.len(), 1, "only the agent leg is hung up");
+    assert_eq!(byes[0].headers.call_id().ok(), invite.headers.call_id().ok());
+    assert_eq!(rig.lanes(), vec![Lane::Normal], "the caller waits again");
+    assert_eq!(rig.sb.calls(), 1);
+    assert_ne!(rig.sb.engine().agent_state(&op1), Some(AgentState::OnCall { call: CallId(1) }));
+}
