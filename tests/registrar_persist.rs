@@ -11,7 +11,7 @@ use support::agent::Agent;
 use support::daemon::{TestDaemon, test_config_text};
 use tongdai::config::{AgentConfig, Credential, Secret};
 use tongdai::sip::auth::{Algorithm, VerifiedUser};
-use tongdai::sip::message::{Message, Request, parse_datagram};
+use tongdai::sip::message::{Message, Method, Request, parse_datagram};
 use tongdai::sip::registrar::{Presence, Registrar, RegistrarConfig};
 use tongdai::sip::transport::{Flow, Transport};
 use tongdai::store::{self, WallClock, bindings};
@@ -155,30 +155,38 @@ fn wait_for(daemon: &TestDaemon, series: &str, want: f64) -> f64 {
     }
 }
 
-fn config_with_db(path: &std::path::Path) -> String {
-    let text = test_config_text();
-    let line = "database = \"\"";
-    assert_eq!(text.matches(line).count(), 1);
-    text.replace(line, &format!("database = \"{}\"", path.display()))
-}
-
 /// The daemon is stopped and started again on the same database: the agent that registered
-/// before is registered and available after, without registering again.
+/// before is still registered and available after, without a new REGISTER — and the new daemon
+/// proves it holds the binding by probing the agent's socket (the restored flow) with OPTIONS.
 #[test]
 fn a_restart_keeps_the_agent_logged_in() {
     let _serial = support::serial();
     let path = temp_db("daemon");
-    let text = config_with_db(&path);
+    let line = "database = \"\"";
+    let text = test_config_text();
+    assert_eq!(text.matches(line).count(), 1);
+    let text = text
+        .replace(line, &format!("database = \"{}\"", path.display()))
+        .replace("keepalive_interval = \"0s\"", "keepalive_interval = \"1s\"");
     let available = "tongdai_agents{state=\"available\"} ";
+    let mut agent;
     {
         let daemon = TestDaemon::with_config(&text);
-        let mut agent = Agent::new(daemon.sip_udp(), "op1", "op1-test-password");
+        agent = Agent::new(daemon.sip_udp(), "op1", "op1-test-password");
         assert_eq!(agent.register(600).status, 200);
         assert_eq!(wait_for(&daemon, "tongdai_registrations ", 1.0), 1.0);
         assert_eq!(wait_for(&daemon, available, 1.0), 1.0);
     }
     assert!(path.exists(), "the database file is created");
+    // Whatever the first daemon sent is stale now.
+    while agent.recv(Duration::from_millis(200)).is_some() {}
+
     let daemon = TestDaemon::with_config(&text);
+    let (options, from) =
+        agent.recv_request(Duration::from_secs(10)).expect("the restored binding is probed");
+    assert_eq!(options.method, Method::Options);
+    assert_eq!(from, daemon.sip_udp(), "sent by the new daemon, on the agent's flow");
+    agent.answer(&options, 200, from, None);
     assert_eq!(wait_for(&daemon, "tongdai_registrations ", 1.0), 1.0);
     assert_eq!(wait_for(&daemon, available, 1.0), 1.0);
     drop(daemon);
