@@ -146,6 +146,30 @@ fn ring_all_two_answers_within_a_millisecond_bridge_exactly_one() {
 }
 
 #[test]
+fn a_ring_all_loser_whose_2xx_crossed_is_not_rung_again_before_that_leg_is_torn_down() {
+    let (mut sim, world) = switchboard(&ring_all());
+    let a = operator(&mut sim, 1, Plan::Answer { after: secs(2.0), talk: None });
+    let b = operator(&mut sim, 2, Plan::Answer { after: secs(2.001), talk: None });
+    // A second caller waits behind the first while both phones ring for the first.
+    caller(&mut sim, &world, 1, secs(1.0), secs(60.0), never());
+    caller(&mut sim, &world, 2, secs(1.5), secs(60.0), never());
+    sim.run_until(secs(150.0));
+    let loser = op(&sim, b);
+    assert!(
+        !loser.log.iter().any(|(_, e)| matches!(e, PhoneEvent::BusyHere(_))),
+        "op2 was rung for the second caller while its answer to the first was in flight:\n{}",
+        sim.dump()
+    );
+    // op2 takes the second caller once its first leg is over.
+    assert!(
+        matches!(outcome(&world, 2), Outcome::Answered { ref agent, .. } if agent.as_str() == "op2")
+    );
+    assert_eq!(op(&sim, a).received("INVITE").len(), 1);
+    assert_eq!(world.borrow().bridges, 2);
+    assert_quiet(&sim);
+}
+
+#[test]
 fn ring_all_the_losers_are_cancelled_when_their_answer_comes_later() {
     let (mut sim, world) = switchboard(&ring_all());
     operator(&mut sim, 1, Plan::Answer { after: secs(2.0), talk: None });

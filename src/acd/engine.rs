@@ -389,6 +389,7 @@ impl Engine {
             // The race was lost, not missed: no miss counted, and the agent keeps their idle time.
             if let Some(j) = self.index.get(&loser).copied() {
                 self.agents[j].activity = Activity::Idle;
+                self.hold_off(now, j);
             }
             self.outputs.push_back(Output::CancelRing { call, agent: loser });
         }
@@ -561,13 +562,27 @@ impl Engine {
     }
 
     /// CancelRing for an agent whose call is gone (the leg is already out of the call).
-    fn cancel_ring(&mut self, _now: Instant, call: CallId, agent: &AgentId) {
+    fn cancel_ring(&mut self, now: Instant, call: CallId, agent: &AgentId) {
         if let Some(i) = self.index.get(agent).copied()
             && self.agents[i].activity == Activity::Ringing(call)
         {
             self.agents[i].activity = Activity::Idle;
+            self.hold_off(now, i);
         }
         self.outputs.push_back(Output::CancelRing { call, agent: agent.clone() });
+    }
+
+    /// A cancelled ring is not over on the wire yet: the agent may have answered as our CANCEL
+    /// left (the 2xx crosses it and is torn down with ACK + BYE) and their phone stays busy until
+    /// the 487 or that BYE. Ringing them again at once for the next caller would reach a busy
+    /// phone (486, counted as a miss), so they wait `retry_delay`, like after a miss (no miss is
+    /// counted, and they keep their idle time).
+    fn hold_off(&mut self, now: Instant, i: usize) {
+        let retry = self.config.retry_delay;
+        if !retry.is_zero() {
+            let a = &mut self.agents[i];
+            a.retry_at = Some(a.retry_at.map_or(now + retry, |at| at.max(now + retry)));
+        }
     }
 
     fn count_miss(&mut self, now: Instant, i: usize) {
