@@ -32,7 +32,9 @@ impl Switchboard {
         self.prompt_ends.insert((now + window, call));
     }
 
-    /// The hold loop, after the caller's position when `position` is given.
+    /// The hold loop, after the caller's position when `position` is given, and then the
+    /// estimated wait when the engine has one (rounded up to the next announced step; nothing is
+    /// promised past the longest step or before any call was answered).
     pub(super) fn hold_audio(
         &mut self,
         call: CallId,
@@ -44,6 +46,14 @@ impl Switchboard {
             position.and_then(names::position).and_then(|n| self.prompts.get(&n).cloned())
         {
             playlist = playlist.once(p);
+        }
+        let wait = position
+            .and(self.engine.estimated_wait(call))
+            .filter(|w| !w.is_zero())
+            .and_then(|w| names::estimated_wait(w.as_secs()))
+            .and_then(|n| self.prompts.get(&n).cloned());
+        if let Some(w) = wait {
+            playlist = playlist.once(w);
         }
         if let Some(hold) = self.prompts.get(PROMPT_HOLD).cloned() {
             playlist = playlist.looped(hold);
