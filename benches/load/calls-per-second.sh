@@ -5,12 +5,13 @@
 # answering every INVITE), lines = AGENTS, 0.2 s prompts, and the relay tool sending 50 packet/s
 # into every caller leg (so the calls carry audio both ways while they last). INVITE→100 and
 # INVITE→200 times come from a tcpdump capture of the trunk's SIP on loopback (sip-timing.py: kernel
-# timestamps in µs; SIPp's own response times have 1 ms resolution, its -trace_rtt files are kept).
+# timestamps in µs; SIPp's own response times have a 1 ms resolution).
 #
 #   benches/load/calls-per-second.sh [RATES (default "5 10 20 40")] [SECONDS (default 20)]
 #   env: AGENTS (default 300), TALK_MS (caller talk time after the 200, default 2000)
 #
-# Ports: SIP 15060, HTTP 19111, RTP 30000-39999, tool 41000/41002, SIPp 15081 (agents) 15082 (trunk).
+# Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000/41002, SIPp 15081 (agents) and
+# 15082 (trunk).
 # The agents' wrap-up and the queue length use the daemon's defaults unless it accepts a [queue]
 # section (tried, see gen-config.py): with a 30 s wrap-up each agent takes about one call per
 # 30 s + talk time, so AGENTS bounds the sustainable rate.
@@ -61,7 +62,7 @@ for rate in $RATES; do
     t0=$(date +%s.%N)
     sipp_bg "$dir" -sf "$LOAD/trunk-call-load.xml" -inf "$W/ports.csv" 127.0.0.1:15060 \
         -i 127.0.0.1 -p 15082 -r "$rate" -m $((rate * SECS)) -d "$TALK_MS" \
-        -recv_timeout 10000 -timeout $((SECS + 12))s -trace_rtt -rtt_freq 1 \
+        -recv_timeout 10000 -timeout $((SECS + 12))s \
         -trace_stat -stf "$dir/stat.csv" -fd 5
     wait "$SIPP_PID" || true
     t1=$(date +%s.%N)

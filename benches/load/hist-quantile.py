@@ -45,5 +45,6 @@ def quantile(q):
 
 
 under5 = next((c for le, c in cum if le >= 0.005), total) / total
-print(f"{short}_n={int(total)} p50_ms={quantile(0.5) * 1000:.3f} p99_ms={quantile(0.99) * 1000:.3f} "
-      f"p999_ms={quantile(0.999) * 1000:.3f} share_le_5ms={under5:.5f}")
+print(f"{short}_n={int(total)} p50_ms={quantile(0.5) * 1000:.3f} "
+      f"p99_ms={quantile(0.99) * 1000:.3f} p999_ms={quantile(0.999) * 1000:.3f} "
+      f"share_le_5ms={under5:.5f}")

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 7 measure (a): the most concurrent callers on hold audio with send lateness p99 < 5 ms and
-# no loss. Each step queues N SIPp trunk callers (no agent logged in, [queue] max_queue raised) whose
-# SDP names a socket of their own in the RTP probe (rtp_load hold: one UDP socket per caller), then
-# measures over a window in which all N hear the welcome prompt and hold music:
+# no loss. Each step queues N SIPp trunk callers (no agent logged in, [queue] max_queue raised)
+# whose SDP names a socket of their own in the RTP probe (rtp_load hold: one UDP socket per
+# caller), then measures over a window in which all N hear the welcome prompt and hold music:
 #   - at the receiver: packets, sequence loss, sockets that got nothing, arrival lateness against
 #     each stream's RTP-timestamp schedule (p50/p99/p99.9/max; includes the probe's own scheduling
 #     on the same busy cores, so it is an upper bound of the daemon's send lateness);
@@ -12,7 +12,7 @@
 # silent socket; the run stops after two failing steps in a row (one may be a burst of contention).
 # `waiting` is the daemon's tongdai_queue_waiting_calls gauge at the window start, for information.
 #
-#   benches/load/hold-capacity.sh [COUNTS (default "25 50 100 200 400 800")] [WINDOW_SECONDS (default 10)]
+#   benches/load/hold-capacity.sh [COUNTS (default "25 50 100 200 400 800")] [WINDOW (s, 10)]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 42000+2i, SIPp 15082.
 source "$(dirname "$0")/lib.sh"
@@ -26,8 +26,9 @@ for n in $COUNTS; do budget=$((budget + n / SETUP_RATE + SECS + 15)); done
 bounded "$budget"
 W=$(workdir hold)
 
-python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 15060 --http-port 19111 \
-    --rtp-min 30000 --rtp-max 39999 --extra '[queue]\nmax_queue = 10000' >/dev/null
+python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 15060 \
+    --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
+    --extra '[queue]\nmax_queue = 10000' >/dev/null
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 
 printf '%6s %7s %7s %6s %6s %8s %8s %8s %8s %9s %9s %7s %5s\n' callers waiting packets lost \

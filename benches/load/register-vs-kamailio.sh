@@ -4,7 +4,7 @@
 # credentials, 200) at the same fixed rates, one after the other in one run. CPU is utime+stime
 # from /proc/<pid>/stat (all threads; for Kamailio all its processes) over each step.
 #
-#   benches/load/register-vs-kamailio.sh [RATES (default "100 500 1000 2000")] [SECONDS (default 20)]
+#   benches/load/register-vs-kamailio.sh [RATES (default "100 500 1000 2000")] [SECONDS (20)]
 #
 # Prints one row per (server, rate): offered rate, registrations completed and failed, achieved
 # registrations/s, CPU seconds and CPU microseconds per registration. Ports: tongdai SIP 15060,

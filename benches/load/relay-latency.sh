@@ -9,7 +9,7 @@
 # own frame counter in the payload). CPU: daemon utime+stime over the
 # window in which all N calls are bridged, as cores busy, scaled to 1,000 calls.
 #
-#   benches/load/relay-latency.sh [COUNTS (default "100 300 600 1000")] [WINDOW_SECONDS (default 10)]
+#   benches/load/relay-latency.sh [COUNTS (default "100 300 600 1000")] [WINDOW (s, default 10)]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000 (callers) / 41002 (agents), SIPp
 # 15081 (agents) / 15082 (trunk).
@@ -79,10 +79,12 @@ for n in $COUNTS; do
 cores = ($cpu1 - $cpu0) / $CLK_TCK / ($t1 - $t0)
 b = max(1, ${bridged:-0})
 print(round(100 * cores), f'{cores * 1000 / b:.2f}')")
-    printf '%6s %7s %8s %6s %9s %9s %9s %9s %8s %9s\n' "$n" "$bridged" "$(get samples)" "$(get lost)" \
+    printf '%6s %7s %8s %6s %9s %9s %9s %9s %8s %9s\n' "$n" "$bridged" "$(get samples)" \
+        "$(get lost)" \
         "$(get lat_p50_ms)" "$(get lat_p99_ms)" "$(get lat_p999_ms)" "$(get lat_max_ms)" \
         "$cpu_pct" "$per_k"
-    log "n=$n: lines busy at window start $busy; kernel UDP receive-buffer drops $((err1 - err0));" \
+    log "n=$n: lines busy at window start $busy;" \
+        "kernel UDP receive-buffer drops $((err1 - err0));" \
         "probe CPU $(python3 -c "print(round(($probe_cpu1 - $probe_cpu0) / $CLK_TCK, 2))") s" \
         "in $((SECS - 1)) s; $probe"
     sleep 3

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 7 measure (c): resident memory per queued caller. The daemon runs with no agent logged in and
-# [queue] max_queue raised; after a warm-up batch of callers has come and gone, VmRSS is read with
-# 0 callers, then with N callers queued on hold audio (each with its RTP socket and paced stream,
+# Issue 7 measure (c): resident memory per queued caller. The daemon runs with no agent logged in
+# and [queue] max_queue raised; after a warm-up batch of callers has come and gone, VmRSS is read
+# with 0 callers, then with N callers queued on hold audio (each with its RTP socket and paced stream,
 # audio going to the RTP probe), then again after they hang up. Reported: (RSS_N − RSS_0) / N.
 #
 #   benches/load/rss-per-caller.sh [COUNTS (default "200 1000")]
@@ -18,8 +18,9 @@ for n in 50 $COUNTS; do budget=$((budget + n / SETUP_RATE + HOLD_SECS + 15)); do
 bounded "$budget"
 W=$(workdir rss)
 
-python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 15060 --http-port 19111 \
-    --rtp-min 30000 --rtp-max 39999 --extra '[queue]\nmax_queue = 10000' >/dev/null
+python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 15060 \
+    --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
+    --extra '[queue]\nmax_queue = 10000' >/dev/null
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 
 # queue N: N callers on hold for HOLD_SECS after the last is up; sets WAITING and RSS_N (read

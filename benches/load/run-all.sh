@@ -14,7 +14,8 @@ mkdir -p "$WORK_ROOT"
 OUT="$WORK_ROOT/results-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
     echo "# tongdai load run $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "# git $(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (src modified)')"
+    dirty=$(cd "$REPO" && git diff --quiet HEAD -- src || echo ' (src modified)')
+    echo "# git $(cd "$REPO" && git rev-parse --short HEAD)$dirty, daemon $BIN"
     echo "# $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)," \
         "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1), $(kamailio -v 2>/dev/null | head -1)"
