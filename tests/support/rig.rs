@@ -1,0 +1,218 @@
+//! The registration side of the switchboard on virtual time, driven with literal SIP: the real
+//! endpoint and switchboard, a media that does nothing, and every message sent kept with the flow
+//! it went on. Used by the keep-alive, ban and trunk-registration tests.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tongdai::acd::b2bua::{MediaControl, PROMPT_HOLD, PROMPT_WELCOME, Report, Switchboard};
+use tongdai::acd::{AgentId, AgentState, CallId};
+use tongdai::config::{Config, DEFAULT_TOML, Source};
+use tongdai::media::pacing::Playlist;
+use tongdai::media::prompt::{Prompt, PromptSet};
+use tongdai::media::relay::LegFormat;
+use tongdai::runtime::driver::endpoint_config;
+use tongdai::sip::auth::{ClientAnswer, authorization, preferred_challenge};
+use tongdai::sip::endpoint::Endpoint;
+use tongdai::sip::message::{Message, Method, Request, Response, parse_datagram};
+use tongdai::sip::transport::{Flow, Transport};
+
+#[derive(Default)]
+/// A media that opens nothing.
+pub struct NoMedia;
+
+impl MediaControl for NoMedia {
+    fn address(&self) -> IpAddr {
+        "127.0.0.1".parse().unwrap()
+    }
+    fn open_caller(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) -> Option<u16> {
+        Some(20_000)
+    }
+    fn open_agent(&mut self, _: CallId) -> Option<u16> {
+        Some(20_002)
+    }
+    fn agent_answered(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) {}
+    fn caller_answered(&mut self, _: CallId, _: Option<SocketAddr>, _: LegFormat) {}
+    fn play(&mut self, _: CallId, _: Playlist) {}
+    fn bridge(&mut self, _: CallId) {}
+    fn drop_agent(&mut self, _: CallId) {}
+    fn close(&mut self, _: CallId) {}
+}
+
+/// Our SIP address.
+pub const LOCAL: &str = "127.0.0.1:5060";
+
+/// The endpoint and switchboard on a virtual clock.
+pub struct Rig {
+    pub ep: Endpoint,
+    pub sb: Switchboard,
+    pub media: NoMedia,
+    pub now: Instant,
+    /// Everything sent, with the flow it went on.
+    pub sent: Vec<(Flow, Message)>,
+    pub reports: Vec<Report>,
+    pub cseq: u32,
+}
+
+impl Rig {
+    /// The default configuration with `edits` (from, to) applied.
+    pub fn new(edits: &[(&str, &str)]) -> Rig {
+        Rig::with_text(edits, "")
+    }
+
+    /// The default configuration with `edits` applied and `extra` appended.
+    pub fn with_text(edits: &[(&str, &str)], extra: &str) -> Rig {
+        let mut text = DEFAULT_TOML.to_owned();
+        for (from, to) in edits {
+            assert_eq!(text.matches(from).count(), 1, "{from}");
+            text = text.replace(from, to);
+        }
+        text.push_str(extra);
+        let (config, _) =
+            Config::from_source(&Source::new("test.toml", text), "config".as_ref()).unwrap();
+        let mut prompts = PromptSet::new();
+        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
+        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
+        let now = Instant::now();
+        let mut ep = Endpoint::new(endpoint_config(&config), 9);
+        ep.set_scanner_user_agents(config.registrar.scanner_user_agents.clone());
+        let mut sb = Switchboard::new(&config, prompts, [7; 32], now);
+        sb.start_originating(now, &config, &[LOCAL.parse().unwrap()], 42);
+        Rig { ep, sb, media: NoMedia, now, sent: vec![], reports: vec![], cseq: 0 }
+    }
+
+    pub fn pump(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.ep.poll_transmit() {
+                if let Ok(m) = parse_datagram(t.bytes) {
+                    self.sent.push((t.flow, m));
+                }
+                progressed = true;
+            }
+            while let Some(e) = self.ep.poll_event() {
+                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.reports.extend(self.sb.take_reports());
+    }
+
+    pub fn receive(&mut self, from: SocketAddr, text: &str) {
+        let flow = Flow { transport: Transport::Udp, local: LOCAL.parse().unwrap(), remote: from };
+        self.ep.handle_datagram(self.now, flow, Bytes::from(text.to_owned()));
+        self.pump();
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        loop {
+            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= target => {
+                    self.now = self.now.max(t);
+                    self.ep.handle_timeout(self.now);
+                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+    }
+
+    pub fn take_sent(&mut self) -> Vec<(Flow, Message)> {
+        std::mem::take(&mut self.sent)
+    }
+
+    /// The final responses sent since the last look.
+    pub fn finals(&mut self) -> Vec<Response> {
+        self.take_sent()
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Message::Response(r) if r.status >= 200 => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The requests we sent since the last look, with their flows.
+    pub fn requests(&mut self) -> Vec<(Flow, Request)> {
+        self.take_sent()
+            .into_iter()
+            .filter_map(|(f, m)| match m {
+                Message::Request(r) => Some((f, r)),
+                Message::Response(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn register_text(
+        &mut self,
+        user: &str,
+        from: SocketAddr,
+        contact: &str,
+        auth: &str,
+    ) -> String {
+        self.cseq += 1;
+        let auth =
+            if auth.is_empty() { String::new() } else { format!("Authorization: {auth}\r\n") };
+        format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {from};branch=z9hG4bKreg{cseq};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=a{port}\r\n\
+             To: <sip:{user}@127.0.0.1>\r\n\
+             Call-ID: reg-{user}-{port}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{user}@{contact}>\r\n\
+             Expires: 600\r\n\
+             User-Agent: Linphone/5.2\r\n\
+             {auth}Content-Length: 0\r\n\r\n",
+            cseq = self.cseq,
+            port = from.port(),
+        )
+    }
+
+    /// A REGISTER for `user` from `from`, answered to its 401 with `password`: the final status.
+    pub fn register(&mut self, user: &str, password: &str, from: SocketAddr, contact: &str) -> u16 {
+        let first = self.register_text(user, from, contact, "");
+        self.receive(from, &first);
+        let challenge = self.finals().pop().expect("an answer");
+        if challenge.status != 401 {
+            return challenge.status;
+        }
+        let value = answer(&challenge, user, password);
+        let second = self.register_text(user, from, contact, &value);
+        self.receive(from, &second);
+        self.finals().pop().expect("an answer").status
+    }
+
+    pub fn state(&self, agent: &str) -> Option<AgentState> {
+        self.sb.engine().agent_state(&AgentId::new(agent))
+    }
+}
+
+/// The Authorization for a REGISTER answering the 401 `challenge`.
+pub fn answer(challenge: &Response, user: &str, password: &str) -> String {
+    let challenges = challenge.headers.www_authenticate().unwrap();
+    let chosen = preferred_challenge(&challenges).unwrap();
+    let a = ClientAnswer {
+        user,
+        password,
+        method: &Method::Register,
+        uri: "sip:127.0.0.1:5060",
+        cnonce: "abcdef01",
+        nc: 1,
+    };
+    authorization(chosen, &a).unwrap()
+}
+
+/// A socket address.
+pub fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
