@@ -398,3 +398,46 @@ fn an_agent_bye_lost_on_the_wire_is_caught_by_the_rtp_timeout_and_the_caller_req
     );
     assert_quiet(&sim);
 }
+
+/// A caller with session timers (we refresh every 45 s) and a hold re-INVITE at `reinvite_at`.
+fn glare_call(reinvite_at: Option<Duration>) -> (Sim, Shared, usize, usize) {
+    let (mut sim, world) = switchboard(&config(3, |t| t));
+    let a = operator(&mut sim, 1, Plan::Answer { after: secs(2.0), talk: None });
+    let c = caller(&mut sim, &world, 1, secs(1.0), secs(200.0), never());
+    let trunk = sim.peer_mut::<TrunkCaller>(c);
+    let with_timer = std::mem::replace(trunk, TrunkCaller::new(addr(US), addr(US), "x"));
+    let mut with_timer = with_timer.with_session_timer(90);
+    with_timer.reinvite_at = reinvite_at;
+    *trunk = with_timer;
+    (sim, world, a, c)
+}
+
+#[test]
+fn reinvite_glare_gets_491_both_ways_and_both_retries_succeed() {
+    // Where our session refresh (a re-INVITE: the trunk does not allow UPDATE) goes out.
+    let (mut sim, _, _, _) = glare_call(None);
+    sim.run_until(secs(150.0));
+    let ours = sim.sent_by_endpoint("INVITE sip:trunk");
+    assert!(!ours.is_empty(), "no session refresh\n{}", sim.dump());
+    let refresh = ours[0].at;
+    // The caller puts the call on hold 5 ms later: each re-INVITE meets the other's.
+    let (mut sim, world, a, c) = glare_call(Some(refresh + Duration::from_millis(5)));
+    sim.run_until(secs(400.0));
+    let trunk: &TrunkCaller = sim.peer(c);
+    let dump = sim.dump();
+    assert_eq!(trunk.reinvites_received.first().map(|r| r.1), Some(491), "{dump}");
+    assert!(trunk.reinvites_received.iter().any(|r| r.1 == 200), "our retry went through\n{dump}");
+    assert_eq!(trunk.reinvite_finals.first().map(|r| r.0), Some(491), "{dump}");
+    assert_eq!(trunk.reinvite_finals.last().map(|r| r.0), Some(200), "{dump}");
+    // The call went on to the caller's BYE, with one bridge and the agent leg untouched.
+    match outcome(&world, 1) {
+        Outcome::Answered { talk, .. } => assert!(talk >= secs(200.0), "{talk:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(world.borrow().bridges, 1);
+    let o = op(&sim, a);
+    assert_eq!(o.received("INVITE").len(), 1, "{dump}");
+    assert_eq!(o.received("BYE").len(), 1);
+    assert!(o.received("BYE")[0] > secs(200.0));
+    assert_quiet(&sim);
+}

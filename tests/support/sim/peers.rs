@@ -137,6 +137,20 @@ pub struct TrunkCaller {
     pub cancel: Option<NonInviteClient>,
     /// Times a BYE from the far end arrived (each answered 200); the call is then over.
     pub byes_received: Vec<Duration>,
+    /// Send a re-INVITE (putting the call on hold) at this time once the call is up; after a
+    /// 491 it is sent again 2.5 s later (§14.1: we own the Call-ID). Sent once per attempt, with
+    /// no retransmission: for tests on clean links.
+    pub reinvite_at: Option<Duration>,
+    /// The CSeq of our re-INVITE awaiting its final response.
+    reinvite_pending: Option<u32>,
+    /// Final responses to our re-INVITEs: (status, time).
+    pub reinvite_finals: Vec<(u16, Duration)>,
+    /// Re-INVITEs from the far end: (time, the status we answered: 491 while ours is pending).
+    pub reinvites_received: Vec<(Duration, u16)>,
+    /// Our last CSeq in the dialog.
+    cseq: u32,
+    /// Our SDP offer (answered again in our 200 to a re-INVITE).
+    sdp: Option<String>,
 }
 
 impl TrunkCaller {
@@ -175,7 +189,24 @@ impl TrunkCaller {
             bye: None,
             cancel: None,
             byes_received: Vec::new(),
+            reinvite_at: None,
+            reinvite_pending: None,
+            reinvite_finals: Vec::new(),
+            reinvites_received: Vec::new(),
+            cseq: 1,
+            sdp: None,
         }
+    }
+
+    /// The same caller, asking for RFC 4028 session timers with `interval` seconds and the UAS
+    /// (tongdai) as the refresher.
+    pub fn with_session_timer(mut self, interval: u32) -> TrunkCaller {
+        let text = String::from_utf8_lossy(&self.invite).replace(
+            "Contact: ",
+            &format!("Session-Expires: {interval};refresher=uas\r\nSupported: timer\r\nContact: "),
+        );
+        self.invite = Bytes::from(text);
+        self
     }
 
     /// The same caller, sending its INVITE at `at` rather than at time 0.
@@ -215,6 +246,7 @@ impl TrunkCaller {
 
     /// The same caller, offering `sdp` in its INVITE.
     pub fn with_offer(mut self, sdp: &str) -> TrunkCaller {
+        self.sdp = Some(sdp.to_string());
         let text = String::from_utf8_lossy(&self.invite).replace(
             "Content-Length: 0\r\n\r\n",
             &format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()),
@@ -229,6 +261,10 @@ impl TrunkCaller {
     }
 
     fn ack(&self, branch: &str, to: &str) -> Bytes {
+        self.ack_cseq(branch, to, 1)
+    }
+
+    fn ack_cseq(&self, branch: &str, to: &str, cseq: u32) -> Bytes {
         let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
         let t = if self.reliable { "TCP" } else { "UDP" };
         Bytes::from(format!(
@@ -238,8 +274,30 @@ impl TrunkCaller {
              From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
              To: {to}\r\n\
              Call-ID: {call_id}\r\n\
-             CSeq: 1 ACK\r\n\
+             CSeq: {cseq} ACK\r\n\
              Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    /// A re-INVITE putting the call on hold (our offer, `sendonly`).
+    fn reinvite_request(&mut self) -> Bytes {
+        self.cseq += 1;
+        let (addr, target, call_id, n) = (self.addr, self.target, &self.call_id, self.cseq);
+        let tag = self.to_tag.as_deref().unwrap_or("");
+        let sdp =
+            self.sdp.clone().unwrap_or_default().replace("2 1 IN", "2 2 IN") + "a=sendonly\r\n";
+        Bytes::from(format!(
+            "INVITE sip:tongdai@{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {addr};branch=z9hG4bK-{call_id}-re{n};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
+             To: <sip:111@{target}>;tag={tag}\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {n} INVITE\r\n\
+             Contact: <sip:trunk@{addr}>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
         ))
     }
 
@@ -265,7 +323,9 @@ impl TrunkCaller {
         self.cancel_at
     }
 
-    fn bye_request(&self) -> Bytes {
+    fn bye_request(&mut self) -> Bytes {
+        self.cseq += 1;
+        let n = self.cseq;
         let (addr, target, call_id) = (self.addr, self.target, &self.call_id);
         let t = if self.reliable { "TCP" } else { "UDP" };
         let tag = self.to_tag.as_deref().unwrap_or("");
@@ -276,7 +336,7 @@ impl TrunkCaller {
              From: <sip:0901234567@{addr}>;tag=caller-{call_id}\r\n\
              To: <sip:111@{target}>;tag={tag}\r\n\
              Call-ID: {call_id}\r\n\
-             CSeq: 2 BYE\r\n\
+             CSeq: {n} BYE\r\n\
              Content-Length: 0\r\n\r\n"
         ))
     }
@@ -292,12 +352,25 @@ impl Peer for TrunkCaller {
         let r = match parse(bytes) {
             Some(Message::Response(r)) => r,
             Some(Message::Request(req)) => {
-                // The far end's requests in the dialog (its BYE): 200, and the call is over.
-                if req.method.as_str() == "BYE" {
-                    self.byes_received.push(now);
-                    self.bye_due = None;
-                }
-                let mut ok = String::from("SIP/2.0 200 OK\r\n");
+                // The far end's requests in the dialog: its BYE (200, and the call is over), its
+                // re-INVITE (200 with our description, or 491 while ours is pending), and the
+                // ACK of our 200 (no answer).
+                let status = match req.method.as_str() {
+                    "ACK" => return,
+                    "BYE" => {
+                        self.byes_received.push(now);
+                        self.bye_due = None;
+                        200
+                    }
+                    "INVITE" => {
+                        let status = if self.reinvite_pending.is_some() { 491 } else { 200 };
+                        self.reinvites_received.push((now, status));
+                        status
+                    }
+                    _ => 200,
+                };
+                let phrase = tongdai::sip::message::reason_phrase(status);
+                let mut ok = format!("SIP/2.0 {status} {phrase}\r\n");
                 for l in text.lines().skip(1).take_while(|l| !l.is_empty()) {
                     let name = l.split(':').next().unwrap_or("").trim();
                     if ["Via", "From", "To", "Call-ID", "CSeq"]
@@ -308,7 +381,14 @@ impl Peer for TrunkCaller {
                         ok.push_str("\r\n");
                     }
                 }
-                ok.push_str("Content-Length: 0\r\n\r\n");
+                match (&self.sdp, req.method.as_str(), status) {
+                    (Some(sdp), "INVITE", 200) => {
+                        ok.push_str(&format!("Contact: <sip:trunk@{}>\r\n", self.addr));
+                        ok.push_str("Content-Type: application/sdp\r\n");
+                        ok.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+                    }
+                    _ => ok.push_str("Content-Length: 0\r\n\r\n"),
+                }
                 out.push(Bytes::from(ok));
                 return;
             }
@@ -329,6 +409,25 @@ impl Peer for TrunkCaller {
             return;
         }
         if method != "INVITE" {
+            return;
+        }
+        let seq = r.headers.cseq().map(|c| c.seq).unwrap_or(1);
+        if seq > 1 {
+            // The answer to our re-INVITE.
+            if r.status < 200 || self.reinvite_pending != Some(seq) {
+                return;
+            }
+            self.reinvite_pending = None;
+            self.reinvite_finals.push((r.status, now));
+            let to = header(&text, "To").unwrap_or("").to_string();
+            if r.status >= 300 {
+                out.push(self.ack_cseq(&format!("z9hG4bK-{}-re{seq}", self.call_id), &to, seq));
+                if r.status == 491 {
+                    self.reinvite_at = Some(now + Duration::from_millis(2500));
+                }
+            } else {
+                out.push(self.ack_cseq(&format!("z9hG4bK-{}-reack{seq}", self.call_id), &to, seq));
+            }
             return;
         }
         // Any response stops Timer A (§17.1.1.2); a final one stops Timer B too.
@@ -376,6 +475,13 @@ impl Peer for TrunkCaller {
         } else if let Some(cancel) = self.cancel.as_mut() {
             cancel.on_wake(now, out);
         }
+        if self.to_tag.is_some() && self.bye.is_none() && self.reinvite_at.is_some_and(|t| t <= now)
+        {
+            self.reinvite_at = None;
+            let request = self.reinvite_request();
+            self.reinvite_pending = Some(self.cseq);
+            out.push(request);
+        }
         if self.bye_due.is_some_and(|d| d <= now) || self.bye_wanted().is_some_and(|d| d <= now) {
             self.bye_due = None;
             let mut bye = NonInviteClient::start(now, self.bye_request(), out);
@@ -392,6 +498,7 @@ impl Peer for TrunkCaller {
             self.invite_next,
             self.bye_due,
             self.bye_wanted(),
+            self.reinvite_at.filter(|_| self.to_tag.is_some() && self.bye.is_none()),
             self.bye.as_ref().and_then(NonInviteClient::wake),
             cancel_due,
             self.cancel.as_ref().and_then(NonInviteClient::wake),
