@@ -1,4 +1,4 @@
-//! The `tongdai` command: `run`, `check-config`, `version`.
+//! The `tongdai` command: `run`, `check-config`, `schedule`, `version`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,6 +36,18 @@ enum Command {
         /// The file to check.
         path: PathBuf,
     },
+    /// Print who is on duty when, day by day, and flag stretches with nobody on duty.
+    Schedule {
+        /// How many days to print.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The first day (YYYY-MM-DD, local); default today in the configured zone.
+        #[arg(long)]
+        from: Option<String>,
+        /// Configuration file. Default: as for `run`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
 }
@@ -54,7 +66,40 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { path } => check_config(&path),
         Command::Run { config, log_format } => run(config, log_format),
+        Command::Schedule { days, from, config } => schedule(days, from.as_deref(), config),
     }
+}
+
+fn config_source(path: Option<PathBuf>) -> ConfigSource {
+    match path {
+        Some(p) => ConfigSource::File(p),
+        None if Path::new(DEFAULT_PATH).exists() => ConfigSource::File(DEFAULT_PATH.into()),
+        None => ConfigSource::Builtin,
+    }
+}
+
+fn schedule(days: u32, from: Option<&str>, path: Option<PathBuf>) -> ExitCode {
+    let config = match config_source(path).load() {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    let plan = tongdai::acd::schedule::Schedule::new(
+        config.schedule.zone.clone(),
+        &config.shifts,
+        &config.holidays,
+    );
+    let first = match from {
+        None => plan.local_date(jiff::Timestamp::now()),
+        Some(text) => match text.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("tongdai: --from `{text}` is not a date (YYYY-MM-DD): {e}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        },
+    };
+    print!("{}", tongdai::acd::schedule::render(&plan, first, days.min(366)));
+    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {
@@ -82,11 +127,7 @@ fn refuse(e: &ConfigError) -> ExitCode {
 }
 
 fn run(path: Option<PathBuf>, log_format: Option<Format>) -> ExitCode {
-    let source = match path {
-        Some(p) => ConfigSource::File(p),
-        None if Path::new(DEFAULT_PATH).exists() => ConfigSource::File(DEFAULT_PATH.into()),
-        None => ConfigSource::Builtin,
-    };
+    let source = config_source(path);
     let config = match source.load() {
         Ok(c) => c,
         Err(e) => return refuse(&e),

@@ -34,6 +34,7 @@ mod event;
 pub mod identity;
 mod invariants;
 mod queue;
+pub mod schedule;
 mod settings;
 mod strategy;
 mod timer;

@@ -10,6 +10,7 @@ mod privacy;
 mod queue;
 mod read;
 mod registrar;
+mod schedule;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -28,6 +29,7 @@ pub use privacy::PrivacyConfig;
 pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
 use read::{FromToml, Problem, Section};
 pub use registrar::{RegistrarSettings, TrunkRegistrationConfig};
+pub use schedule::{HolidayConfig, ScheduleConfig};
 
 /// The built-in default configuration: loopback only, three example agents, an always-on shift.
 pub const DEFAULT_TOML: &str = include_str!("../../config/tongdai.toml");
@@ -53,6 +55,10 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
     /// Who is on duty when.
     pub shifts: Vec<ShiftConfig>,
+    /// The zone shifts are written in (`[schedule]`).
+    pub schedule: ScheduleConfig,
+    /// Dates whose own shifts replace the weekly rule (`[[holidays]]`).
+    pub holidays: Vec<HolidayConfig>,
     /// RTP.
     pub media: MediaConfig,
     /// The admin/metrics HTTP listener.
@@ -334,6 +340,8 @@ impl Config {
         note("trunk", self.trunk != old.trunk, false);
         note("agents", self.agents != old.agents, false);
         note("shifts", self.shifts != old.shifts, false);
+        note("schedule", self.schedule != old.schedule, false);
+        note("holidays", self.holidays != old.holidays, false);
         note("media", self.media != old.media, true);
         note("http", self.http != old.http, true);
         note("log", self.log != old.log, false);
@@ -386,7 +394,17 @@ fn read_config(
     let agents = read_agents(cx, section, base);
     let section = root.tables(cx, "shifts");
     let shifts_span = section.first().map(Section::span);
+    let shift_spans: Vec<_> = section.iter().map(Section::span).collect();
     let shifts = read_shifts(cx, section, agents.as_deref());
+    let section = root.table(cx, "schedule");
+    let schedule = schedule::read_schedule(cx, section);
+    let section = root.tables(cx, "holidays");
+    let holidays = schedule::read_holidays(cx, section, shifts.as_deref());
+    if let (Some(sched), Some(shifts), Some(holidays)) = (&schedule, &shifts, &holidays)
+        && shifts.len() == shift_spans.len()
+    {
+        schedule::check(cx, sched, shifts, &shift_spans, holidays);
+    }
     if let (Some(agents), Some(shifts), Some(span)) = (&agents, &shifts, shifts_span) {
         for agent in agents.iter().filter(|a| !shifts.iter().any(|s| s.agents.contains(&a.id))) {
             cx.warning(
@@ -417,6 +435,8 @@ fn read_config(
         trunk: trunk?,
         agents: agents?,
         shifts: shifts?,
+        schedule: schedule?,
+        holidays: holidays?,
         media: media?,
         http: http?,
         log: log?,
