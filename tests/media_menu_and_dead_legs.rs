@@ -58,6 +58,15 @@ fn daemon(name: &str, media: &str) -> TestDaemon {
     TestDaemon::with_config(&text)
 }
 
+/// Our offer: PCMU and telephone-event/8000 at 101 on `port`, `o=` version `version`.
+fn offer(port: u16, version: u32, direction: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na={direction}\r\n"
+    )
+}
+
 /// A trunk caller speaking literal SIP over UDP.
 struct Caller {
     sock: UdpSocket,
@@ -88,12 +97,7 @@ impl Caller {
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let me = sock.local_addr().unwrap();
         let call_id = format!("menu-{n}-{}@test", std::process::id());
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n",
-            rtp.port()
-        );
+        let sdp = offer(rtp.port(), 1, "sendrecv");
         let invite = format!(
             "INVITE sip:111@{daemon} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{n}\r\n\
              Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{n}\r\nTo: <sip:111@{daemon}>\r\n\
@@ -301,4 +305,36 @@ fn running_out_of_ports_refuses_the_new_call_only_and_every_port_comes_back() {
     });
     assert_eq!(next.map(|c| c.rtp.port()), Some(first));
     drop((tool, tool2));
+}
+
+#[test]
+fn a_held_caller_hears_nothing_and_is_not_timed_out_and_resumes() {
+    let _serial = support::serial();
+    let d = daemon("hold", "rtp_timeout = \"1s\"");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tool, local) = rt.block_on(RtpTool::bind());
+    let mut caller = Caller::call(d.sip_udp(), local, 30);
+    rt.block_on(tool.send_tone(caller.rtp, Tone::new(440.0, Codec::Pcmu, 0x3333), 1));
+    let heard = rt.block_on(tool.wait_for(10, Duration::from_secs(3))).packet_count();
+    assert!(heard >= 10, "prompts before the hold: {heard}");
+    // The trunk holds the call (sendonly) and then sends nothing for longer than rtp_timeout.
+    let reinvite = |c: &mut Caller, cseq: u32, direction: &str| {
+        c.in_dialog("INVITE", cseq, "application/sdp", &offer(local.port(), cseq, direction));
+        let cseq_line = format!("CSeq: {cseq} INVITE");
+        let is_final = |m: &str| m.contains(&cseq_line) && !m.starts_with("SIP/2.0 1");
+        let ok = wait_message(&c.sock, Duration::from_secs(5), is_final);
+        assert!(ok.as_deref().is_some_and(|m| m.starts_with("SIP/2.0 200")), "{ok:?}");
+        c.in_dialog("ACK", cseq, "", "");
+    };
+    reinvite(&mut caller, 2, "sendonly");
+    std::thread::sleep(Duration::from_millis(200));
+    let at_hold = tool.recording().packet_count();
+    assert!(!caller.receives_bye(Duration::from_millis(2500)), "no dead-leg timer on hold");
+    let during = tool.recording().packet_count() - at_hold;
+    assert_eq!(during, 0, "a held leg gets no audio");
+    // Resumed: the audio comes back, on the same stream.
+    reinvite(&mut caller, 3, "sendrecv");
+    let after = rt.block_on(tool.wait_for(at_hold + 10, Duration::from_secs(3)));
+    assert!(after.packet_count() >= at_hold + 10, "{} packets", after.packet_count());
+    assert_eq!(after.ssrcs().len(), 1, "one stream throughout");
 }

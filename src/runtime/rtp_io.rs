@@ -363,10 +363,7 @@ async fn run(
                         {
                             match relay.relay(t, &packet, &mut out) {
                                 Ok(()) => {
-                                    if let Some(to) = a.rx.send_to() {
-                                        let _ = a.rtp.try_send_to(&out, to);
-                                        meters.rtp_out.increment(1);
-                                    }
+                                    send_rtp(&a.rtp, &a.rx, &out, &meters)
                                 }
                                 Err(e) => Meters::dropped(e.reason()),
                             }
@@ -393,10 +390,7 @@ async fn run(
                         if let Outgoing::Relaying(relay) = &mut caller.out {
                             match relay.relay(t, &packet, &mut out) {
                                 Ok(()) => {
-                                    if let Some(to) = caller.rx.send_to() {
-                                        let _ = caller.rtp.try_send_to(&out, to);
-                                        meters.rtp_out.increment(1);
-                                    }
+                                    send_rtp(&caller.rtp, &caller.rx, &out, &meters)
                                 }
                                 Err(e) => Meters::dropped(e.reason()),
                             }
@@ -422,10 +416,7 @@ async fn run(
                             break;
                         }
                         meters.lateness.record(t.saturating_duration_since(due).as_secs_f64());
-                        if let Some(to) = caller.rx.send_to() {
-                            let _ = caller.rtp.try_send_to(&out, to);
-                            meters.rtp_out.increment(1);
-                        }
+                        send_rtp(&caller.rtp, &caller.rx, &out, &meters);
                     }
                 }
                 if caller.rx.poll_dead(t) {
@@ -443,6 +434,18 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Sends one RTP packet to the leg's peer, unless the peer holds the leg (`sendonly`/`inactive`
+/// from its side: it does not want our audio; the stream's clock runs on all the same).
+fn send_rtp(socket: &UdpSocket, rx: &LegReceiver, out: &[u8], meters: &Meters) {
+    if rx.on_hold() {
+        return;
+    }
+    if let Some(to) = rx.send_to() {
+        let _ = socket.try_send_to(out, to);
+        meters.rtp_out.increment(1);
     }
 }
 
