@@ -1,11 +1,14 @@
 //! Media hot paths: transcoding one 20 ms G.711 frame, one relay step (parse, rewrite, transcode),
-//! and one paced playout frame. Run: `cargo bench --bench media`.
+//! one received datagram through a leg's receiver and the relay (demux, latch, parse, payload
+//! type, watchdog, reception statistics, rewrite), and one paced playout frame.
+//! Run: `cargo bench --bench media`.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tongdai::media::g711::{Codec, transcode_in_place, transcode_into};
+use tongdai::media::leg::{Inbound, LegReceiver};
 use tongdai::media::pacing::{FRAME_DURATION, Playlist, Playout, RtpSender};
 use tongdai::media::prompt::Prompt;
 use tongdai::media::relay::{LegFormat, Relay};
@@ -72,5 +75,35 @@ fn playout_frame(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, transcoding, relay_step, playout_frame);
+/// What the media task does per received packet of a bridged call, without the socket calls.
+fn leg_receive_and_relay(c: &mut Criterion) {
+    let caller = LegFormat::static_codec(Codec::Pcma, Some(101));
+    let agent = LegFormat::static_codec(Codec::Pcmu, Some(101));
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let t0 = Instant::now();
+    let mut leg = LegReceiver::new(Some(peer), agent);
+    leg.start_watchdog(std::time::Duration::from_secs(120), t0);
+    let mut relay = Relay::new(agent, caller, RtpSender::new(1, 0, 0));
+    let mut out = Vec::with_capacity(200);
+    let mut seq = 0u16;
+    let payload = frame();
+    let mut datagram = Vec::with_capacity(200);
+    c.bench_function("leg_receive_and_relay_transcoding", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            let ts = u32::from(seq) * 160;
+            let h =
+                RtpHeader { marker: false, payload_type: 0, sequence: seq, timestamp: ts, ssrc: 9 };
+            datagram.clear();
+            h.write_vec(&payload, &mut datagram);
+            let now = t0 + FRAME_DURATION * u32::from(seq);
+            if let Inbound::Rtp { packet, .. } = leg.on_rtp(now, peer, black_box(&datagram)) {
+                let _ = relay.relay(now, &packet, &mut out);
+            }
+            black_box(&out);
+        })
+    });
+}
+
+criterion_group!(benches, transcoding, relay_step, leg_receive_and_relay, playout_frame);
 criterion_main!(benches);
