@@ -84,8 +84,11 @@ struct Day {
     callers: Vec<(usize, u16)>,
 }
 
-fn day(seed: u64, calls_per_day: f64, link: Link) -> Day {
-    let config = config(6, |t| t.replace("auto_resume = \"off\"", "auto_resume = \"2m\""));
+fn day(seed: u64, calls_per_day: f64, link: Link, strategy: &str) -> Day {
+    let config = config(6, |t| {
+        t.replace("auto_resume = \"off\"", "auto_resume = \"2m\"")
+            .replace("strategy = \"longest-idle\"", &format!("strategy = \"{strategy}\""))
+    });
     let start = std::time::Instant::now();
     let (board, endpoint) = Board::new(&config, start);
     let world = board.world.clone();
@@ -226,7 +229,7 @@ fn run_and_check(d: &mut Day) -> BTreeMap<String, usize> {
 #[test]
 fn a_day_of_poisson_traffic_at_hotline_load_loses_no_call_and_strands_no_agent() {
     for seed in [1, 2] {
-        let mut d = day(seed, 450.0, Link::perfect());
+        let mut d = day(seed, 450.0, Link::perfect(), "longest-idle");
         let counts = run_and_check(&mut d);
         eprintln!("seed {seed}: {counts:?}");
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
@@ -261,8 +264,19 @@ fn a_day_of_poisson_traffic_at_hotline_load_loses_no_call_and_strands_no_agent()
 
 #[test]
 fn a_day_over_a_lossy_network_loses_no_call_and_strands_no_agent() {
-    let mut d = day(7, 400.0, Link::lossy(0.01, 0.01, Duration::from_millis(5)));
+    let mut d = day(7, 400.0, Link::lossy(0.01, 0.01, Duration::from_millis(5)), "longest-idle");
     let counts = run_and_check(&mut d);
     eprintln!("lossy: {counts:?}");
     assert!(counts.get("answered").copied().unwrap_or(0) > 150, "{counts:?}");
+}
+
+/// Ring-all on a bad network (10 % loss and duplication, 30 ms jitter) at three times the load:
+/// this day found ring-all losers whose 2xx crossed our CANCEL being rung at once for the next
+/// caller, on a phone still busy with the crossing answer.
+#[test]
+fn a_ring_all_day_over_a_bad_network_at_triple_load_loses_no_call_and_strands_no_agent() {
+    let mut d = day(105, 1500.0, Link::lossy(0.1, 0.1, Duration::from_millis(30)), "ring-all");
+    let counts = run_and_check(&mut d);
+    eprintln!("ring-all: {counts:?}");
+    assert!(counts.get("answered").copied().unwrap_or(0) > 400, "{counts:?}");
 }

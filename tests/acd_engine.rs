@@ -611,6 +611,38 @@ fn ring_all_two_answers_within_a_millisecond_bridge_exactly_one() {
 }
 
 #[test]
+fn a_cancelled_agent_waits_retry_delay_before_the_next_ring() {
+    // Ring-all loser: its 2xx may be crossing our CANCEL, its phone busy until that leg is torn
+    // down; the next waiting caller must not ring it at once.
+    let agents = ["x", "y"].map(AgentId::new);
+    let mut engine = Engine::new(config(Strategy::RingAll), agents.clone());
+    let t = Instant::now();
+    for agent in &agents {
+        engine.handle(t, Input::AgentLoggedIn { agent: agent.clone() }).unwrap();
+    }
+    for call in [CallId(7), CallId(8)] {
+        engine.handle(t, Input::CallOffered { call, lane: Lane::Normal, province: None }).unwrap();
+        engine.handle(t, Input::PromptFinished { call }).unwrap();
+    }
+    let drain = |e: &mut Engine| std::iter::from_fn(|| e.poll_output()).collect::<Vec<_>>();
+    drain(&mut engine);
+    let t1 = t + 3 * S;
+    engine.handle(t1, Input::AgentAnswered { call: CallId(7), agent: agents[1].clone() }).unwrap();
+    let out = drain(&mut engine);
+    assert!(out.contains(&Output::CancelRing { call: CallId(7), agent: agents[0].clone() }));
+    assert!(!out.iter().any(|o| matches!(o, Output::RingAgent { .. })), "{out:?}");
+    assert_eq!(engine.agent_state(&agents[0]), Some(AgentState::Available), "no miss, no pause");
+    engine.check_invariants().unwrap();
+    let retry = engine.config().retry_delay;
+    assert_eq!(engine.poll_timeout(), Some(t1 + retry));
+    engine.handle_timeout(t1 + retry);
+    let out = drain(&mut engine);
+    let ring = Output::RingAgent { call: CallId(8), agent: agents[0].clone() };
+    assert!(out.contains(&ring), "{out:?}");
+    engine.check_invariants().unwrap();
+}
+
+#[test]
 fn ring_all_respects_the_line_cap_and_a_timeout_counts_a_miss_for_each() {
     let agents: Vec<(String, Script)> = (0..5).map(|i| (format!("r{i}"), Script::Never)).collect();
     let agents: Vec<(&str, Script)> = agents.iter().map(|(a, s)| (a.as_str(), *s)).collect();
