@@ -100,8 +100,8 @@ impl Caller {
         let sdp = offer(rtp.port(), 1, "sendrecv");
         let invite = format!(
             "INVITE sip:111@{daemon} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-inv-{n}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{n}\r\nTo: <sip:111@{daemon}>\r\n\
-             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{n}\r\n\
+             To: <sip:111@{daemon}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
              Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len()
         );
@@ -139,9 +139,10 @@ impl Caller {
             format!("Content-Type: {content_type}\r\n")
         };
         let msg = format!(
-            "{method} sip:111@{daemon} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{}\r\nTo: <sip:111@{daemon}>;tag={}\r\n\
-             Call-ID: {}\r\nCSeq: {cseq} {method}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            "{method} sip:111@{daemon} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bK-{method}-{cseq}-{}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:caller@127.0.0.1>;tag=c{}\r\n\
+             To: <sip:111@{daemon}>;tag={}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n{ct}Content-Length: {}\r\n\r\n{body}",
             self.call_id.split('-').nth(1).unwrap(),
             self.call_id.split('-').nth(1).unwrap(),
             self.to_tag,

@@ -3,9 +3,9 @@
 //! comes from the sans-IO media core ([`Playout`], [`Relay`], [`SourceLatch`]).
 //!
 //! One task per call owns the call's sockets (the caller leg and, once ringing, the agent leg, each
-//! an RTP port and the RTCP port above it), so a bridge relays between two sockets without crossing
-//! tasks. Dropping the [`MediaSession`] ends the task; ports return to the pool when their [`Lease`]
-//! drops, whatever path the call took. What arrives is judged by [`LegReceiver`]: bad packets are
+//! an RTP port and the RTCP port above it), so a bridge relays between two sockets without
+//! crossing tasks. Dropping the [`MediaSession`] ends the task; ports return to the pool when their
+//! [`Lease`] drops, whatever path the call took. What arrives is judged by [`LegReceiver`]: bad packets are
 //! dropped and counted by reason, never ending the task; key presses and dead legs go back to the
 //! core task as [`MediaEvent`]s.
 
@@ -356,7 +356,8 @@ async fn run(
                     Inbound::Rtp { packet, key } => {
                         meters.rtp_in.increment(1);
                         if let Some(digit) = key {
-                            report(MediaLeg::Caller, MediaEvent::Dtmf { call: context.call, digit });
+                            let event = MediaEvent::Dtmf { call: context.call, digit };
+                            report(MediaLeg::Caller, event);
                         }
                         if let Some(a) = agent.as_mut()
                             && let Outgoing::Relaying(relay) = &mut a.out
@@ -420,10 +421,12 @@ async fn run(
                     }
                 }
                 if caller.rx.poll_dead(t) {
-                    report(MediaLeg::Caller, MediaEvent::LegDead { call: context.call, leg: MediaLeg::Caller });
+                    let event = MediaEvent::LegDead { call: context.call, leg: MediaLeg::Caller };
+                    report(MediaLeg::Caller, event);
                 }
                 if let Some(a) = agent.as_mut() && a.rx.poll_dead(t) {
-                    report(MediaLeg::Agent, MediaEvent::LegDead { call: context.call, leg: MediaLeg::Agent });
+                    let event = MediaEvent::LegDead { call: context.call, leg: MediaLeg::Agent };
+                    report(MediaLeg::Agent, event);
                 }
                 let ntp = ntp_now();
                 for leg in std::iter::once(&mut caller).chain(agent.as_mut()) {

@@ -1,5 +1,6 @@
-//! What a call's media reports back to the switchboard: key presses (RFC 4733 events on the caller's
-//! RTP, or SIP INFO) and dead legs (no RTP or RTCP for `rtp_timeout`). Domain layer, sans-IO.
+//! What a call's media reports back to the switchboard: key presses (RFC 4733 events on the
+//! caller's RTP, or SIP INFO) and dead legs (no RTP or RTCP for `rtp_timeout`). Domain layer,
+//! sans-IO.
 //!
 //! The urgent-lane menu: after the welcome, the caller hears "if a child is in danger now, press
 //! 1" and has `menu_timeout` to press it. A `1` in that window puts the call in the urgent lane and
