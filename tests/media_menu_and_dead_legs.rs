@@ -339,3 +339,39 @@ fn a_held_caller_hears_nothing_and_is_not_timed_out_and_resumes() {
     assert!(after.packet_count() >= at_hold + 10, "{} packets", after.packet_count());
     assert_eq!(after.ssrcs().len(), 1, "one stream throughout");
 }
+
+#[test]
+fn the_daemon_reports_on_its_own_stream_over_rtcp_to_the_port_above() {
+    use tongdai::media::rtcp::{RtcpPacket, parse_compound};
+    use tongdai::media::rtp::{RtpHeader, RtpPacket};
+    let _serial = support::serial();
+    let d = daemon("rtcp", "");
+    // Our RTP socket and the RTCP socket on the port above it, as a phone has them.
+    let (rtp, rtcp) = (0..50)
+        .find_map(|_| {
+            let rtp = UdpSocket::bind("127.0.0.1:0").ok()?;
+            let port = rtp.local_addr().ok()?.port();
+            let rtcp = UdpSocket::bind(("127.0.0.1", port.checked_add(1)?)).ok()?;
+            Some((rtp, rtcp))
+        })
+        .expect("a free port pair");
+    let caller = Caller::call(d.sip_udp(), rtp.local_addr().unwrap(), 40);
+    let h = RtpHeader { marker: true, payload_type: 0, sequence: 1, timestamp: 0, ssrc: 0x4444 };
+    rtp.send_to(&h.to_packet(&[0xFF; 160]), caller.rtp).unwrap();
+    rtp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = rtp.recv_from(&mut buf).expect("prompt audio");
+    let stream = RtpPacket::parse(&buf[..n]).unwrap().ssrc;
+    // The first report is due 5 s (RFC 3550's minimum interval) after the answer.
+    rtcp.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let (n, from) = rtcp.recv_from(&mut buf).expect("an RTCP report");
+    assert_eq!(from.port(), caller.rtp.port() + 1, "sent from our RTCP port");
+    match &parse_compound(&buf[..n]).unwrap()[0] {
+        RtcpPacket::SenderReport { ssrc, info, reports } => {
+            assert_eq!(*ssrc, stream, "about the stream we send");
+            assert!(info.packet_count > 100, "{info:?}");
+            assert_eq!(reports.first().map(|r| r.ssrc), Some(0x4444), "and on what we received");
+        }
+        other => panic!("expected an SR: {other:?}"),
+    }
+}
