@@ -68,7 +68,13 @@ pub struct Core {
     shared: Arc<Shared>,
     /// Where binding changes are saved (`[registrar] database`); `None`: memory only.
     store: Option<super::store::BindingStore>,
+    /// When the schedule is next applied (a shift change, or the periodic check for clock jumps).
+    rota_check: std::time::Instant,
 }
+
+/// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
+/// cannot leave agents on or off shift for long.
+const ROTA_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Random bytes from the operating system, for keys and seeds.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -104,7 +110,16 @@ impl Core {
         let locals: Vec<SocketAddr> = udp.keys().copied().collect();
         let seed = u64::from_le_bytes(random_bytes());
         switchboard.start_originating(now(), &config, &locals, seed);
-        Core { endpoint, switchboard, media, udp, tcp: HashMap::new(), shared, store: None }
+        Core {
+            endpoint,
+            switchboard,
+            media,
+            udp,
+            tcp: HashMap::new(),
+            shared,
+            store: None,
+            rota_check: now(),
+        }
     }
 
     /// Saves binding changes to `store` from now on, after putting back `saved`, the bindings
@@ -128,7 +143,11 @@ impl Core {
         let mut config = self.shared.config.subscribe();
         let mut media_events = self.media.take_events();
         loop {
-            let next = [self.endpoint.poll_timeout(), self.switchboard.poll_timeout()];
+            let next = [
+                self.endpoint.poll_timeout(),
+                self.switchboard.poll_timeout(),
+                Some(self.rota_check),
+            ];
             let wake = next
                 .into_iter()
                 .flatten()
@@ -153,12 +172,15 @@ impl Core {
                             .set_scanner_user_agents(c.registrar.scanner_user_agents.clone());
                         self.media.reload(&c);
                         self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
+                        // The new schedule applies at once.
+                        self.rota_check = now();
                     }
                 }
                 _ = tokio::time::sleep_until(wake) => {
                     let t = now();
                     self.endpoint.handle_timeout(t);
                     self.switchboard.handle_timeout(t, &mut self.endpoint, &mut self.media);
+                    self.check_rota(t);
                 }
             }
             self.endpoint.set_draining(self.shared.is_draining());
@@ -167,6 +189,21 @@ impl Core {
                 .active_calls
                 .store(self.switchboard.calls(), std::sync::atomic::Ordering::Release);
         }
+    }
+
+    /// Applies the schedule when it is due and plans the next check: the next shift change, or
+    /// [`ROTA_RECHECK`] from now, whichever is sooner.
+    fn check_rota(&mut self, t: std::time::Instant) {
+        if t < self.rota_check {
+            return;
+        }
+        let wall = jiff::Timestamp::now();
+        self.switchboard.apply_schedule(t, wall, &mut self.endpoint, &mut self.media);
+        let until_change = self
+            .switchboard
+            .next_shift_change(wall)
+            .and_then(|at| std::time::Duration::try_from(wall.duration_until(at)).ok());
+        self.rota_check = t + until_change.map_or(ROTA_RECHECK, |d| d.min(ROTA_RECHECK));
     }
 
     fn input(&mut self, input: CoreInput) {

@@ -44,6 +44,7 @@ mod ivr;
 mod media_events;
 mod register;
 mod reinvite;
+mod shifts;
 
 pub use audit::AUDIT_INTERVAL;
 pub use feature::FEATURE_PROMPTS;
@@ -233,6 +234,8 @@ pub struct Switchboard {
     next_leg: u64,
     /// When the next periodic audit runs (audit.rs).
     next_audit: Instant,
+    /// Who is on shift (shifts.rs).
+    rota: shifts::Rota,
 }
 
 impl Switchboard {
@@ -261,6 +264,7 @@ impl Switchboard {
             next_call: 0,
             next_leg: 0,
             next_audit: epoch + audit::AUDIT_INTERVAL,
+            rota: shifts::Rota::new(config),
         }
     }
 
@@ -287,6 +291,7 @@ impl Switchboard {
         self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
         self.registrar.set_config(config.registrar.limits);
         self.access.reload(config);
+        self.rota.reload(config);
         self.drive(now, sip, media);
     }
 
