@@ -1,7 +1,7 @@
 //! Agents behind NAT and dead agents, end to end against the daemon on loopback: an agent whose
 //! Contact names a private address (192.168.1.50) but registers from loopback is reached at its
 //! flow for the INVITE and for our BYE; an agent that registers and then stops answering the
-//! keep-alives is logged out.
+//! keep-alives is logged out; a TCP connection that closes takes its binding with it.
 
 mod support;
 
@@ -182,4 +182,81 @@ fn an_agent_that_stops_answering_keepalives_is_logged_out() {
     assert_eq!(gone, 0.0, "the silent agent's binding is removed");
     assert_eq!(wait_metric(&daemon, available, 0.0, Duration::from_secs(5)), 0.0);
     assert_eq!(daemon.metric("tongdai_agents{state=\"logged_out\"} "), 3.0);
+}
+
+/// Reads one SIP message (headers and a Content-Length body) from a stream.
+fn read_message(stream: &mut std::net::TcpStream) -> Option<Response> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).ok()?;
+    buf.extend(body);
+    match parse_datagram(buf).ok()? {
+        Message::Response(r) => Some(r),
+        Message::Request(_) => None,
+    }
+}
+
+/// A softphone registered over TCP is reachable only over that connection (we never connect out
+/// to agents): when it closes, the binding goes and the agent is logged out at once.
+#[test]
+fn a_closed_tcp_flow_takes_its_binding_with_it() {
+    use std::io::Write;
+    let _serial = support::serial();
+    let daemon = TestDaemon::start();
+    let mut stream = std::net::TcpStream::connect(daemon.sip_tcp()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = stream.local_addr().unwrap();
+    let register = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{d} SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {local};branch=z9hG4bKtcp{cseq}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:op3@{d}>;tag=tcp1\r\n\
+             To: <sip:op3@{d}>\r\n\
+             Call-ID: tcp-reg@test\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:op3@192.168.1.53:5060;transport=tcp>\r\n\
+             Expires: 600\r\n\
+             {auth}Content-Length: 0\r\n\r\n",
+            d = daemon.sip_tcp(),
+        )
+    };
+    stream.write_all(register(1, "").as_bytes()).unwrap();
+    let challenge = read_message(&mut stream).expect("401");
+    assert_eq!(challenge.status, 401);
+    let challenges = challenge.headers.www_authenticate().unwrap();
+    let chosen = tongdai::sip::auth::preferred_challenge(&challenges).unwrap();
+    let uri = format!("sip:{}", daemon.sip_tcp());
+    let answer = tongdai::sip::auth::ClientAnswer {
+        user: "op3",
+        password: "op3-test-password",
+        method: &Method::Register,
+        uri: &uri,
+        cnonce: "7cp",
+        nc: 1,
+    };
+    let value = tongdai::sip::auth::authorization(chosen, &answer).unwrap();
+    stream.write_all(register(2, &format!("Authorization: {value}\r\n")).as_bytes()).unwrap();
+    assert_eq!(read_message(&mut stream).map(|r| r.status), Some(200));
+    assert_eq!(wait_metric(&daemon, "tongdai_registrations ", 1.0, Duration::from_secs(5)), 1.0);
+
+    drop(stream);
+    let left = wait_metric(&daemon, "tongdai_registrations ", 0.0, Duration::from_secs(5));
+    assert_eq!(left, 0.0, "the closed connection's binding is gone");
 }
