@@ -1,7 +1,8 @@
 //! The switchboard's caller identity, feature codes and early media, sans-IO: the endpoint and the
 //! switchboard around a fake media, fed literal SIP from a trunk and an agent on virtual time.
 //! What the agent's INVITE shows of the caller (RFC 3325 / RFC 3323), the 407 → 200 → BYE of a
-//! feature code and its effect on the engine, and 183 early media answered 200 on an agent's 2xx.
+//! feature code and its effect on the engine, 183 early media answered 200 on an agent's 2xx, and
+//! session timers (RFC 4028) on the agent leg.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -566,4 +567,76 @@ fn early_media_caller_refused_when_nobody_can_take_it_gets_a_final_answer() {
     let finals: Vec<u16> =
         rig.responses_to(TRUNK).iter().filter(|r| r.status >= 200).map(|r| r.status).collect();
     assert_eq!(finals, vec![486]);
+}
+
+impl Rig {
+    /// A trunk call bridged to op1, whose 200 carries `extra` headers: the agent's INVITE.
+    fn bridged_call(&mut self, extra: &[(&'static str, &str)]) -> Request {
+        self.register_op1();
+        self.trunk_invite("timer", "0901234567", "");
+        let ok = self.final_to(TRUNK, 200);
+        self.ack_to(TRUNK, US, &ok);
+        let invite = self.agent_invite();
+        let mut answer = Response::for_request(&invite, 200, Some("agent1"));
+        answer.headers.push("Contact", format!("<sip:op1@{AGENT}>"));
+        for (name, value) in extra {
+            answer.headers.push(*name, value.to_string());
+        }
+        answer.headers.push("Content-Type", "application/sdp");
+        answer.body = Bytes::from(sdp(44_000));
+        self.ep.handle_datagram(self.now, flow(AGENT), answer.to_bytes());
+        self.pump();
+        assert!(matches!(self.op1(), Some(AgentState::OnCall { .. })), "{:?}", self.op1());
+        self.sent.clear();
+        invite
+    }
+}
+
+/// The registrar's OPTIONS keep-alives off: the test agents answer nothing but what they are
+/// scripted to, and these tests run minutes of virtual time.
+const NO_KEEPALIVES: &[(&str, &str)] =
+    &[("keepalive_interval = \"30s\"", "keepalive_interval = \"0s\"")];
+
+#[test]
+fn our_invite_to_an_agent_offers_a_session_timer() {
+    let mut rig = Rig::new(NO_KEEPALIVES);
+    let invite = rig.bridged_call(&[]);
+    assert_eq!(invite.headers.get("Session-Expires").map(|v| v.as_ref()), Some(&b"1800"[..]));
+    let supported = invite.headers.supported().unwrap();
+    assert!(supported.iter().any(|t| t == "timer"), "{supported:?}");
+    // An agent without session timers (no Session-Expires in its 200): no refresh, no expiry.
+    rig.advance(Duration::from_secs(1000));
+    let to_agent = rig.requests_to(AGENT);
+    assert!(to_agent.is_empty(), "{to_agent:?}");
+    assert_eq!(rig.sb.calls(), 1);
+}
+
+#[test]
+fn the_agent_leg_is_refreshed_when_the_agent_makes_us_the_refresher() {
+    let mut rig = Rig::new(NO_KEEPALIVES);
+    rig.bridged_call(&[("Session-Expires", "90;refresher=uac"), ("Require", "timer")]);
+    rig.advance(Duration::from_secs(44));
+    assert!(rig.requests_to(AGENT).is_empty(), "no refresh before half the interval");
+    rig.advance(Duration::from_secs(2));
+    let refresh: Vec<Request> = rig.requests_to(AGENT);
+    assert!(!refresh.is_empty(), "no refresh at half the interval");
+    let r = &refresh[0];
+    assert_eq!(r.method, Method::Invite, "the agent allows no UPDATE: a re-INVITE");
+    assert!(r.headers.to().unwrap().tag().is_some(), "in the dialog");
+    let se = r.headers.get("Session-Expires").unwrap();
+    assert_eq!(se.as_ref(), b"90;refresher=uac");
+    assert!(!r.body.is_empty(), "our unchanged description");
+}
+
+#[test]
+fn an_agent_leg_nobody_refreshes_is_hung_up_and_so_is_the_caller() {
+    let mut rig = Rig::new(NO_KEEPALIVES);
+    rig.bridged_call(&[("Session-Expires", "90;refresher=uas"), ("Require", "timer")]);
+    // §10: BYE at expiry - min(32 s, 90/3) = 60 s, when the agent sent no refresh.
+    rig.advance(Duration::from_secs(59));
+    assert!(rig.requests_to(AGENT).is_empty());
+    rig.advance(Duration::from_secs(2));
+    assert!(rig.requests_to(AGENT).iter().any(|r| r.method == Method::Bye), "no BYE to the agent");
+    assert!(rig.requests_to(TRUNK).iter().any(|r| r.method == Method::Bye), "caller left alone");
+    assert_eq!(rig.sb.calls(), 0);
 }

@@ -894,8 +894,10 @@ impl Endpoint {
         }
         self.contact_header(&mut r.headers, flow);
         r.headers.push(name::ALLOW, self.allow_value());
-        // RFC 3262 §4: we PRACK reliable provisionals, so agents may send them.
-        r.headers.push(name::SUPPORTED, "100rel");
+        // RFC 3262 §4: we PRACK reliable provisionals, so agents may send them; RFC 4028: the
+        // agent leg has a session timer like the trunk leg, so a vanished phone is noticed.
+        r.headers.push(name::SUPPORTED, "100rel, timer");
+        r.headers.push(name::SESSION_EXPIRES, session_timer::UAC_SESSION_EXPIRES.to_string());
         r.headers.push(name::CONTENT_TYPE, "application/sdp");
         r.body = sdp;
         let txn = self.txns.send_request(now, flow, r.clone()).ok()?;
@@ -1153,7 +1155,11 @@ impl Endpoint {
                             return;
                         }
                         dialog_id = Some(id.clone());
-                        self.dialogs.entry(id).or_insert(d);
+                        let entry = self.dialogs.entry(id).or_insert(d);
+                        // RFC 4028 §7.2: the 2xx's Session-Expires starts the agent leg's timer.
+                        if entry.session_timer.is_none() {
+                            entry.session_timer = session_timer::uac_timer(now, &response);
+                        }
                     }
                 }
             } else if status >= 300 {

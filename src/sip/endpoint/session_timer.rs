@@ -80,6 +80,19 @@ pub(super) fn session_headers(
     Some(SessionTimer::started(now, interval, we_refresh))
 }
 
+/// The session interval our INVITEs ask for (RFC 4028 §4 recommends 30 minutes); the agent's 2xx
+/// may shorten it (never below its Min-SE) and names the refresher.
+pub(super) const UAC_SESSION_EXPIRES: u32 = 1800;
+
+/// The timer a 2xx to our INVITE starts (§7.2): none when the answer carries no Session-Expires
+/// (the peer does not do session timers); we refresh unless it says `refresher=uas`.
+pub(super) fn uac_timer(now: Instant, response: &Response) -> Option<SessionTimer> {
+    let se = response.headers.session_expires().ok().flatten()?;
+    let interval = Duration::from_secs(u64::from(se.delta.max(MIN_SE_SECS)));
+    let we_refresh = !se.refresher.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("uas"));
+    Some(SessionTimer::started(now, interval, we_refresh))
+}
+
 impl Endpoint {
     pub(super) fn refuse_too_small(&mut self, now: Instant, id: TxnId, request: &Request) {
         // RFC 4028 §6: 422 carries our Min-SE so that the UAC can retry with a longer interval.
