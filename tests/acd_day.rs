@@ -84,10 +84,13 @@ struct Day {
     callers: Vec<(usize, u16)>,
 }
 
-fn day(seed: u64, calls_per_day: f64, link: Link, strategy: &str) -> Day {
+/// One day: `seed`, mean calls per day, the links of every peer, the `[queue]` strategy and
+/// answer mode (`answer` or `early-media`).
+fn day(seed: u64, calls_per_day: f64, link: Link, strategy: &str, answer: &str) -> Day {
     let config = config(6, |t| {
         t.replace("auto_resume = \"off\"", "auto_resume = \"2m\"")
             .replace("strategy = \"longest-idle\"", &format!("strategy = \"{strategy}\""))
+            .replace("answer = \"answer\"", &format!("answer = \"{answer}\""))
     });
     let start = std::time::Instant::now();
     let (board, endpoint) = Board::new(&config, start);
@@ -229,7 +232,7 @@ fn run_and_check(d: &mut Day) -> BTreeMap<String, usize> {
 #[test]
 fn a_day_of_poisson_traffic_at_hotline_load_loses_no_call_and_strands_no_agent() {
     for seed in [1, 2] {
-        let mut d = day(seed, 450.0, Link::perfect(), "longest-idle");
+        let mut d = day(seed, 450.0, Link::perfect(), "longest-idle", "answer");
         let counts = run_and_check(&mut d);
         eprintln!("seed {seed}: {counts:?}");
         let n = |k: &str| counts.get(k).copied().unwrap_or(0);
@@ -264,7 +267,8 @@ fn a_day_of_poisson_traffic_at_hotline_load_loses_no_call_and_strands_no_agent()
 
 #[test]
 fn a_day_over_a_lossy_network_loses_no_call_and_strands_no_agent() {
-    let mut d = day(7, 400.0, Link::lossy(0.01, 0.01, Duration::from_millis(5)), "longest-idle");
+    let mut d =
+        day(7, 400.0, Link::lossy(0.01, 0.01, Duration::from_millis(5)), "longest-idle", "answer");
     let counts = run_and_check(&mut d);
     eprintln!("lossy: {counts:?}");
     assert!(counts.get("answered").copied().unwrap_or(0) > 150, "{counts:?}");
@@ -275,8 +279,26 @@ fn a_day_over_a_lossy_network_loses_no_call_and_strands_no_agent() {
 /// caller, on a phone still busy with the crossing answer.
 #[test]
 fn a_ring_all_day_over_a_bad_network_at_triple_load_loses_no_call_and_strands_no_agent() {
-    let mut d = day(105, 1500.0, Link::lossy(0.1, 0.1, Duration::from_millis(30)), "ring-all");
+    let mut d =
+        day(105, 1500.0, Link::lossy(0.1, 0.1, Duration::from_millis(30)), "ring-all", "answer");
     let counts = run_and_check(&mut d);
     eprintln!("ring-all: {counts:?}");
     assert!(counts.get("answered").copied().unwrap_or(0) > 400, "{counts:?}");
+}
+
+/// Early media: callers hear the prompts and hold audio in 183 and get the 200 only when an
+/// operator answers; the ones who give up CANCEL. The audit must keep their unanswered calls.
+#[test]
+fn an_early_media_day_over_a_lossy_network_loses_no_call_and_strands_no_agent() {
+    let link = Link::lossy(0.02, 0.02, Duration::from_millis(10));
+    let mut d = day(11, 450.0, link, "longest-idle", "early-media");
+    let counts = run_and_check(&mut d);
+    eprintln!("early media: {counts:?}");
+    let early = d
+        .callers
+        .iter()
+        .filter(|(i, _)| d.sim.peer::<TrunkCaller>(*i).statuses("INVITE").contains(&183))
+        .count();
+    assert!(early > 400, "{early} callers got early media");
+    assert!(counts.get("abandoned_queue").copied().unwrap_or(0) > 20, "{counts:?}");
 }

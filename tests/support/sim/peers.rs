@@ -116,7 +116,8 @@ pub struct TrunkCaller {
     /// When to send BYE after the first 2xx (None: never).
     pub bye_after: Option<Duration>,
     /// When to send BYE once the call is up, asked again at every wake so the test can move it
-    /// (e.g. once an agent answers); an absolute time from the start. Used when `bye_after` is None.
+    /// (e.g. once an agent answers); an absolute time from the start. Used when `bye_after` is None;
+    /// before the call is answered (early media) it is when the caller CANCELs.
     pub bye_when: Option<Box<dyn Fn() -> Option<Duration>>>,
     bye_due: Option<Duration>,
     /// When the caller hangs up before the answer: CANCEL, sent once a provisional has arrived
@@ -320,7 +321,8 @@ impl TrunkCaller {
         if self.cancel.is_some() || !self.provisional_seen || self.to_tag.is_some() {
             return None;
         }
-        self.cancel_at
+        // Unanswered (early media): `bye_when` says when the caller gives up, by CANCEL.
+        self.cancel_at.or_else(|| self.bye_when.as_ref().and_then(|f| f()))
     }
 
     fn bye_request(&mut self) -> Bytes {
