@@ -375,3 +375,49 @@ fn the_daemon_reports_on_its_own_stream_over_rtcp_to_the_port_above() {
         other => panic!("expected an SR: {other:?}"),
     }
 }
+
+#[test]
+fn bad_datagrams_on_a_media_port_are_counted_by_reason_and_the_leg_keeps_working() {
+    let _serial = support::serial();
+    let d = daemon("bad", "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tool, local) = rt.block_on(RtpTool::bind());
+    let caller = Caller::call(d.sip_udp(), local, 50);
+    rt.block_on(tool.send_tone(caller.rtp, Tone::new(440.0, Codec::Pcmu, 0x5555), 3));
+    let reason = |r: &str| format!("tongdai_rtp_dropped_packets_total{{reason=\"{r}\"}} ");
+    let reasons = ["short", "version", "csrc_overflow", "stun", "dtls", "foreign_source"];
+    let before: Vec<f64> = reasons.iter().map(|r| d.metric(&reason(r))).collect();
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rt.block_on(async {
+        tool.send_raw(caller.rtp, &[0x80, 0x00, 0x00]).await;
+        tool.send_raw(caller.rtp, &[0x40; 20]).await;
+        tool.send_raw(caller.rtp, &[0x8F, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]).await;
+        tool.send_raw(caller.rtp, &[0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42]).await;
+        tool.send_raw(caller.rtp, &[22, 254, 253, 0, 0]).await;
+    });
+    // The same RTP as the caller's, from another port: no RTP bleed.
+    let h = tongdai::media::rtp::RtpHeader {
+        marker: false,
+        payload_type: 0,
+        sequence: 9,
+        timestamp: 1440,
+        ssrc: 0x5555,
+    };
+    stranger.send_to(&h.to_packet(&[0xFF; 160]), caller.rtp).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let counted = loop {
+        let now: Vec<f64> = reasons.iter().map(|r| d.metric(&reason(r))).collect();
+        let all = now.iter().zip(&before).all(|(n, b)| *n >= b + 1.0);
+        if all || Instant::now() >= deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for ((r, n), b) in reasons.iter().zip(&counted).zip(&before) {
+        assert_eq!(*n, b + 1.0, "{r}");
+    }
+    // The receive loop is still there: a key press still reaches the menu.
+    let urgent0 = d.metric(URGENT);
+    rt.block_on(tool.send_dtmf(caller.rtp, '1', 101, 0x5555, 10, 1600));
+    assert_eq!(wait_metric(&d, URGENT, urgent0 + 1.0, Duration::from_secs(5)), urgent0 + 1.0);
+}

@@ -130,9 +130,15 @@ impl LegReceiver {
             PacketKind::Stun => return Inbound::Dropped("stun"),
             PacketKind::Dtls => return Inbound::Dropped("dtls"),
             PacketKind::Unknown => {
-                // Two bytes or fewer: a truncated RTP header rather than a stranger's protocol.
-                let short = buf.len() < 2 && buf.first().is_none_or(|b| b >> 6 == 2);
-                return Inbound::Dropped(if short { "short" } else { "unknown" });
+                // Under two bytes with RTP's version: a truncated header. A first byte past the
+                // STUN/DTLS ranges with another version: an RTP-like packet of the wrong version.
+                let reason = match buf.first() {
+                    None => "short",
+                    Some(b) if b >> 6 == 2 => "short",
+                    Some(b) if *b >= 64 => "version",
+                    Some(_) => "unknown",
+                };
+                return Inbound::Dropped(reason);
             }
         }
         if self.latch.check(from).is_err() {
@@ -263,7 +269,9 @@ mod tests {
             (vec![0x80], peer(), "short"),
             (vec![0x00, 0x01, 0, 0], peer(), "stun"),
             (vec![22, 254, 253, 0], peer(), "dtls"),
-            (vec![0x40; 20], peer(), "unknown"),
+            (vec![0x40; 20], peer(), "version"),
+            (vec![0xC0; 20], peer(), "version"),
+            (vec![0x10; 20], peer(), "unknown"),
             (good.clone(), stranger, "foreign_source"),
             (
                 {
