@@ -344,6 +344,7 @@ fn privacy_id_leaves_no_number_in_the_agents_invite() {
         assert!(!text.contains(digits), "number in the agent's INVITE:\n{text}");
     }
     assert!(from_of(&invite).starts_with("\"111 · Nam Bộ · ẩn danh\" <sip:111@"), "{text}");
+    assert_eq!(rig.sb.caller_pseudonym(CallId(1)), None, "no pseudonym either");
 }
 
 #[test]
@@ -366,6 +367,8 @@ fn the_trunks_asserted_identity_gives_province_and_pseudonym_never_the_number() 
     let invite = rig.agent_invite();
     let from = from_of(&invite);
     assert!(from.starts_with("\"111 · An Giang · #"), "{from}");
+    let pseudonym = rig.sb.caller_pseudonym(CallId(1)).expect("a pseudonym for records");
+    assert!(from.contains(&pseudonym.to_string()), "{from}");
     assert!(from.contains("<sip:111@"), "{from}");
     let text = text_of(&invite);
     assert!(!text.contains("2963852123") && !text.contains("911111111"), "{text}");

@@ -5,7 +5,7 @@
 use ipnet::IpNet;
 
 use super::*;
-use crate::acd::identity::{CallerIdentity, PseudonymKey};
+use crate::acd::identity::{CallerIdentity, Pseudonym, PseudonymKey};
 use crate::config::{AnswerMode, FeatureCodes, PrivacyConfig};
 
 /// What the switchboard takes from `[queue]`, `[privacy]` and `[trunk]` to answer calls and show
@@ -64,6 +64,12 @@ impl Switchboard {
     /// set, pseudonyms use a key random to this process.
     pub fn set_pseudonym_key(&mut self, key: [u8; 32]) {
         self.policy.key = PseudonymKey::new(key);
+    }
+
+    /// The pseudonym of `call`'s caller, for call records; `None` when the caller withheld their
+    /// number (or there is no such call). The number itself never leaves the switchboard.
+    pub fn caller_pseudonym(&self, call: CallId) -> Option<Pseudonym> {
+        self.calls.get(&call)?.identity.pseudonym()
     }
 
     pub(super) fn incoming_call(
