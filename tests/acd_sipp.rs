@@ -3,7 +3,8 @@
 //! SIPp trunk callers call 111; each outcome is read back from the daemon's metrics (calls answered
 //! or abandoned by phase, agents by state, feature codes). One caller withholds their number
 //! (`Privacy: id` with a P-Asserted-Identity) and the SIPp agent fails the call if its INVITE
-//! carries the number; one agent dials `*21` (407 digest) and is paused.
+//! carries the number; agents dial `*21` (407 digest) and are paused, or `*24` and are logged out;
+//! with `answer = "early-media"` the caller gets 183 with SDP, and 200 when the agent answers.
 
 mod support;
 
@@ -321,4 +322,55 @@ fn the_agents_privacy_check_fails_when_the_number_is_shown() {
     assert!(result.output.contains("Regexp matched but should not"), "{}", result.output);
     let invite = result.messages.split("INVITE sip:").nth(1).unwrap_or("");
     assert!(invite.contains("<sip:+84901234567@"), "{invite}");
+}
+
+#[test]
+fn early_media_caller_hears_the_queue_in_183_and_gets_200_when_the_agent_answers() {
+    let _serial = support::serial();
+    let rig = Rig::start("early", &[("answer = \"answer\"", "answer = \"early-media\"")]);
+    let answered = rig.metric(ANSWERED);
+    let agent = rig.agent("agent-answer.xml", 12_000);
+    let caller = rig.caller("trunk-caller.xml", 3_000).join().unwrap();
+    caller.assert_ok();
+    agent.join().unwrap().assert_ok();
+    assert_eq!(rig.metric(ANSWERED) - answered, 1.0);
+    // The caller got 183 with our SDP first, and the 200 only after the agent's answer.
+    let progress = caller.messages.find("SIP/2.0 183").expect("no 183");
+    let ok = caller.messages.find("SIP/2.0 200").expect("no 200");
+    assert!(progress < ok, "{}", caller.messages);
+    let early = &caller.messages[progress..ok];
+    assert!(early.contains("m=audio "), "the 183 carries SDP:\n{early}");
+}
+
+#[test]
+fn an_agent_logs_out_with_star_24() {
+    let _serial = support::serial();
+    let rig = Rig::start("logout", &[]);
+    let codes = rig.metric("tongdai_feature_codes_total{code=\"log_out\"}");
+    run(
+        rig.d.sip_udp(),
+        &[
+            "-sf",
+            &sf("agent-feature-code.xml"),
+            "-key",
+            "user",
+            "op1",
+            "-key",
+            "password",
+            "op1-test-password",
+            "-key",
+            "code",
+            "*24",
+            "-key",
+            "rtp_port",
+            &free_port().to_string(),
+            "-m",
+            "1",
+        ],
+        Duration::from_secs(15),
+    )
+    .assert_ok();
+    assert_eq!(rig.metric("tongdai_feature_codes_total{code=\"log_out\"}") - codes, 1.0);
+    assert_eq!(rig.metric("tongdai_registrations"), 0.0, "the binding is gone");
+    assert_eq!(rig.metric("tongdai_agents{state=\"logged_out\"}"), 3.0);
 }
