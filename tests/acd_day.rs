@@ -151,10 +151,50 @@ fn day(seed: u64, calls_per_day: f64, link: Link, strategy: &str, answer: &str) 
 /// Runs the day (and an hour after, for the last calls), then checks that every caller is
 /// accounted for exactly once and nothing is left. Returns the outcome counts by label.
 fn run_and_check(d: &mut Day) -> BTreeMap<String, usize> {
+    run_with_faults(d, None)
+}
+
+/// As [`run_and_check`]; with `faults`, once a minute the media of a random bridged call may die
+/// (as the media task reports after `rtp_timeout`): mostly the agent's leg (the caller goes back
+/// to the front of the queue), sometimes the caller's (the call ends).
+fn run_with_faults(d: &mut Day, faults: Option<u64>) -> BTreeMap<String, usize> {
+    use tongdai::acd::b2bua::{MediaEvent, MediaLeg};
+    let mut rng = faults.map(Rng::new);
+    let (mut agent_deaths, mut caller_deaths) = (0, 0);
     let mut t = Duration::ZERO;
     while t < DAY + Duration::from_secs(2 * HOUR) {
         t += Duration::from_secs(60);
         d.sim.run_until(t);
+        let Some(rng) = rng.as_mut() else { continue };
+        if !rng.chance(0.15) {
+            continue;
+        }
+        let bridged: Vec<_> = d
+            .sim
+            .app::<Board>()
+            .sb
+            .engine()
+            .agents()
+            .filter_map(|(_, s)| match s {
+                AgentState::OnCall { call } => Some(call),
+                _ => None,
+            })
+            .collect();
+        if bridged.is_empty() {
+            continue;
+        }
+        let call = bridged[rng.next_u64() as usize % bridged.len()];
+        let leg = if rng.chance(0.8) { MediaLeg::Agent } else { MediaLeg::Caller };
+        match leg {
+            MediaLeg::Agent => agent_deaths += 1,
+            MediaLeg::Caller => caller_deaths += 1,
+        }
+        d.sim.with_app::<Board, _>(|board, ep, now| {
+            board.sb.media_event(now, MediaEvent::LegDead { call, leg }, ep, &mut board.media);
+        });
+    }
+    if faults.is_some() {
+        assert!(agent_deaths > 10 && caller_deaths > 0, "{agent_deaths} {caller_deaths}");
     }
     let w = d.world.borrow();
     let board: &Board = d.sim.app();
@@ -301,4 +341,17 @@ fn an_early_media_day_over_a_lossy_network_loses_no_call_and_strands_no_agent() 
         .count();
     assert!(early > 400, "{early} callers got early media");
     assert!(counts.get("abandoned_queue").copied().unwrap_or(0) > 20, "{counts:?}");
+}
+
+/// Dead media in the middle of calls, all day: a dead agent leg is hung up and its caller goes
+/// back to the front of the queue (and is answered again, or gives up); a dead caller leg ends
+/// the call. No call is lost or finished twice, and no agent is left on a dead call.
+#[test]
+fn a_day_with_dead_media_legs_requeues_callers_and_loses_none() {
+    let mut d = day(3, 450.0, Link::perfect(), "longest-idle", "answer");
+    let counts = run_with_faults(&mut d, Some(33));
+    eprintln!("dead legs: {counts:?}");
+    let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+    // More bridges than answered calls: requeued callers were bridged again.
+    assert!(n("bridges") > n("answered"), "{counts:?}");
 }
