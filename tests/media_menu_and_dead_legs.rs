@@ -32,10 +32,15 @@ fn write_tone(path: &std::path::Path, hz: f64, secs: f64) {
 
 /// A daemon whose welcome and menu prompts are 0.3 s tones, with `media` lines added to `[media]`.
 fn daemon(name: &str, media: &str) -> TestDaemon {
+    TestDaemon::with_config(&config_text(name, media, 600.0))
+}
+
+/// The configuration of [`daemon`], with a welcome tone at `welcome_hz`.
+fn config_text(name: &str, media: &str, welcome_hz: f64) -> String {
     let dir = std::env::temp_dir().join(format!("tongdai-menu-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (file, hz, secs) in [
-        ("welcome.wav", 600.0, 0.3),
+        ("welcome.wav", welcome_hz, 0.3),
         ("urgent-menu.wav", 800.0, 0.3),
         ("hold-music.wav", 300.0, 1.0),
     ] {
@@ -55,7 +60,7 @@ fn daemon(name: &str, media: &str) -> TestDaemon {
         "prompts = \"prompts\"",
         &format!("prompts = {:?}\n{media}", dir.display().to_string()),
     );
-    TestDaemon::with_config(&text)
+    text
 }
 
 /// Our offer: PCMU and telephone-event/8000 at 101 on `port`, `o=` version `version`.
@@ -420,4 +425,25 @@ fn bad_datagrams_on_a_media_port_are_counted_by_reason_and_the_leg_keeps_working
     let urgent0 = d.metric(URGENT);
     rt.block_on(tool.send_dtmf(caller.rtp, '1', 101, 0x5555, 10, 1600));
     assert_eq!(wait_metric(&d, URGENT, urgent0 + 1.0, Duration::from_secs(5)), urgent0 + 1.0);
+}
+
+#[test]
+fn a_reload_brings_new_prompts_to_new_calls() {
+    let _serial = support::serial();
+    let d = daemon("reload-a", "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let welcome = |n: u32| {
+        let (tool, local) = rt.block_on(RtpTool::bind());
+        let caller = Caller::call(d.sip_udp(), local, n);
+        rt.block_on(tool.send_tone(caller.rtp, Tone::new(440.0, Codec::Pcmu, 0x6666), 1));
+        let heard = rt.block_on(tool.wait_for(10, Duration::from_secs(3)));
+        (heard.tone_ratio(600.0), heard.tone_ratio(1000.0))
+    };
+    let (old, new) = welcome(60);
+    assert!(old > 0.3 && old > new, "before: 600 Hz {old:.2}, 1000 Hz {new:.2}");
+    // A real recording replaces the welcome (here: another folder with a 1000 Hz welcome).
+    d.reload(&config_text("reload-b", "", 1000.0));
+    std::thread::sleep(Duration::from_millis(300));
+    let (old, new) = welcome(61);
+    assert!(new > 0.3 && new > old, "after: 600 Hz {old:.2}, 1000 Hz {new:.2}");
 }

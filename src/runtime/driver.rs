@@ -170,7 +170,7 @@ impl Core {
                         self.endpoint.set_config(endpoint_config(&c));
                         self.endpoint
                             .set_scanner_user_agents(c.registrar.scanner_user_agents.clone());
-                        self.media.reload(&c);
+                        self.media.reload(&c, &mut self.switchboard);
                         self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
                         // The new schedule applies at once.
                         self.rota_check = now();

@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 use super::driver::random_bytes;
 use super::rtp_io::{MediaCommand, MediaSession, PortPool, SessionContext};
 use crate::acd::CallId;
-use crate::acd::b2bua::{MediaControl, MediaEvent, MediaLeg};
+use crate::acd::b2bua::{MediaControl, MediaEvent, MediaLeg, Switchboard};
 use crate::config::Config;
 use crate::media::pacing::Playlist;
+use crate::media::prompt::PromptSet;
 use crate::media::relay::LegFormat;
 
 /// Binds RTP sockets and runs one media task per call.
@@ -49,9 +50,17 @@ impl RuntimeMedia {
         self.receiver.take()
     }
 
-    /// Applies a reloaded `[media]` section to calls started from now on.
-    pub fn reload(&mut self, config: &Config) {
+    /// Applies a reloaded `[media]` section to calls started from now on, and gives the
+    /// switchboard the prompt folder as it is now (a real recording replacing a generated file
+    /// takes effect here). The folder was decoded when the new config was validated; should it
+    /// fail now (changed in between), the prompts in use stay. Calls in progress keep what they
+    /// play: their playlists hold their own `Arc`s of the old audio.
+    pub fn reload(&mut self, config: &Config, switchboard: &mut Switchboard) {
         self.rtp_timeout = config.media.rtp_timeout;
+        match PromptSet::load_dir(&config.media.prompts) {
+            Ok(prompts) => switchboard.set_prompts(prompts),
+            Err(e) => tracing::warn!(error = %e, "prompts not reloaded; the previous set stays"),
+        }
     }
 }
 

@@ -5,6 +5,11 @@ use super::*;
 use crate::media::prompt::names;
 
 impl Switchboard {
+    /// Replaces the prompts (a reload): new playlists use them, calls already playing keep theirs.
+    pub fn set_prompts(&mut self, prompts: PromptSet) {
+        self.prompts = prompts;
+    }
+
     /// The caller hears the welcome prompt, then the urgent-lane menu ("press 1"), then hold music.
     /// The menu's window closes `menu_timeout` after the menu prompt ends; a caller who pressed
     /// nothing is queued then, in the normal lane ([`super::media_events`]).
