@@ -112,6 +112,7 @@ impl Daemon {
             core = core.with_store(store, saved);
         }
         tasks.spawn(core.run(core_rx, stop.clone()));
+        tasks.spawn(media::metrics_upkeep(shared.metrics.clone(), stop.clone()));
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("HTTP {}", config.http.listen))?;
