@@ -229,6 +229,10 @@ pub struct MediaConfig {
 pub struct HttpConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// A file holding the bearer token that admin API changes (pause/resume) require, resolved
+    /// against the config file's folder and read at each request (so it can be rotated); `None`:
+    /// changes are refused.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[log]`.
@@ -418,7 +422,7 @@ fn read_config(
     let section = root.table(cx, "media");
     let media = read_media(cx, section, base);
     let section = root.table(cx, "http");
-    let http = read_http(cx, section);
+    let http = read_http(cx, section, base);
     let section = root.table(cx, "log");
     let log = read_log(cx, section);
     let section = root.table(cx, "lifecycle");
@@ -878,10 +882,11 @@ fn check_prompts(cx: &mut Diagnostics<'_>, s: &Section<'_, '_>, dir: &Path) {
     }
 }
 
-fn read_http(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<HttpConfig> {
+fn read_http(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>, base: &Path) -> Option<HttpConfig> {
     let listen = s.or(cx, "listen", SocketAddr::from(([127, 0, 0, 1], 9111)));
+    let token_file: Option<PathBuf> = s.opt(cx, "token_file");
     s.finish(cx);
-    Some(HttpConfig { listen })
+    Some(HttpConfig { listen, token_file: token_file.map(|p| base.join(p)) })
 }
 
 fn read_log(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Option<LogConfig> {

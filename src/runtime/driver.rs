@@ -38,6 +38,8 @@ pub enum CoreInput {
     Closed(Flow),
     /// A call's media task noticed something (a key press, a dead leg).
     Media(MediaEvent),
+    /// The admin API asks for the board or a supervisor command.
+    Admin(super::admin::AdminRequest),
 }
 
 /// The current time as the sans-IO core takes it: tokio's clock (so that paused-time tests reach the
@@ -70,6 +72,8 @@ pub struct Core {
     store: Option<super::store::BindingStore>,
     /// When the schedule is next applied (a shift change, or the periodic check for clock jumps).
     rota_check: std::time::Instant,
+    /// What the admin API and wallboard show.
+    board: super::admin::Board,
 }
 
 /// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
@@ -119,6 +123,7 @@ impl Core {
             shared,
             store: None,
             rota_check: now(),
+            board: super::admin::Board::default(),
         }
     }
 
@@ -206,8 +211,45 @@ impl Core {
         self.rota_check = t + until_change.map_or(ROTA_RECHECK, |d| d.min(ROTA_RECHECK));
     }
 
+    /// Today's local date in the configured zone.
+    fn today(&self) -> jiff::civil::Date {
+        self.shared.config().schedule.zone.to_datetime(jiff::Timestamp::now()).date()
+    }
+
+    fn admin(&mut self, request: super::admin::AdminRequest) {
+        use super::admin::AdminRequest;
+        match request {
+            AdminRequest::Board(reply) => {
+                let config = self.shared.config();
+                let wall = jiff::Timestamp::now();
+                let date = config.schedule.zone.to_datetime(wall).date();
+                let draining = self.shared.is_draining();
+                let view = self.board.view(
+                    now(),
+                    wall.as_millisecond(),
+                    date,
+                    &config,
+                    &self.switchboard,
+                    draining,
+                );
+                let _ = reply.send(view);
+            }
+            AdminRequest::SetPaused { agent, pause, reply } => {
+                let done = self.switchboard.admin_set_paused(
+                    now(),
+                    &agent,
+                    pause,
+                    &mut self.endpoint,
+                    &mut self.media,
+                );
+                let _ = reply.send(done);
+            }
+        }
+    }
+
     fn input(&mut self, input: CoreInput) {
         match input {
+            CoreInput::Admin(request) => self.admin(request),
             CoreInput::Datagram(flow, bytes) => self.endpoint.handle_datagram(now(), flow, bytes),
             CoreInput::Frame(flow, frame) => self.endpoint.handle_frame(now(), flow, *frame),
             CoreInput::Unframable(_) => self.endpoint.count_unframable(),
@@ -272,7 +314,15 @@ impl Core {
     }
 
     fn export_stats(&mut self) {
-        for report in self.switchboard.take_reports() {
+        let reports = self.switchboard.take_reports();
+        let (t, today) = match reports.is_empty() {
+            true => (now(), None),
+            false => (now(), Some(self.today())),
+        };
+        for report in reports {
+            if let Some(today) = today {
+                self.board.observe(t, today, &report);
+            }
             report_metrics(&report);
             log_report(&report);
         }

@@ -1,43 +1,181 @@
-//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process answers) and
-//! `/readyz` (taking calls: not draining). Runtime layer; later issues add the API and wallboard.
+//! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
+//! `/readyz` (taking calls: not draining), the admin API under `/api/v1/` (described by
+//! `/api/v1/openapi.json`) and the wallboard page at `/`. Runtime layer: every view comes from the
+//! core task through [`AdminRequest`]; changes need the bearer token of `[http] token_file`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
+use super::admin::{AdminRequest, BoardView};
+use super::driver::CoreInput;
 
-/// Serves the admin routes on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+/// The wallboard: one self-contained page (no CDN), polling `/api/v1/board`.
+const WALLBOARD: &str = include_str!("wallboard.html");
+/// The API's description.
+pub const OPENAPI: &str = include_str!("openapi.json");
+/// How long a request waits for the core before answering 503.
+const CORE_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    core: mpsc::Sender<CoreInput>,
+}
+
+/// Serves the admin routes on `listener` until `stop` is cancelled; `core` takes admin requests.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    core: mpsc::Sender<CoreInput>,
+    stop: CancellationToken,
+) {
     let app = Router::new()
+        .route("/", get(wallboard))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(shared);
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/board", get(board))
+        .route("/api/v1/queue", get(queue))
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/calls", get(calls))
+        .route("/api/v1/agents/{id}/pause", post(pause))
+        .route("/api/v1/agents/{id}/resume", post(resume))
+        .with_state(App { shared, core });
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
     {
         tracing::error!(error = %e, "admin HTTP listener failed");
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], shared.metrics.render())
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let text = app.shared.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if shared.is_draining() {
+async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
+    if app.shared.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else {
         (StatusCode::OK, "ready\n")
     }
+}
+
+async fn wallboard() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], WALLBOARD)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The core's current view, or 503 when the core does not answer in time.
+async fn view(app: &App) -> Result<BoardView, Response> {
+    let (tx, rx) = oneshot::channel();
+    let unavailable =
+        || (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response();
+    app.core.send(CoreInput::Admin(AdminRequest::Board(tx))).await.map_err(|_| unavailable())?;
+    match tokio::time::timeout(CORE_WAIT, rx).await {
+        Ok(Ok(view)) => Ok(view),
+        _ => Err(unavailable()),
+    }
+}
+
+async fn board(State(app): State<App>) -> Result<Json<BoardView>, Response> {
+    view(&app).await.map(Json)
+}
+
+async fn queue(State(app): State<App>) -> Result<Response, Response> {
+    let v = view(&app).await?;
+    Ok(Json(serde_json::json!({ "queue": v.queue, "lines": v.lines })).into_response())
+}
+
+async fn agents(State(app): State<App>) -> Result<Response, Response> {
+    let v = view(&app).await?;
+    Ok(Json(serde_json::json!({ "agents": v.agents })).into_response())
+}
+
+async fn calls(State(app): State<App>) -> Result<Response, Response> {
+    let v = view(&app).await?;
+    Ok(Json(serde_json::json!({ "calls": v.calls })).into_response())
+}
+
+async fn pause(state: State<App>, id: Path<String>, headers: HeaderMap) -> Response {
+    set_paused(state, id, headers, true).await
+}
+
+async fn resume(state: State<App>, id: Path<String>, headers: HeaderMap) -> Response {
+    set_paused(state, id, headers, false).await
+}
+
+async fn set_paused(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    pause: bool,
+) -> Response {
+    if let Some(refusal) = refusal(&app, &headers) {
+        return refusal;
+    }
+    let (tx, rx) = oneshot::channel();
+    let request = AdminRequest::SetPaused { agent: id.clone(), pause, reply: tx };
+    if app.core.send(CoreInput::Admin(request)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+    }
+    match tokio::time::timeout(CORE_WAIT, rx).await {
+        Ok(Ok(true)) => {
+            let action = if pause { "paused" } else { "resumed" };
+            tracing::info!(agent = %id, action, "supervisor command");
+            Json(serde_json::json!({ "agent": id, "action": action })).into_response()
+        }
+        Ok(Ok(false)) => (StatusCode::NOT_FOUND, "no such agent\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response(),
+    }
+}
+
+/// Changes need `Authorization: Bearer <token>` with the token of `[http] token_file`, compared
+/// in constant time; without a token file, changes are refused. `None`: authorised.
+fn refusal(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let config = app.shared.config();
+    let Some(path) = &config.http.token_file else {
+        let text = "admin changes are disabled: set [http] token_file\n";
+        return Some((StatusCode::FORBIDDEN, text).into_response());
+    };
+    let expected = match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Ok(_) | Err(_) => {
+            tracing::error!(path = %path.display(), "admin token file missing or empty");
+            let text = "admin token not readable on the server\n";
+            return Some((StatusCode::SERVICE_UNAVAILABLE, text).into_response());
+        }
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        None
+    } else {
+        let challenge = [(header::WWW_AUTHENTICATE, "Bearer realm=\"tongdai\"")];
+        Some((StatusCode::UNAUTHORIZED, challenge, "bearer token required\n").into_response())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -5,6 +5,7 @@
 //! any port is bound), [`Daemon::reload`] swaps in a new config, and [`Daemon::drain`] is the shutdown
 //! sequence: stop taking calls → let active calls finish within the grace period → stop the tasks.
 
+pub mod admin;
 pub mod driver;
 mod http;
 pub mod lifecycle;
@@ -117,7 +118,7 @@ impl Daemon {
             .await
             .with_context(|| format!("HTTP {}", config.http.listen))?;
         let http = listener.local_addr()?;
-        tasks.spawn(http::serve(listener, shared.clone(), stop.clone()));
+        tasks.spawn(http::serve(listener, shared.clone(), core_tx.clone(), stop.clone()));
         Ok(Daemon { shared, sip_udp, sip_tcp, http, stop, tasks })
     }
 

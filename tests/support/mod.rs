@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod daemon;
+pub mod prompts;
 pub mod rig;
 pub mod rtp_tool;
 pub mod sim;

@@ -36,6 +36,7 @@ use crate::sip::sdp::{self, Direction, LocalOrigin, SessionDescription};
 use crate::sip::transaction::TxnId;
 use crate::sip::transport::Flow;
 
+mod admin;
 mod agent_leg;
 mod audit;
 mod caller;

@@ -1,0 +1,37 @@
+//! Short prompt WAVs for tests that need calls to reach an agent quickly: the shipped Vietnamese
+//! prompts last seconds, which would make every call test slow.
+
+use std::path::{Path, PathBuf};
+
+/// Writes an 8 kHz 16-bit mono WAV of a `hz` tone, `secs` long.
+pub fn write_tone(path: &Path, hz: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for n in 0..(8000.0 * secs) as usize {
+        let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A fresh folder `tongdai-<name>-<pid>` in the temporary folder with a 0.3 s welcome, a 0.3 s
+/// urgent-lane menu and 1 s of hold audio. The caller removes it.
+pub fn short_prompts(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tongdai-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_tone(&dir.join("welcome.wav"), 400.0, 0.3);
+    write_tone(&dir.join("urgent-menu.wav"), 500.0, 0.3);
+    write_tone(&dir.join("hold-music.wav"), 300.0, 1.0);
+    dir
+}
+
+/// `config` (the text of a tongdai.toml) taking its prompts from `dir`.
+pub fn with_prompts(config: &str, dir: &Path) -> String {
+    assert_eq!(config.matches("prompts = \"prompts\"").count(), 1);
+    config.replace("prompts = \"prompts\"", &format!("prompts = {:?}", dir.display().to_string()))
+}
