@@ -20,6 +20,7 @@ pub mod config;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod records;
 pub mod runtime;
 pub mod sip;
 pub mod store;

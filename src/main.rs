@@ -1,4 +1,4 @@
-//! The `tongdai` command: `run`, `check-config`, `schedule`, `version`.
+//! The `tongdai` command: `run`, `check-config`, `schedule`, `report`, `version`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -48,8 +48,30 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print daily call figures from the records: offered, answered, abandoned, overflowed,
+    /// service level, waits and talk time, overall, by province and by agent.
+    Report {
+        /// The first day (YYYY-MM-DD, in the schedule's zone); default 7 days before `--to`.
+        #[arg(long)]
+        from: Option<String>,
+        /// The last day (YYYY-MM-DD); default today.
+        #[arg(long)]
+        to: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Configuration file (for `[records] path` and the zone). Default: as for `run`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,6 +89,9 @@ fn main() -> ExitCode {
         Command::CheckConfig { path } => check_config(&path),
         Command::Run { config, log_format } => run(config, log_format),
         Command::Schedule { days, from, config } => schedule(days, from.as_deref(), config),
+        Command::Report { from, to, format, config } => {
+            report(from.as_deref(), to.as_deref(), format, config)
+        }
     }
 }
 
@@ -100,6 +125,64 @@ fn schedule(days: u32, from: Option<&str>, path: Option<PathBuf>) -> ExitCode {
     };
     print!("{}", tongdai::acd::schedule::render(&plan, first, days.min(366)));
     ExitCode::SUCCESS
+}
+
+fn parse_day(flag: &str, text: &str) -> Result<jiff::civil::Date, ExitCode> {
+    text.parse().map_err(|e| {
+        eprintln!("tongdai: {flag} `{text}` is not a date (YYYY-MM-DD): {e}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}
+
+fn report(
+    from: Option<&str>,
+    to: Option<&str>,
+    format: ReportFormat,
+    path: Option<PathBuf>,
+) -> ExitCode {
+    use tongdai::records::report::{self, Format};
+    let config = match config_source(path).load() {
+        Ok(c) => c,
+        Err(e) => return refuse(&e),
+    };
+    let zone = config.schedule.zone.clone();
+    let to = match to {
+        None => zone.to_datetime(jiff::Timestamp::now()).date(),
+        Some(t) => match parse_day("--to", t) {
+            Ok(d) => d,
+            Err(code) => return code,
+        },
+    };
+    let from = match from {
+        None => to.checked_sub(jiff::Span::new().days(6)).unwrap_or(to),
+        Some(t) => match parse_day("--from", t) {
+            Ok(d) => d,
+            Err(code) => return code,
+        },
+    };
+    let Some(db) = &config.records.path else {
+        eprintln!("tongdai: no call records are kept ([records] path is empty)");
+        return ExitCode::FAILURE;
+    };
+    if !db.exists() {
+        eprintln!("tongdai: no records database at {}", db.display());
+        return ExitCode::FAILURE;
+    }
+    let built = tongdai::store::open(db).and_then(|conn| report::build(&conn, &zone, from, to));
+    match built {
+        Ok(r) => {
+            let format = match format {
+                ReportFormat::Table => Format::Table,
+                ReportFormat::Csv => Format::Csv,
+            };
+            print!("{}", r.render(format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tongdai: records database {}: {e}", db.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(path: &Path) -> ExitCode {
@@ -183,5 +266,8 @@ fn print_banner(daemon: &Daemon) {
         config.agents.len(),
         config.centre.lines
     );
-    println!("  records: not kept yet (call records arrive with the records subsystem)");
+    match &config.records.path {
+        Some(path) => println!("  records: {}", path.display()),
+        None => println!("  records: none kept ([records] path is empty)"),
+    }
 }

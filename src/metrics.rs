@@ -81,6 +81,10 @@ pub const AUTH_BANS: &str = "tongdai_auth_bans_total";
 pub const AUTH_BANS_ACTIVE: &str = "tongdai_auth_bans_active";
 /// Gauge, 1 while tongdai's registration to the provider is in force, else 0.
 pub const TRUNK_REGISTRATION_UP: &str = "tongdai_trunk_registration_up";
+/// Counter of failed call-record writes (a batch lost: disk full, I/O error).
+pub const RECORDS_WRITE_FAILURES: &str = "tongdai_records_write_failures_total";
+/// Counter of call records dropped because the writer's queue was full.
+pub const RECORDS_DROPPED: &str = "tongdai_records_dropped_total";
 
 /// The agent states, as `tongdai_agents{state}` labels.
 pub const AGENT_STATES: &[&str] =
@@ -158,4 +162,10 @@ fn describe() {
     describe_gauge!(AUTH_BANS_ACTIVE, "Bans in force on password guessing.");
     gauge!(AUTH_BANS_ACTIVE).set(0.0);
     describe_gauge!(TRUNK_REGISTRATION_UP, "1 while the registration to the provider is in force.");
+    describe_counter!(
+        RECORDS_WRITE_FAILURES,
+        Unit::Count,
+        "Failed call-record writes (batches lost)."
+    );
+    describe_counter!(RECORDS_DROPPED, Unit::Count, "Call records dropped on a full writer queue.");
 }

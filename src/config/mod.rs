@@ -9,6 +9,7 @@ mod diag;
 mod privacy;
 mod queue;
 mod read;
+mod records;
 mod registrar;
 mod schedule;
 
@@ -28,6 +29,7 @@ pub use diag::{ConfigError, Diagnostic, Severity, Source};
 pub use privacy::PrivacyConfig;
 pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
 use read::{FromToml, Problem, Section};
+pub use records::RecordsConfig;
 pub use registrar::{RegistrarSettings, TrunkRegistrationConfig};
 pub use schedule::{HolidayConfig, ScheduleConfig};
 
@@ -75,6 +77,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Caller identity, pseudonyms and what agents see.
     pub privacy: PrivacyConfig,
+    /// Call records: file, retention, call-backs (`[records]`).
+    pub records: RecordsConfig,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -361,6 +365,7 @@ impl Config {
         );
         // The pseudonym key is read once at start: a new file would change every pseudonym.
         note("privacy.key_file", self.privacy.key_file != old.privacy.key_file, true);
+        note("records", self.records != old.records, true);
         out
     }
 }
@@ -431,6 +436,8 @@ fn read_config(
     let queue = queue::read_queue(cx, section);
     let section = root.table(cx, "privacy");
     let privacy = privacy::read_privacy(cx, section, base);
+    let section = root.table(cx, "records");
+    let records = records::read_records(cx, section, base);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -449,6 +456,7 @@ fn read_config(
         trunk_registration: trunk_registration.ok()?,
         queue: queue?,
         privacy: privacy?,
+        records: records?,
     })
 }
 

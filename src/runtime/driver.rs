@@ -70,6 +70,8 @@ pub struct Core {
     shared: Arc<Shared>,
     /// Where binding changes are saved (`[registrar] database`); `None`: memory only.
     store: Option<super::store::BindingStore>,
+    /// Where call records go (`[records] path`); `None`: none kept.
+    records: Option<crate::records::Records>,
     /// When the schedule is next applied (a shift change, or the periodic check for clock jumps).
     rota_check: std::time::Instant,
     /// What the admin API and wallboard show.
@@ -122,6 +124,7 @@ impl Core {
             tcp: HashMap::new(),
             shared,
             store: None,
+            records: None,
             rota_check: now(),
             board: super::admin::Board::default(),
         }
@@ -140,6 +143,12 @@ impl Core {
         self.switchboard.restore_bindings(t, saved, &mut self.endpoint, &mut self.media);
         self.store = Some(store);
         self.drain();
+        self
+    }
+
+    /// Sends call records to `records` from now on.
+    pub fn with_records(mut self, records: crate::records::Records) -> Core {
+        self.records = Some(records);
         self
     }
 
@@ -325,6 +334,9 @@ impl Core {
             }
             report_metrics(&report);
             log_report(&report);
+            if let Some(records) = &mut self.records {
+                records.report(&report);
+            }
         }
         let engine = self.switchboard.engine();
         let mut by_state: HashMap<&'static str, usize> = HashMap::new();
@@ -379,12 +391,12 @@ fn report_metrics(report: &Report) {
             }
             Outcome::Overflowed { .. } => {}
         },
-        Report::Engine(_) | Report::Presence(_) => {}
+        Report::Engine(_) | Report::Presence(_) | Report::CallStarted { .. } => {}
         Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
         Report::FeatureCode { code, .. } => {
             counter!(m::FEATURE_CODES, "code" => *code).increment(1)
         }
-        Report::MenuChoice { urgent } => {
+        Report::MenuChoice { urgent, .. } => {
             let choice = if *urgent { "urgent" } else { "timeout" };
             counter!(m::MENU_CHOICES, "choice" => choice).increment(1)
         }
@@ -418,10 +430,11 @@ fn log_report(report: &Report) {
         Report::TrunkRegistration(event) => tracing::info!(?event, "trunk registration"),
         Report::Refused { reason } => tracing::info!(reason, "call refused"),
         Report::Offered => tracing::info!("call offered"),
+        Report::CallStarted { call, .. } => tracing::debug!(%call, "call record opened"),
         Report::FeatureCode { agent, code } => {
             tracing::info!(agent = agent.as_str(), code, "feature code")
         }
-        Report::MenuChoice { urgent } => tracing::info!(urgent, "urgent-lane menu"),
+        Report::MenuChoice { urgent, .. } => tracing::info!(urgent, "urgent-lane menu"),
         Report::LegDead { leg } => tracing::warn!(?leg, "no media from leg; hung up"),
     }
 }

@@ -88,6 +88,12 @@ impl Daemon {
             Some(path) => Some(store::BindingStore::open(path, &tasks).await?),
             None => None,
         };
+        let records = match &config.records.path {
+            Some(path) => {
+                Some(crate::records::Records::open(path, config.records.retention, &tasks).await?)
+            }
+            None => None,
+        };
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (mut sip_udp, mut sip_tcp, mut udp_sockets) = (Vec::new(), Vec::new(), Vec::new());
         for addr in &config.sip.listen {
@@ -111,6 +117,9 @@ impl Daemon {
         let mut core = driver::Core::new(shared.clone(), udp_sockets, prompts);
         if let Some((store, saved)) = bindings {
             core = core.with_store(store, saved);
+        }
+        if let Some(records) = records {
+            core = core.with_records(records);
         }
         tasks.spawn(core.run(core_rx, stop.clone()));
         tasks.spawn(media::metrics_upkeep(shared.metrics.clone(), stop.clone()));

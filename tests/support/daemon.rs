@@ -22,6 +22,8 @@ pub fn test_config_text() -> String {
         // Bindings stay in memory: tests running at once must not share one database (a test of
         // persistence names its own file).
         .replace("database = \"tongdai.db\"", "database = \"\"")
+        // No call records either (a records test names its own file).
+        .replace("path = \"records.db\"", "path = \"\"")
         // No OPTIONS keep-alives: scripted agents (SIPp) would take them for unexpected calls. The
         // keep-alive tests switch them on.
         .replace("keepalive_interval = \"30s\"", "keepalive_interval = \"0s\"")

@@ -212,6 +212,13 @@ impl Switchboard {
             Answered::Early(body) => (None, Some(body)),
         };
         let province = identity.province().map(str::to_string);
+        let pseudonym = identity.pseudonym().map(|p| p.to_hex());
+        let started = Report::CallStarted {
+            call,
+            pseudonym,
+            province: identity.province(),
+            lane: Lane::Normal,
+        };
         self.calls.insert(
             call,
             Call {
@@ -228,6 +235,7 @@ impl Switchboard {
             },
         );
         self.reports.push(Report::Offered);
+        self.reports.push(started);
         let _ = self.engine.handle(now, Input::CallOffered { call, lane: Lane::Normal, province });
     }
 

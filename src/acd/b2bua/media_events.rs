@@ -93,7 +93,7 @@ impl Switchboard {
         if digit != URGENT_KEY || !self.calls.contains_key(&call) {
             return;
         }
-        self.reports.push(Report::MenuChoice { urgent: true });
+        self.reports.push(Report::MenuChoice { call, urgent: true });
         let _ = self.engine.handle(now, Input::MenuChoice { call, urgent: true });
         // Still in the menu: queue now rather than at the end of the window.
         let pending: Vec<_> =

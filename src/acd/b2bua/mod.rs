@@ -118,6 +118,17 @@ pub enum Report {
     TrunkRegistration(crate::sip::trunk_register::RegistrationEvent),
     /// A call was answered and offered to the queue.
     Offered,
+    /// The same moment for the records: which call, and what may be kept about its caller.
+    CallStarted {
+        /// The call.
+        call: CallId,
+        /// The caller's pseudonym (HMAC-SHA256 hex); `None` when withheld. Never the number.
+        pseudonym: Option<String>,
+        /// The province the trunk or number tells.
+        province: Option<&'static str>,
+        /// The lane it starts in.
+        lane: Lane,
+    },
     /// An agent's feature code was carried out.
     FeatureCode {
         /// The agent.
@@ -132,6 +143,8 @@ pub enum Report {
     },
     /// The urgent-lane menu: the caller pressed 1 (`urgent`), or its window closed without it.
     MenuChoice {
+        /// The call.
+        call: CallId,
         /// Pressed 1.
         urgent: bool,
     },
@@ -346,7 +359,7 @@ impl Switchboard {
                 break;
             }
             self.prompt_ends.pop_first();
-            self.reports.push(Report::MenuChoice { urgent: false });
+            self.reports.push(Report::MenuChoice { call, urgent: false });
             let _ = self.engine.handle(now, Input::PromptFinished { call });
         }
         self.engine.handle_timeout(now);

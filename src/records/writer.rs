@@ -1,0 +1,253 @@
+//! The records writer: one thread owns the SQLite connection and writes what the core sends it
+//! through a bounded channel, batching what queued up into one transaction. Runtime side of the
+//! records (blocking I/O, never on an async worker).
+//!
+//! The core never waits: when the channel is full the record is dropped and counted
+//! (`tongdai_records_dropped_total`). A failed write (disk full, I/O error) is logged without any
+//! content and counted (`tongdai_records_write_failures_total`); the batch is lost, the next one
+//! is tried again, so writing resumes by itself once the disk is back. Once a day rows older than
+//! the retention are purged. When the core stops, the channel closes and the writer finishes the
+//! queue before its task ends, so a clean shutdown loses nothing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use metrics::counter;
+use rusqlite::{Connection, params};
+use tokio_util::task::TaskTracker;
+
+use super::{Record, Recorder};
+use crate::acd::b2bua::Report;
+use crate::metrics::{RECORDS_DROPPED, RECORDS_WRITE_FAILURES};
+
+/// Records queued for the writer before new ones are dropped (minutes of a busy centre).
+pub const QUEUE: usize = 8192;
+
+/// Records written in one transaction at most.
+const BATCH: usize = 512;
+
+/// How often the retention purge runs.
+const PURGE_EVERY: Duration = Duration::from_secs(86_400);
+
+/// The core's handle on the records writer.
+#[derive(Debug)]
+pub struct Records {
+    tx: SyncSender<Record>,
+    recorder: Recorder,
+}
+
+impl Records {
+    /// Opens (creating it when missing) the database at `path`, closes what a crash left open,
+    /// and starts the writer on `tasks`, purging rows older than `retention` once a day.
+    pub async fn open(
+        path: &Path,
+        retention: Duration,
+        tasks: &TaskTracker,
+    ) -> anyhow::Result<Records> {
+        let path: PathBuf = path.to_path_buf();
+        let shown = path.display().to_string();
+        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
+            let mut conn = crate::store::open(&path)?;
+            let closed = super::prepare(&mut conn)?;
+            if closed > 0 {
+                tracing::warn!(
+                    calls = closed,
+                    "call records left open by the last run closed as interrupted"
+                );
+            }
+            Ok(conn)
+        })
+        .await
+        .context("records start-up task")?
+        .with_context(|| format!("records database {shown}"))?;
+        Ok(Records::start(conn, retention, |f| {
+            tasks.spawn_blocking(f);
+        }))
+    }
+
+    /// A writer on `conn`, its loop handed to `spawn` (a thread or a tracked blocking task).
+    pub fn start(
+        conn: Connection,
+        retention: Duration,
+        spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>),
+    ) -> Records {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        spawn(Box::new(move || Writer::new(conn, retention).run(rx)));
+        Records { tx, recorder: Recorder::default() }
+    }
+
+    /// Queues what `report` means for the records; never waits.
+    pub fn report(&mut self, report: &Report) {
+        let records = self.recorder.report(unix_ms(SystemTime::now()), report);
+        for record in records {
+            self.send(record);
+        }
+    }
+
+    /// Queues one record; never waits.
+    pub fn send(&self, record: Record) {
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => counter!(RECORDS_DROPPED).increment(1),
+            Err(TrySendError::Disconnected(_)) => {
+                counter!(RECORDS_DROPPED).increment(1);
+                tracing::warn!("call records writer has stopped; record dropped");
+            }
+        }
+    }
+}
+
+/// UNIX milliseconds of `t`.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+struct Writer {
+    conn: Connection,
+    retention: Duration,
+    /// This run's call numbers → their rows.
+    rows: HashMap<u64, i64>,
+    next_purge: Instant,
+}
+
+impl Writer {
+    fn new(conn: Connection, retention: Duration) -> Writer {
+        // The first purge waits a little: start-up is busy enough.
+        let next_purge = Instant::now() + Duration::from_secs(60);
+        Writer { conn, retention, rows: HashMap::new(), next_purge }
+    }
+
+    fn run(mut self, rx: Receiver<Record>) {
+        loop {
+            let wait = self.next_purge.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = self.write(&batch) {
+                        counter!(RECORDS_WRITE_FAILURES).increment(1);
+                        // The error is SQLite's or the OS's: it names no caller.
+                        tracing::error!(error = %e, records = batch.len(), "writing call records failed");
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.purge(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= self.next_purge {
+                self.purge();
+            }
+        }
+    }
+
+    fn purge(&mut self) {
+        self.next_purge = Instant::now() + PURGE_EVERY;
+        let before = SystemTime::now().checked_sub(self.retention).unwrap_or(UNIX_EPOCH);
+        match super::purge(&self.conn, unix_ms(before)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(calls = n, "call records past retention purged"),
+            Err(e) => {
+                counter!(RECORDS_WRITE_FAILURES).increment(1);
+                tracing::error!(error = %e, "purging call records failed");
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut started = HashMap::new();
+        for record in batch {
+            apply(&tx, &self.rows, &mut started, record)?;
+        }
+        tx.commit()?;
+        // Only rows that really exist are remembered (a failed batch rolled them back).
+        self.rows.extend(started);
+        for record in batch {
+            if let Record::CallFinished { call, .. } = record {
+                self.rows.remove(call);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes one record; a call it starts goes in `started` (this batch's new rows, remembered once
+/// the batch commits). Records of a call whose row is unknown (its insert was lost) are skipped.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &HashMap<u64, i64>,
+    started: &mut HashMap<u64, i64>,
+    record: &Record,
+) -> rusqlite::Result<()> {
+    let row_of = |call: &u64| rows.get(call).or_else(|| started.get(call)).copied();
+    match record {
+        Record::CallStarted { call, at_ms, pseudonym, province, lane } => {
+            tx.execute(
+                "INSERT INTO calls (offered_ms, phase, lane, province, caller)
+                 VALUES (?1, 'prompt', ?2, ?3, ?4)",
+                params![at_ms, lane, province.as_deref().unwrap_or("unknown"), pseudonym],
+            )?;
+            let row = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO call_events (call, at_ms, kind) VALUES (?1, ?2, 'offered')",
+                params![row, at_ms],
+            )?;
+            started.insert(*call, row);
+            Ok(())
+        }
+        Record::CallEvent { call, at_ms, kind, agent, detail } => {
+            let Some(row) = row_of(call) else { return Ok(()) };
+            tx.execute(
+                "INSERT INTO call_events (call, at_ms, kind, agent, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row, at_ms, kind, agent, detail],
+            )?;
+            match *kind {
+                "queued" => tx.execute(
+                    "UPDATE calls SET phase = 'queue', queued_ms = COALESCE(queued_ms, ?2)
+                     WHERE id = ?1",
+                    params![row, at_ms],
+                )?,
+                "ring" => {
+                    tx.execute("UPDATE calls SET phase = 'ringing' WHERE id = ?1", params![row])?
+                }
+                "answered" => tx.execute(
+                    "UPDATE calls SET phase = 'talking', agent = ?2,
+                         answered_ms = COALESCE(answered_ms, ?3)
+                     WHERE id = ?1",
+                    params![row, agent, at_ms],
+                )?,
+                "menu_choice" if detail.as_deref() == Some("urgent") => {
+                    tx.execute("UPDATE calls SET lane = 'urgent' WHERE id = ?1", params![row])?
+                }
+                _ => 0,
+            };
+            Ok(())
+        }
+        Record::CallFinished { call, at_ms, outcome, reason, agent, wait_ms, talk_ms } => {
+            let Some(row) = row_of(call) else { return Ok(()) };
+            tx.execute(
+                "UPDATE calls SET outcome = ?2, ended_ms = ?3, reason = ?4,
+                     agent = COALESCE(?5, agent), wait_ms = ?6, talk_ms = ?7,
+                     phase = COALESCE(?4, phase)
+                 WHERE id = ?1",
+                params![row, outcome, at_ms, reason, agent, wait_ms, talk_ms],
+            )?;
+            Ok(())
+        }
+        Record::AgentEvent { agent, at_ms, kind, detail } => {
+            tx.execute(
+                "INSERT INTO agent_events (agent, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![agent, at_ms, kind, detail],
+            )?;
+            Ok(())
+        }
+    }
+}
