@@ -13,23 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use support::daemon::{TestDaemon, test_config_text};
+use support::prompts::write_tone;
 use support::sipp::{SippRun, free_port, run, scenario};
-
-/// Writes an 8 kHz 16-bit mono WAV of silence-free low noise (a tone), `secs` long.
-fn write_prompt(path: &std::path::Path, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..(8000.0 * secs) as usize {
-        let v = (2.0 * std::f64::consts::PI * 400.0 * n as f64 / 8000.0).sin() * 4000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
 
 /// A daemon with short prompts and `edits` (from → to, each found once) on the test config.
 struct Rig {
@@ -42,9 +27,9 @@ impl Rig {
         let prompts =
             std::env::temp_dir().join(format!("tongdai-acd-sipp-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&prompts).unwrap();
-        write_prompt(&prompts.join("welcome.wav"), 0.3);
-        write_prompt(&prompts.join("hold-music.wav"), 1.0);
-        write_prompt(&prompts.join("feature-paused.wav"), 0.4);
+        write_tone(&prompts.join("welcome.wav"), 400.0, 0.3);
+        write_tone(&prompts.join("hold-music.wav"), 400.0, 1.0);
+        write_tone(&prompts.join("feature-paused.wav"), 400.0, 0.4);
         let mut text = test_config_text().replace(
             "prompts = \"prompts\"",
             &format!("prompts = {:?}", prompts.display().to_string()),

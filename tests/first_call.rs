@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use support::daemon::{TestDaemon, test_config_text};
+use support::prompts::write_tone;
 use support::rtp_tool::{Recording, RtpTool, Tone, goertzel_ratio};
 use support::sipp::{SippRun, run, scenario};
 use tongdai::media::g711::Codec;
@@ -21,22 +22,6 @@ const CALLER_HZ: f64 = 440.0;
 const AGENT_HZ: f64 = 1000.0;
 const WELCOME_HZ: f64 = 600.0;
 const HOLD_HZ: f64 = 300.0;
-
-/// Writes an 8 kHz 16-bit mono WAV of a sine tone.
-fn write_tone(path: &std::path::Path, hz: f64, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..(8000.0 * secs) as usize {
-        let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
 
 /// Writes a prompt folder with a 0.6 s welcome tone and a 2 s hold-music tone, so calls reach the
 /// queue quickly and the test can recognise each.

@@ -11,24 +11,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use support::daemon::{TestDaemon, test_config_text};
+use support::prompts::write_tone;
 use support::rtp_tool::{RtpTool, Tone};
 use tongdai::media::g711::Codec;
 use tongdai::media::rtcp::write_report;
-
-fn write_tone(path: &std::path::Path, hz: f64, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..(8000.0 * secs) as usize {
-        let v = (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin() * 8000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
 
 /// A daemon whose welcome and menu prompts are 0.3 s tones, with `media` lines added to `[media]`.
 fn daemon(name: &str, media: &str) -> TestDaemon {
@@ -56,11 +42,10 @@ fn config_text(name: &str, media: &str, welcome_hz: f64) -> String {
             text = text.replacen(&format!("{default}\n"), "", 1);
         }
     }
-    let text = text.replace(
+    text.replace(
         "prompts = \"prompts\"",
         &format!("prompts = {:?}\n{media}", dir.display().to_string()),
-    );
-    text
+    )
 }
 
 /// Our offer: PCMU and telephone-event/8000 at 101 on `port`, `o=` version `version`.
