@@ -643,3 +643,35 @@ fn an_agent_leg_nobody_refreshes_is_hung_up_and_so_is_the_caller() {
     assert!(rig.requests_to(TRUNK).iter().any(|r| r.method == Method::Bye), "caller left alone");
     assert_eq!(rig.sb.calls(), 0);
 }
+
+#[test]
+fn password_guessing_through_feature_codes_is_banned_like_register() {
+    let mut rig = Rig::new(&[("ban_failures = 10", "ban_failures = 2")]);
+    rig.register_op1();
+    let wrong = |rig: &mut Rig, cseq: u32| {
+        rig.feature_invite("*21", cseq, "");
+        let challenge = rig.final_to(AGENT, 407);
+        let challenges = challenge.headers.proxy_authenticate().unwrap();
+        let guess = authorization(
+            preferred_challenge(&challenges).unwrap(),
+            &ClientAnswer {
+                user: "op1",
+                password: "guess",
+                method: &Method::Invite,
+                uri: &format!("sip:*21@{US}"),
+                cnonce: "abc",
+                nc: 1,
+            },
+        )
+        .unwrap();
+        rig.feature_invite("*21", cseq + 1, &format!("Proxy-Authorization: {guess}\r\n"));
+        rig.final_to(AGENT, 403);
+    };
+    wrong(&mut rig, 1);
+    wrong(&mut rig, 3);
+    // Banned now: even the right password is refused, with no challenge to answer.
+    rig.sent.clear();
+    rig.feature_invite("*21", 5, "");
+    rig.final_to(AGENT, 403);
+    assert_eq!(rig.op1(), Some(AgentState::Available), "the guesses changed nothing");
+}

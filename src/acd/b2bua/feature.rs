@@ -66,14 +66,32 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         let reject = |sip: &mut Endpoint, status: u16| sip.reject(now, txn, status, &[]);
+        // Password guessing through feature codes meets the same bans as through REGISTER.
+        let source = flow.remote.ip();
+        let from_user = request.headers.from().ok().and_then(|f| f.uri.user().map(str::to_string));
+        let claimed = self.digest.claimed_user(request, ChallengeKind::Proxy).or(from_user);
+        if let Some(user) = &claimed
+            && self.access.bans.is_banned(now, source, user)
+        {
+            self.reports.push(Report::AuthFailure { reason: "banned", source: flow.remote });
+            return reject(sip, 403);
+        }
         let agents = &self.agents;
         let lookup = |user: &str| -> Option<&Credential> {
             agents.iter().find(|a| a.user.eq_ignore_ascii_case(user)).map(|a| &a.credential)
         };
         let verified = self.digest.verify_request(now, request, ChallengeKind::Proxy, lookup);
         let user = match verified {
-            Ok(v) => v.user,
+            Ok(v) => {
+                self.access.bans.record_success(now, source, &v.user);
+                v.user
+            }
             Err(failure) => {
+                if let Some(user) = &claimed {
+                    for ban in self.access.bans.record_failure(now, source, user, &failure) {
+                        self.reports.push(Report::AuthBan(ban));
+                    }
+                }
                 let fresh_challenge = matches!(failure.answer(), AuthAnswer::Challenge { .. })
                     && matches!(
                         failure,

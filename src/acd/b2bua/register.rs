@@ -35,7 +35,7 @@ pub(super) fn digest_config(config: &Config) -> DigestServerConfig {
 /// registration to the provider.
 #[derive(Debug)]
 pub(super) struct Access {
-    bans: AuthBans,
+    pub(super) bans: AuthBans,
     keepalives: Keepalives,
     trunk: Option<TrunkRegistration>,
     /// Our UDP addresses, for requests we originate outside any flow (the trunk registration).
