@@ -130,7 +130,10 @@ fn describe() {
     describe_gauge!(AGENTS, "Agents by state.");
     describe_gauge!(LINES_BUSY, "Agent lines in use (ringing or on a call).");
     gauge!(LINES_BUSY).set(0.0);
-    describe_gauge!(QUEUE_WAITING, "Callers waiting (welcome prompt or queue).");
+    describe_gauge!(
+        QUEUE_WAITING,
+        "Callers queued for an agent (after the welcome prompt and menu)."
+    );
     gauge!(QUEUE_WAITING).set(0.0);
     describe_counter!(CALLS_OFFERED, Unit::Count, "Calls offered to the queue.");
     counter!(CALLS_OFFERED).increment(0);
