@@ -222,3 +222,56 @@ fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_numbe
     assert!(!contains(&file, "SIPpTag"), "a SIP tag in the database file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_unusable_records_database_costs_records_not_calls_and_writing_resumes() {
+    let _serial = support::serial();
+    let dir = std::env::temp_dir().join(format!("tongdai-records-down-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_prompt(&dir.join("welcome.wav"), 2.0);
+    write_prompt(&dir.join("hold-music.wav"), 1.0);
+    write_prompt(&dir.join("feature-paused.wav"), 0.4);
+    // The database's folder is a regular file: nothing can be opened or written there.
+    let blocker = dir.join("state");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let db = blocker.join("records.db");
+    let mut text = test_config_text();
+    for (from, to) in [
+        ("prompts = \"prompts\"", format!("prompts = {:?}", dir.display().to_string())),
+        ("path = \"\"", format!("path = {:?}", db.display().to_string())),
+    ] {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replace(from, &to);
+    }
+    // The daemon starts anyway, and takes calls.
+    let d = TestDaemon::with_config(&text);
+    let failures = d.metric("tongdai_records_write_failures_total");
+    let offered = d.metric("tongdai_calls_offered_total");
+    let caller = caller_scenario(&dir, "0912000111");
+    call(&d, &caller, 500).assert_ok();
+    assert!(wait_for(&d, "tongdai_calls_offered_total", offered + 1.0));
+    assert!(
+        wait_for(&d, "tongdai_records_write_failures_total", failures + 1.0),
+        "the failure was not counted"
+    );
+    // The disk comes back: the next calls are recorded (the writer retries every second).
+    std::fs::remove_file(&blocker).unwrap();
+    let recorded = || {
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row("SELECT COUNT(*) FROM calls WHERE outcome = 'abandoned'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .unwrap_or(0)
+    };
+    let resumed = (0..10).any(|_| {
+        call(&d, &caller, 500).assert_ok();
+        std::thread::sleep(Duration::from_millis(1200));
+        recorded() > 0
+    });
+    assert!(resumed, "writing never resumed");
+    drop(d);
+    let _ = std::fs::remove_dir_all(&dir);
+}

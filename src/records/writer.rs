@@ -41,29 +41,33 @@ pub struct Records {
 
 impl Records {
     /// Opens (creating it when missing) the database at `path`, closes what a crash left open,
-    /// and starts the writer on `tasks`, purging rows older than `retention` once a day.
+    /// and starts the writer on `tasks`, purging rows older than `retention` once a day. A
+    /// database that cannot be opened does not stop the daemon: calls go on, the failure is
+    /// logged and counted, and the writer tries again (at most every few seconds) as records come.
     pub async fn open(
         path: &Path,
         retention: Duration,
         tasks: &TaskTracker,
     ) -> anyhow::Result<Records> {
-        let path: PathBuf = path.to_path_buf();
-        let shown = path.display().to_string();
-        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
-            let mut conn = crate::store::open(&path)?;
-            let closed = super::prepare(&mut conn)?;
-            if closed > 0 {
-                tracing::warn!(
-                    calls = closed,
-                    "call records left open by the last run closed as interrupted"
+        let at: PathBuf = path.to_path_buf();
+        let conn = tokio::task::spawn_blocking(move || super::open(&at))
+            .await
+            .context("records start-up task")?;
+        let mut writer = Writer::new(None, retention);
+        writer.path = Some(path.to_path_buf());
+        match conn {
+            Ok(conn) => writer.conn = Some(conn),
+            Err(e) => {
+                counter!(RECORDS_WRITE_FAILURES).increment(1);
+                tracing::error!(
+                    error = %e,
+                    path = %path.display(),
+                    "call records database unusable; calls go on, writing will be retried"
                 );
+                writer.opened = false;
             }
-            Ok(conn)
-        })
-        .await
-        .context("records start-up task")?
-        .with_context(|| format!("records database {shown}"))?;
-        Ok(Records::start(conn, retention, |f| {
+        }
+        Ok(Records::spawn(writer, |f| {
             tasks.spawn_blocking(f);
         }))
     }
@@ -74,8 +78,12 @@ impl Records {
         retention: Duration,
         spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>),
     ) -> Records {
+        Records::spawn(Writer::new(Some(conn), retention), spawn)
+    }
+
+    fn spawn(writer: Writer, spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>)) -> Records {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        spawn(Box::new(move || Writer::new(conn, retention).run(rx)));
+        spawn(Box::new(move || writer.run(rx)));
         Records { tx, recorder: Recorder::default() }
     }
 
@@ -106,8 +114,28 @@ pub fn unix_ms(t: SystemTime) -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// How long the writer waits between attempts to open a database that failed to open.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a batch of records was not written.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    /// The database could not be opened (yet).
+    #[error("the records database is not open")]
+    NotOpen,
+    /// SQLite refused (disk full, I/O error, locked).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
 struct Writer {
-    conn: Connection,
+    /// `None` while the database cannot be opened.
+    conn: Option<Connection>,
+    /// Where to open it again; `None`: a connection given by the caller, never reopened.
+    path: Option<PathBuf>,
+    /// The database was opened (and what a crash left open was closed) in this run.
+    opened: bool,
+    next_open: Instant,
     retention: Duration,
     /// This run's call numbers → their rows.
     rows: HashMap<u64, i64>,
@@ -115,10 +143,38 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(conn: Connection, retention: Duration) -> Writer {
+    fn new(conn: Option<Connection>, retention: Duration) -> Writer {
         // The first purge waits a little: start-up is busy enough.
         let next_purge = Instant::now() + Duration::from_secs(60);
-        Writer { conn, retention, rows: HashMap::new(), next_purge }
+        let next_open = Instant::now();
+        let opened = conn.is_some();
+        Writer { conn, path: None, opened, next_open, retention, rows: HashMap::new(), next_purge }
+    }
+
+    /// Tries to open the database again (rate-limited). The first success of a run also closes
+    /// what the last run left open: none of this run's calls are in the file yet.
+    fn reopen(&mut self) {
+        let Some(path) = &self.path else { return };
+        if self.conn.is_some() || Instant::now() < self.next_open {
+            return;
+        }
+        self.next_open = Instant::now() + REOPEN_EVERY;
+        let conn = if self.opened {
+            crate::store::open(path).and_then(|mut c| {
+                crate::store::migrate(&mut c, super::schema::COMPONENT, super::schema::STEPS)?;
+                Ok(c)
+            })
+        } else {
+            super::open(path)
+        };
+        match conn {
+            Ok(conn) => {
+                tracing::info!("call records database writable again");
+                self.conn = Some(conn);
+                self.opened = true;
+            }
+            Err(e) => tracing::error!(error = %e, "call records database still unusable"),
+        }
     }
 
     fn run(mut self, rx: Receiver<Record>) {
@@ -133,6 +189,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    self.reopen();
                     if let Err(e) = self.write(&batch) {
                         counter!(RECORDS_WRITE_FAILURES).increment(1);
                         // The error is SQLite's or the OS's: it names no caller.
@@ -151,7 +208,8 @@ impl Writer {
     fn purge(&mut self) {
         self.next_purge = Instant::now() + PURGE_EVERY;
         let before = SystemTime::now().checked_sub(self.retention).unwrap_or(UNIX_EPOCH);
-        match super::purge(&self.conn, unix_ms(before)) {
+        let Some(conn) = &self.conn else { return };
+        match super::purge(conn, unix_ms(before)) {
             Ok(0) => {}
             Ok(n) => tracing::info!(calls = n, "call records past retention purged"),
             Err(e) => {
@@ -161,8 +219,9 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
+    fn write(&mut self, batch: &[Record]) -> Result<(), WriteError> {
+        let Some(conn) = &mut self.conn else { return Err(WriteError::NotOpen) };
+        let tx = conn.transaction()?;
         let mut started = HashMap::new();
         for record in batch {
             apply(&tx, &self.rows, &mut started, record)?;
