@@ -20,10 +20,13 @@ use crate::acd::b2bua::{Report, Switchboard};
 use crate::acd::{AgentId, AgentState, CallId, Lane, Outcome, Output};
 use crate::config::Config;
 
-/// A call answered within this wait counts for the service level.
-pub const SL_ANSWER_WITHIN: Duration = Duration::from_secs(20);
+/// A call answered within this wait counts for the service level (the same threshold as
+/// `tongdai report`).
+pub const SL_ANSWER_WITHIN: Duration =
+    Duration::from_millis(crate::records::report::ANSWER_TARGET_MS as u64);
 /// A caller who hangs up within this wait counts neither for nor against the service level.
-pub const SL_SHORT_ABANDON: Duration = Duration::from_secs(5);
+pub const SL_SHORT_ABANDON: Duration =
+    Duration::from_millis(crate::records::report::SHORT_ABANDON_MS as u64);
 
 /// A request from the HTTP task to the core.
 #[derive(Debug)]
