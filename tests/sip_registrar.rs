@@ -836,3 +836,22 @@ fn unregister_agent_removes_every_binding_once() {
     assert_eq!(reg.binding_count(), 0);
     assert_eq!(reg.poll_timeout(), None);
 }
+
+#[test]
+fn membership_changes_when_a_binding_comes_or_goes_not_on_refresh() {
+    let t0 = Instant::now();
+    let mut reg = registrar();
+    let m0 = reg.membership();
+    let req = |cseq| register("1001", &["<sip:1001@10.1.1.1>"], "c1", cseq, Some(300));
+    reg.handle_register(t0, &req(1), flow("10.1.1.1:5060"), &verified("1001"));
+    let m1 = reg.membership();
+    assert_ne!(m0, m1, "a new binding");
+    reg.handle_register(t0, &req(2), flow("10.1.1.1:5060"), &verified("1001"));
+    assert_eq!(reg.membership(), m1, "a refresh on the same flow");
+    // The same contact from another flow (a NAT rebinding) is followed by the keep-alives.
+    reg.handle_register(t0, &req(3), flow("10.1.1.1:5099"), &verified("1001"));
+    let m2 = reg.membership();
+    assert_ne!(m1, m2, "a new flow");
+    reg.expire(t0 + Duration::from_secs(301));
+    assert_ne!(reg.membership(), m2, "an expiry");
+}

@@ -295,13 +295,17 @@ pub struct Registrar {
     /// Agents (by id) whose bindings changed since [`Registrar::take_changes`]: what the runtime
     /// must save.
     changed: BTreeSet<String>,
+    /// Bumped whenever a binding appears or goes (not when one is refreshed): who follows the set
+    /// of bindings (the keep-alives) re-reads it only then, not on every REGISTER.
+    membership: u64,
 }
 
 impl Registrar {
     /// A registrar for `agents`, with no bindings. Limits that contradict each other are made
     /// consistent (max at least min, default within them).
     pub fn new(config: RegistrarConfig, agents: &[AgentConfig]) -> Registrar {
-        let mut registrar = Registrar { config, agents: HashMap::new(), changed: BTreeSet::new() };
+        let mut registrar =
+            Registrar { config, agents: HashMap::new(), changed: BTreeSet::new(), membership: 0 };
         registrar.set_config(config);
         registrar.set_agents(agents);
         registrar
@@ -344,6 +348,7 @@ impl Registrar {
         }
         let gone: Vec<AgentEntry> = old.into_values().filter(|e| !e.bindings.is_empty()).collect();
         self.changed.extend(gone.iter().map(|e| e.id.clone()));
+        self.membership += 1;
         let mut events: Vec<Presence> = gone
             .into_iter()
             .map(|e| Presence::LoggedOut { agent: e.id, reason: LogoutReason::Removed })
@@ -477,6 +482,12 @@ impl Registrar {
             }
         }
 
+        let keys = |list: &[Binding]| -> Vec<(Flow, String)> {
+            list.iter().map(|b| (b.flow, b.contact.as_str().to_owned())).collect()
+        };
+        if keys(&entry.bindings) != keys(&next) {
+            self.membership += 1;
+        }
         entry.bindings = next;
         let logged_in = !entry.bindings.is_empty();
         let agent = entry.id.clone();
@@ -503,6 +514,7 @@ impl Registrar {
             let before = entry.bindings.len();
             entry.bindings.retain(|b| b.expires_at > now);
             if entry.bindings.len() != before {
+                self.membership += 1;
                 self.changed.insert(entry.id.clone());
             }
             if entry.bindings.is_empty() {
@@ -521,6 +533,11 @@ impl Registrar {
         self.agents.values().flat_map(|e| &e.bindings).map(|b| b.expires_at).min()
     }
 
+    /// A number that changes whenever a binding appears or goes (refreshes leave it alone).
+    pub fn membership(&self) -> u64 {
+        self.membership
+    }
+
     /// Removes every binding that uses `flow` (its TCP connection closed, or keep-alives went
     /// unanswered); agents left with none are logged out as unreachable.
     pub fn remove_flow(&mut self, flow: Flow) -> Vec<Presence> {
@@ -529,6 +546,7 @@ impl Registrar {
             let before = entry.bindings.len();
             entry.bindings.retain(|b| b.flow != flow);
             if entry.bindings.len() != before {
+                self.membership += 1;
                 self.changed.insert(entry.id.clone());
             }
             if before > 0 && entry.bindings.is_empty() {
@@ -556,6 +574,7 @@ impl Registrar {
             return Vec::new();
         }
         entry.bindings.clear();
+        self.membership += 1;
         self.changed.insert(entry.id.clone());
         vec![Presence::LoggedOut { agent: entry.id.clone(), reason: LogoutReason::Unregistered }]
     }
@@ -629,6 +648,7 @@ impl Registrar {
         for b in bindings {
             // Whatever happens to it, the agent's saved rows are rewritten: dropped bindings go.
             self.changed.insert(b.agent.clone());
+            self.membership += 1;
             let Some(entry) = self.agents.get_mut(&b.user.to_ascii_lowercase()) else {
                 continue;
             };

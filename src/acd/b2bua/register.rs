@@ -42,6 +42,8 @@ pub(super) struct Access {
     local_udp: Vec<SocketAddr>,
     /// Random material for Call-IDs, tags and client nonces of the trunk registration.
     seed: u64,
+    /// The registrar's [`Registrar::membership`] the keep-alives last followed.
+    synced: Option<u64>,
 }
 
 fn keepalive_config(config: &Config) -> Option<KeepaliveConfig> {
@@ -58,6 +60,7 @@ impl Access {
             trunk: None,
             local_udp: Vec::new(),
             seed: 0,
+            synced: None,
         }
     }
 
@@ -68,6 +71,7 @@ impl Access {
             self.bans = AuthBans::new(config.registrar.bans.clone());
         }
         self.keepalives.set_config(keepalive_config(config));
+        self.synced = None;
     }
 
     /// When something of ours is due.
@@ -78,6 +82,16 @@ impl Access {
 }
 
 impl Switchboard {
+    /// Lets the keep-alives follow the bindings, when a binding appeared or went since last time:
+    /// following them costs a pass over every binding, too much for each REGISTER refresh.
+    fn sync_keepalives(&mut self, now: Instant) {
+        let membership = self.registrar.membership();
+        if self.access.synced != Some(membership) {
+            self.access.keepalives.sync(now, self.registrar.bindings());
+            self.access.synced = Some(membership);
+        }
+    }
+
     /// Authenticates an agent's `request` that arrived on `flow`: the verified user, or the
     /// response to send (challenge, 400, or 403 while the pair is banned). Failures and bans are
     /// reported for metrics and the fail2ban log line.
@@ -154,7 +168,7 @@ impl Switchboard {
         for presence in result.events {
             self.presence(now, presence);
         }
-        self.access.keepalives.sync(now, self.registrar.bindings());
+        self.sync_keepalives(now);
     }
 
     /// Our UDP addresses and random material for the requests we originate; starts the trunk
@@ -188,7 +202,7 @@ impl Switchboard {
 
     /// Keep-alives and the trunk registration due at `now`.
     pub(super) fn access_due(&mut self, now: Instant, sip: &mut Endpoint) {
-        self.access.keepalives.sync(now, self.registrar.bindings());
+        self.sync_keepalives(now);
         for target in self.access.keepalives.due(now) {
             let tag = sip.new_from_tag();
             let call_id = sip.new_call_id();
@@ -281,7 +295,7 @@ impl Switchboard {
         for presence in self.registrar.remove_flow(flow) {
             self.presence(now, presence);
         }
-        self.access.keepalives.sync(now, self.registrar.bindings());
+        self.sync_keepalives(now);
     }
 
     pub(super) fn presence(&mut self, now: Instant, presence: Presence) {
@@ -307,7 +321,7 @@ impl Switchboard {
         for presence in self.registrar.restore(now, saved) {
             self.presence(now, presence);
         }
-        self.access.keepalives.sync(now, self.registrar.bindings());
+        self.sync_keepalives(now);
         self.drive(now, sip, media);
     }
 
@@ -329,7 +343,7 @@ impl Switchboard {
         for presence in self.registrar.remove_flow(flow) {
             self.presence(now, presence);
         }
-        self.access.keepalives.sync(now, self.registrar.bindings());
+        self.sync_keepalives(now);
         self.drive(now, sip, media);
     }
 
