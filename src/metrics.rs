@@ -31,6 +31,8 @@ pub const AGENTS: &str = "tongdai_agents";
 pub const LINES_BUSY: &str = "tongdai_lines_busy";
 /// Gauge of callers waiting (prompt or queue).
 pub const QUEUE_WAITING: &str = "tongdai_queue_waiting_calls";
+/// Gauge: how long the caller queued longest has waited, in seconds (0 with nobody queued).
+pub const QUEUE_LONGEST_WAIT: &str = "tongdai_queue_longest_wait_seconds";
 /// Counter of calls offered to the queue.
 pub const CALLS_OFFERED: &str = "tongdai_calls_offered_total";
 /// Counter of calls answered by an agent.
@@ -135,6 +137,12 @@ fn describe() {
         "Callers queued for an agent (after the welcome prompt and menu)."
     );
     gauge!(QUEUE_WAITING).set(0.0);
+    describe_gauge!(
+        QUEUE_LONGEST_WAIT,
+        Unit::Seconds,
+        "How long the caller queued longest has waited (0 with nobody queued)."
+    );
+    gauge!(QUEUE_LONGEST_WAIT).set(0.0);
     describe_counter!(CALLS_OFFERED, Unit::Count, "Calls offered to the queue.");
     counter!(CALLS_OFFERED).increment(0);
     describe_counter!(CALLS_ANSWERED, Unit::Count, "Calls answered by an agent.");

@@ -349,6 +349,9 @@ impl Core {
         }
         gauge!(crate::metrics::LINES_BUSY).set(engine.lines_busy() as f64);
         gauge!(crate::metrics::QUEUE_WAITING).set(engine.waiting() as f64);
+        let t = now();
+        let longest = engine.queued().map(|(_, _, since)| t.saturating_duration_since(since)).max();
+        gauge!(crate::metrics::QUEUE_LONGEST_WAIT).set(longest.unwrap_or_default().as_secs_f64());
         gauge!(crate::metrics::REGISTRATIONS)
             .set(self.switchboard.registrar().binding_count() as f64);
         gauge!(crate::metrics::AUTH_BANS_ACTIVE).set(self.switchboard.active_bans(now()) as f64);
