@@ -4,22 +4,18 @@
 //! leg ending the call with BYE, and re-INVITEs re-pointing the caller's media and putting its
 //! dead-leg timer to sleep on hold.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tongdai::acd::b2bua::{
-    MediaControl, MediaEvent, MediaLeg, PROMPT_HOLD, PROMPT_WELCOME, Switchboard,
-};
+use tongdai::acd::b2bua::{MediaControl, MediaEvent, MediaLeg};
 use tongdai::acd::{AgentId, AgentState, CallId, Lane};
-use tongdai::config::{Config, DEFAULT_TOML, Source};
 use tongdai::media::pacing::Playlist;
-use tongdai::media::prompt::{Prompt, PromptSet};
 use tongdai::media::relay::LegFormat;
-use tongdai::runtime::driver::endpoint_config;
-use tongdai::sip::endpoint::Endpoint;
 use tongdai::sip::message::Uri;
-use tongdai::sip::message::{Message, Method, Request, Response, parse_datagram};
+use tongdai::sip::message::{Method, Request, Response};
 use tongdai::sip::registrar::Binding;
 use tongdai::sip::transport::{Flow, Transport};
 
@@ -61,14 +57,6 @@ impl MediaControl for FakeMedia {
     }
 }
 
-fn flow() -> Flow {
-    Flow {
-        transport: Transport::Udp,
-        local: "127.0.0.1:5060".parse().unwrap(),
-        remote: "127.0.0.1:5070".parse().unwrap(),
-    }
-}
-
 fn offer(version: u32, direction: &str) -> String {
     offer_at(version, direction, 40000)
 }
@@ -99,108 +87,28 @@ fn req(method: &str, seq: u32, branch: &str, to_tag: Option<&str>, body: &str) -
     )
 }
 
-struct Rig {
-    ep: Endpoint,
-    sb: Switchboard,
-    media: FakeMedia,
-    now: Instant,
-    sent: Vec<Message>,
-}
+/// The test's rig: the shared one around the recording media, with a 0.2 s urgent-lane menu
+/// prompt and a 3 s menu window.
+type Rig = support::rig::Rig<FakeMedia>;
+
+/// The trunk's address.
+const TRUNK: &str = "127.0.0.1:5070";
 
 impl Rig {
     fn new() -> Rig {
-        let source = Source::new("test.toml", DEFAULT_TOML.to_owned());
-        let (config, _) = Config::from_source(&source, "config".as_ref()).unwrap();
-        let mut prompts = PromptSet::new();
-        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
-        prompts.insert(Prompt::from_samples("urgent-menu", &[0; 1600]));
-        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
-        let now = Instant::now();
-        let config = {
-            let mut c = config;
-            c.media.menu_timeout = Duration::from_secs(3);
-            c
-        };
-        Rig {
-            ep: Endpoint::new(endpoint_config(&config), 9),
-            sb: Switchboard::new(&config, prompts, [7; 32], now),
-            media: FakeMedia::default(),
-            now,
-            sent: vec![],
-        }
-    }
-
-    fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(t) = self.ep.poll_transmit() {
-                if let Ok(m) = parse_datagram(t.bytes) {
-                    self.sent.push(m);
-                }
-                progressed = true;
-            }
-            while let Some(e) = self.ep.poll_event() {
-                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
-                progressed = true;
-            }
-            if !progressed {
-                break;
-            }
-        }
+        let menu = [("menu_timeout = \"4s\"", "menu_timeout = \"3s\"")];
+        Rig::build(&menu, "", FakeMedia::default(), &[("urgent-menu", 1600)])
     }
 
     fn send(&mut self, text: String) {
-        self.ep.handle_datagram(self.now, flow(), Bytes::from(text));
-        self.pump();
+        self.receive(TRUNK.parse().unwrap(), &text);
     }
 
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        loop {
-            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
-            match next {
-                Some(t) if t <= target => {
-                    self.now = self.now.max(t);
-                    self.ep.handle_timeout(self.now);
-                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
-                    self.pump();
-                }
-                _ => break,
-            }
-        }
-        self.now = target;
+    /// The requests we sent since the last look.
+    fn sent_requests(&mut self) -> Vec<Request> {
+        self.requests().into_iter().map(|(_, r)| r).collect()
     }
 
-    fn final_responses(&mut self) -> Vec<Response> {
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Response(r) if r.status >= 200 => Some(r),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn requests(&mut self) -> Vec<Request> {
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Request(r) => Some(r),
-                Message::Response(_) => None,
-            })
-            .collect()
-    }
-
-    /// The one final response sent since the last look; must be `status`.
-    fn final_response(&mut self, status: u16) -> Response {
-        let mut r = self.final_responses();
-        r.dedup_by(|a, b| a.status == b.status);
-        assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!(r[0].status, status, "{:?}", r[0]);
-        r.remove(0)
-    }
-
-    /// An answered trunk call (early offer); returns our To tag.
     fn call(&mut self) -> String {
         self.send(req("INVITE", 1, "inv", None, &offer(1, "sendrecv")));
         let ok = self.final_response(200);
@@ -252,16 +160,16 @@ fn a_dead_caller_leg_is_hung_up_and_the_media_closed() {
     let mut rig = Rig::new();
     rig.call();
     rig.advance(Duration::from_secs(5));
-    rig.requests();
+    rig.sent_requests();
     rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Caller });
     let byes: Vec<Request> =
-        rig.requests().into_iter().filter(|r| r.method == Method::Bye).collect();
+        rig.sent_requests().into_iter().filter(|r| r.method == Method::Bye).collect();
     assert_eq!(byes.len(), 1);
     assert!(rig.media.log.contains(&Media::Close));
     assert_eq!(rig.sb.calls(), 0);
     // A late event for the ended call changes nothing.
     rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Agent });
-    assert!(rig.requests().is_empty());
+    assert!(rig.sent_requests().is_empty());
 }
 
 #[test]
@@ -322,7 +230,7 @@ fn a_dead_agent_leg_is_hung_up_and_the_caller_goes_back_to_the_front_of_the_queu
     // The menu runs out; the caller is queued and op1 rung.
     rig.advance(Duration::from_secs(4));
     let invite =
-        rig.requests().into_iter().find(|r| r.method == Method::Invite).expect("op1 is rung");
+        rig.sent_requests().into_iter().find(|r| r.method == Method::Invite).expect("op1 is rung");
     let mut ok = Response::for_request(&invite, 200, Some("op1tag"));
     ok.headers.push("Contact", "<sip:op1@127.0.0.1:5080>");
     ok.headers.push("Content-Type", "application/sdp");
@@ -332,11 +240,11 @@ fn a_dead_agent_leg_is_hung_up_and_the_caller_goes_back_to_the_front_of_the_queu
     let op1 = AgentId::new("op1");
     assert_eq!(rig.sb.engine().agent_state(&op1), Some(AgentState::OnCall { call: CallId(1) }));
     assert!(rig.lanes().is_empty());
-    rig.requests();
+    rig.sent_requests();
 
     rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Agent });
     let byes: Vec<Request> =
-        rig.requests().into_iter().filter(|r| r.method == Method::Bye).collect();
+        rig.sent_requests().into_iter().filter(|r| r.method == Method::Bye).collect();
     assert_eq!(byes.len(), 1, "only the agent leg is hung up");
     assert_eq!(byes[0].headers.call_id().ok(), invite.headers.call_id().ok());
     assert_eq!(rig.lanes(), vec![Lane::Normal], "the caller waits again");

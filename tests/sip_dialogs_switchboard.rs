@@ -4,21 +4,18 @@
 //! the trunk leg are answered with our description, hold mirrored, `o=` version moving only when
 //! the description changes.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+mod support;
 
-use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
 use tongdai::acd::CallId;
-use tongdai::acd::b2bua::{MediaControl, PROMPT_HOLD, PROMPT_WELCOME, Switchboard};
+use tongdai::acd::b2bua::MediaControl;
 use tongdai::config::{Config, DEFAULT_TOML, Source};
 use tongdai::media::pacing::Playlist;
-use tongdai::media::prompt::{Prompt, PromptSet};
 use tongdai::media::relay::LegFormat;
-use tongdai::runtime::driver::endpoint_config;
-use tongdai::sip::endpoint::Endpoint;
-use tongdai::sip::message::{Message, Request, Response, parse_datagram};
+use tongdai::sip::message::{Request, Response};
 use tongdai::sip::sdp::{Direction, SessionDescription};
-use tongdai::sip::transport::{Flow, Transport};
 
 /// What the switchboard asked of the media, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,21 +64,11 @@ impl MediaControl for FakeMedia {
     }
 }
 
-struct Rig {
-    ep: Endpoint,
-    sb: Switchboard,
-    media: FakeMedia,
-    now: Instant,
-    sent: Vec<Message>,
-}
+/// The test's rig: the shared one around the recording media.
+type Rig = support::rig::Rig<FakeMedia>;
 
-fn flow() -> Flow {
-    Flow {
-        transport: Transport::Udp,
-        local: "127.0.0.1:5060".parse().unwrap(),
-        remote: "127.0.0.1:5070".parse().unwrap(),
-    }
-}
+/// The trunk's address.
+const TRUNK: &str = "127.0.0.1:5070";
 
 const PCMA_ANSWER: &str = "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
                            t=0 0\r\nm=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
@@ -115,89 +102,16 @@ fn req(method: &str, seq: u32, branch: &str, to_tag: Option<&str>, body: &str) -
 
 impl Rig {
     fn new() -> Rig {
-        let source = Source::new("test.toml", DEFAULT_TOML.to_owned());
-        let (config, _) = Config::from_source(&source, "config".as_ref()).unwrap();
-        let mut prompts = PromptSet::new();
-        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
-        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
-        let now = Instant::now();
-        Rig {
-            ep: Endpoint::new(endpoint_config(&config), 9),
-            sb: Switchboard::new(&config, prompts, [7; 32], now),
-            media: FakeMedia::default(),
-            now,
-            sent: vec![],
-        }
-    }
-
-    fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(t) = self.ep.poll_transmit() {
-                if let Ok(m) = parse_datagram(t.bytes) {
-                    self.sent.push(m);
-                }
-                progressed = true;
-            }
-            while let Some(e) = self.ep.poll_event() {
-                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
-                progressed = true;
-            }
-            if !progressed {
-                break;
-            }
-        }
+        Rig::build(&[], "", FakeMedia::default(), &[])
     }
 
     fn send(&mut self, text: String) {
-        self.ep.handle_datagram(self.now, flow(), Bytes::from(text));
-        self.pump();
+        self.receive(TRUNK.parse().unwrap(), &text);
     }
 
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        loop {
-            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
-            match next {
-                Some(t) if t <= target => {
-                    self.now = self.now.max(t);
-                    self.ep.handle_timeout(self.now);
-                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
-                    self.pump();
-                }
-                _ => break,
-            }
-        }
-        self.now = target;
-    }
-
-    fn final_responses(&mut self) -> Vec<Response> {
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Response(r) if r.status >= 200 => Some(r),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn requests(&mut self) -> Vec<Request> {
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Request(r) => Some(r),
-                Message::Response(_) => None,
-            })
-            .collect()
-    }
-
-    /// The one final response sent since the last look; must be `status`.
-    fn final_response(&mut self, status: u16) -> Response {
-        let mut r = self.final_responses();
-        r.dedup_by(|a, b| a.status == b.status);
-        assert_eq!(r.len(), 1, "{r:?}");
-        assert_eq!(r[0].status, status, "{:?}", r[0]);
-        r.remove(0)
+    /// The requests we sent since the last look.
+    fn sent_requests(&mut self) -> Vec<Request> {
+        self.requests().into_iter().map(|(_, r)| r).collect()
     }
 
     /// An answered trunk call (early offer); returns our To tag.
@@ -243,7 +157,7 @@ fn late_offer_opens_media_for_our_offer_and_applies_the_answer_from_the_ack() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(rig.requests().is_empty(), "no BYE");
+    assert!(rig.sent_requests().is_empty(), "no BYE");
     assert_eq!(rig.sb.calls(), 1);
 }
 
@@ -255,7 +169,7 @@ fn late_offer_with_an_unusable_answer_is_hung_up() {
     let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
     let g729 = PCMA_ANSWER.replace("RTP/AVP 8 101", "RTP/AVP 18").replace("PCMA", "G729");
     rig.send(req("ACK", 1, "ack", Some(&tag), &g729));
-    let byes = rig.requests();
+    let byes = rig.sent_requests();
     assert_eq!(byes.len(), 1);
     assert_eq!(byes[0].method.as_str(), "BYE");
     assert!(!rig.media.log.contains(&Media::Play));
@@ -308,7 +222,7 @@ fn trunk_hold_is_mirrored_and_our_version_moves_only_when_our_description_change
     assert_eq!(resumed.origin.session_version, v0 + 3);
     rig.send(req("ACK", 7, "ack7", Some(&tag), ""));
     // The call went on throughout; the media was never touched after the start.
-    assert!(rig.requests().is_empty(), "no BYE");
+    assert!(rig.sent_requests().is_empty(), "no BYE");
     assert_eq!(rig.sb.calls(), 1);
     assert!(!rig.media.log.contains(&Media::Close));
     assert!(!rig.media.log.iter().any(|m| matches!(m, Media::CallerAnswered(..))));
@@ -356,7 +270,7 @@ fn a_reload_brings_the_new_queue_section_to_the_engine() {
     assert_eq!(engine.strategy, tongdai::acd::Strategy::Linear);
     // The call in progress goes on.
     assert_eq!(rig.sb.calls(), 1);
-    assert!(rig.requests().is_empty(), "no BYE");
+    assert!(rig.sent_requests().is_empty(), "no BYE");
     rig.send(req("INVITE", 2, "after", Some(&tag), &offer(2, "sendrecv")));
     rig.final_response(200);
 }

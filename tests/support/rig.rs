@@ -1,6 +1,7 @@
-//! The registration side of the switchboard on virtual time, driven with literal SIP: the real
-//! endpoint and switchboard, a media that does nothing, and every message sent kept with the flow
-//! it went on. Used by the keep-alive, ban and trunk-registration tests.
+//! The switchboard on virtual time, driven with literal SIP: the real endpoint and switchboard
+//! around a fake media (one that does nothing by default, or the test's own recording one), and
+//! every message sent kept with the flow it went on. Used by the registration, keep-alive, ban,
+//! trunk-registration, dialog, media-event and B2BUA tests.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -43,11 +44,11 @@ impl MediaControl for NoMedia {
 /// Our SIP address.
 pub const LOCAL: &str = "127.0.0.1:5060";
 
-/// The endpoint and switchboard on a virtual clock.
-pub struct Rig {
+/// The endpoint and switchboard on a virtual clock, around media `M`.
+pub struct Rig<M: MediaControl = NoMedia> {
     pub ep: Endpoint,
     pub sb: Switchboard,
-    pub media: NoMedia,
+    pub media: M,
     pub now: Instant,
     /// Everything sent, with the flow it went on.
     pub sent: Vec<(Flow, Message)>,
@@ -63,23 +64,39 @@ impl Rig {
 
     /// The default configuration with `edits` applied and `extra` appended.
     pub fn with_text(edits: &[(&str, &str)], extra: &str) -> Rig {
-        let mut text = DEFAULT_TOML.to_owned();
-        for (from, to) in edits {
-            assert_eq!(text.matches(from).count(), 1, "{from}");
-            text = text.replace(from, to);
+        Rig::build(edits, extra, NoMedia, &[])
+    }
+}
+
+/// The default configuration text with `edits` (from → to, each found once) and `extra` appended.
+pub fn config(edits: &[(&str, &str)], extra: &str) -> Config {
+    let mut text = DEFAULT_TOML.to_owned();
+    for (from, to) in edits {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replace(from, to);
+    }
+    text.push_str(extra);
+    Config::from_source(&Source::new("test.toml", text), "config".as_ref()).unwrap().0
+}
+
+impl<M: MediaControl> Rig<M> {
+    /// The default configuration with `edits` and `extra` (see [`config`]) around `media`, with
+    /// 0.1 s welcome and hold prompts plus `prompts` (name, samples of silence).
+    pub fn build(edits: &[(&str, &str)], extra: &str, media: M, prompts: &[(&str, usize)]) -> Self {
+        let config = config(edits, extra);
+        let mut set = PromptSet::new();
+        set.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
+        set.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
+        for (name, samples) in prompts {
+            set.insert(Prompt::from_samples(name, &vec![0; *samples]));
         }
-        text.push_str(extra);
-        let (config, _) =
-            Config::from_source(&Source::new("test.toml", text), "config".as_ref()).unwrap();
-        let mut prompts = PromptSet::new();
-        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
-        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
+        let prompts = set;
         let now = Instant::now();
         let mut ep = Endpoint::new(endpoint_config(&config), 9);
         ep.set_scanner_user_agents(config.registrar.scanner_user_agents.clone());
         let mut sb = Switchboard::new(&config, prompts, [7; 32], now);
         sb.start_originating(now, &config, &[LOCAL.parse().unwrap()], 42);
-        Rig { ep, sb, media: NoMedia, now, sent: vec![], reports: vec![], cseq: 0 }
+        Rig { ep, sb, media, now, sent: vec![], reports: vec![], cseq: 0 }
     }
 
     pub fn pump(&mut self) {
@@ -138,6 +155,16 @@ impl Rig {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The one final response sent since the last look (retransmissions folded); must be
+    /// `status`.
+    pub fn final_response(&mut self, status: u16) -> Response {
+        let mut r = self.finals();
+        r.dedup_by(|a, b| a.status == b.status);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].status, status, "{:?}", r[0]);
+        r.remove(0)
     }
 
     /// The requests we sent since the last look, with their flows.
