@@ -4,22 +4,18 @@
 //! feature code and its effect on the engine, 183 early media answered 200 on an agent's 2xx, and
 //! session timers (RFC 4028) on the agent leg.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tongdai::acd::b2bua::{
-    FEATURE_PROMPTS, MediaControl, PROMPT_HOLD, PROMPT_WELCOME, Switchboard,
-};
+use tongdai::acd::b2bua::{FEATURE_PROMPTS, MediaControl};
 use tongdai::acd::{AgentId, AgentState, CallId};
-use tongdai::config::{Config, DEFAULT_TOML, Source};
 use tongdai::media::pacing::Playlist;
-use tongdai::media::prompt::{Prompt, PromptSet};
 use tongdai::media::relay::LegFormat;
-use tongdai::runtime::driver::endpoint_config;
 use tongdai::sip::auth::{ClientAnswer, authorization, preferred_challenge};
-use tongdai::sip::endpoint::Endpoint;
-use tongdai::sip::message::{Message, Method, Request, Response, parse_datagram};
+use tongdai::sip::message::{Message, Method, Request, Response};
 use tongdai::sip::transport::{Flow, Transport};
 
 /// What the switchboard asked of the media.
@@ -85,94 +81,33 @@ fn sdp(port: u16) -> String {
     )
 }
 
-struct Rig {
-    ep: Endpoint,
-    sb: Switchboard,
-    media: FakeMedia,
-    now: Instant,
-    /// What we sent, with where to.
-    sent: Vec<(Message, SocketAddr)>,
-    nc: u32,
-}
+/// The test's rig: the shared one around the recording media, with one feature confirmation
+/// prompt of two (the others are missing: skipped, the call still ends) and a fixed pseudonym key.
+type Rig = support::rig::Rig<FakeMedia>;
 
 impl Rig {
     /// A switchboard over the default configuration with `from` → `to` replacements.
     fn new(edits: &[(&str, &str)]) -> Rig {
-        let mut text = DEFAULT_TOML.to_string();
-        for (from, to) in edits {
-            assert_eq!(text.matches(from).count(), 1, "{from}");
-            text = text.replace(from, to);
-        }
-        let (config, _) =
-            Config::from_source(&Source::new("t.toml", text), "config".as_ref()).unwrap();
-        let mut prompts = PromptSet::new();
-        prompts.insert(Prompt::from_samples(PROMPT_WELCOME, &[0; 800]));
-        prompts.insert(Prompt::from_samples(PROMPT_HOLD, &[0; 800]));
-        // One confirmation of two (the others are missing: skipped, the call still ends).
-        prompts.insert(Prompt::from_samples(FEATURE_PROMPTS[0].1, &[0; 1600]));
-        let now = Instant::now();
-        let mut sb = Switchboard::new(&config, prompts, [7; 32], now);
-        sb.set_pseudonym_key([9; 32]);
-        Rig {
-            ep: Endpoint::new(endpoint_config(&config), 9),
-            sb,
-            media: FakeMedia::default(),
-            now,
-            sent: vec![],
-            nc: 0,
-        }
-    }
-
-    fn pump(&mut self) {
-        loop {
-            let mut progressed = false;
-            while let Some(t) = self.ep.poll_transmit() {
-                if let Ok(m) = parse_datagram(t.bytes) {
-                    self.sent.push((m, t.flow.remote));
-                }
-                progressed = true;
-            }
-            while let Some(e) = self.ep.poll_event() {
-                self.sb.handle_ua_event(self.now, e, &mut self.ep, &mut self.media);
-                progressed = true;
-            }
-            if !progressed {
-                break;
-            }
-        }
+        let prompts = [(FEATURE_PROMPTS[0].1, 1600)];
+        let mut rig = Rig::build(edits, "", FakeMedia::default(), &prompts);
+        rig.sb.set_pseudonym_key([9; 32]);
+        rig
     }
 
     fn send(&mut self, from: &str, text: String) {
-        self.ep.handle_datagram(self.now, flow(from), Bytes::from(text));
-        self.pump();
-    }
-
-    fn advance(&mut self, d: Duration) {
-        let target = self.now + d;
-        loop {
-            let next = [self.ep.poll_timeout(), self.sb.poll_timeout()].into_iter().flatten().min();
-            match next {
-                Some(t) if t <= target => {
-                    self.now = self.now.max(t);
-                    self.ep.handle_timeout(self.now);
-                    self.sb.handle_timeout(self.now, &mut self.ep, &mut self.media);
-                    self.pump();
-                }
-                _ => break,
-            }
-        }
-        self.now = target;
+        self.receive(from.parse().unwrap(), &text);
     }
 
     /// Responses sent to `to` since the last look (provisional and final).
     fn responses_to(&mut self, to: &str) -> Vec<Response> {
         let to: SocketAddr = to.parse().unwrap();
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
-            .into_iter()
-            .partition(|(m, a)| *a == to && matches!(m, Message::Response(r) if r.status > 100));
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.sent).into_iter().partition(|(f, m)| {
+                f.remote == to && matches!(m, Message::Response(r) if r.status > 100)
+            });
         self.sent = rest;
         mine.into_iter()
-            .filter_map(|(m, _)| match m {
+            .filter_map(|(_, m)| match m {
                 Message::Response(r) => Some(r),
                 Message::Request(_) => None,
             })
@@ -184,10 +119,10 @@ impl Rig {
         let to: SocketAddr = to.parse().unwrap();
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
             .into_iter()
-            .partition(|(m, a)| *a == to && matches!(m, Message::Request(_)));
+            .partition(|(f, m)| f.remote == to && matches!(m, Message::Request(_)));
         self.sent = rest;
         mine.into_iter()
-            .filter_map(|(m, _)| match m {
+            .filter_map(|(_, m)| match m {
                 Message::Request(r) => Some(r),
                 Message::Response(_) => None,
             })
@@ -229,7 +164,6 @@ impl Rig {
             challenge.headers.www_authenticate().unwrap()
         };
         let chosen = preferred_challenge(&challenges).unwrap();
-        self.nc += 1;
         let answer = ClientAnswer {
             user: "op1",
             password: "op1-test-password",
