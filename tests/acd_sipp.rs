@@ -73,38 +73,8 @@ impl Rig {
     /// SIPp agent `op1`: registers with digest and answers the daemon's INVITEs with `answer`
     /// (an out-of-call scenario), staying registered `stay_ms`.
     fn agent(&self, answer: &str, stay_ms: u64) -> JoinHandle<SippRun> {
-        let target = self.d.sip_udp();
-        let (register, answer) = (sf("agent-register.xml"), sf(answer));
-        let rtp = free_port().to_string();
         let before = self.metric("tongdai_registrations");
-        let handle = std::thread::spawn(move || {
-            run(
-                target,
-                &[
-                    "-sf",
-                    &register,
-                    "-oocsf",
-                    &answer,
-                    "-key",
-                    "user",
-                    "op1",
-                    "-key",
-                    "password",
-                    "op1-test-password",
-                    "-key",
-                    "expires",
-                    "120",
-                    "-key",
-                    "rtp_port",
-                    &rtp,
-                    "-d",
-                    &stay_ms.to_string(),
-                    "-m",
-                    "1",
-                ],
-                Duration::from_millis(stay_ms + 10_000),
-            )
-        });
+        let handle = support::sipp::agent(self.d.sip_udp(), "op1", answer, stay_ms);
         assert!(
             self.wait_for("tongdai_registrations", before + 1.0),
             "the SIPp agent never registered"

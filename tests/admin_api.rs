@@ -92,33 +92,7 @@ fn board_agents_and_supervisor_commands() {
     let api = d.http();
     // A SIPp agent registers (MD5 digest) and answers one call.
     let target = d.sip_udp();
-    let agent_rtp = free_port().to_string();
-    let agent = std::thread::spawn(move || {
-        let (register, answer) = (scenario("agent-register.xml"), scenario("agent-answer.xml"));
-        let args = [
-            "-sf",
-            register.to_str().unwrap(),
-            "-oocsf",
-            answer.to_str().unwrap(),
-            "-key",
-            "user",
-            "op1",
-            "-key",
-            "password",
-            "op1-test-password",
-            "-key",
-            "expires",
-            "120",
-            "-key",
-            "rtp_port",
-            &agent_rtp,
-            "-d",
-            "6000",
-            "-m",
-            "1",
-        ];
-        run(target, &args, Duration::from_secs(20))
-    });
+    let agent = support::sipp::agent(target, "op1", "agent-answer.xml", 6000);
     let board = wait_board(api, |b| agent_of(b, "op1")["state"] == "available");
     assert_eq!(agent_of(&board, "op1")["state"], "available", "{board}");
     assert_eq!(agent_of(&board, "op2")["state"], "logged_out");

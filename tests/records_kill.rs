@@ -14,21 +14,6 @@ use std::time::{Duration, Instant};
 use support::daemon::test_config_text;
 use support::sipp::{free_port, run, scenario};
 
-fn write_prompt(path: &Path, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..(8000.0 * secs) as usize {
-        let v = (2.0 * std::f64::consts::PI * 400.0 * n as f64 / 8000.0).sin() * 4000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 /// The phase of every call row, in order (read-only, while the daemon may be writing).
 fn phases(db: &Path) -> Vec<(String, Option<String>)> {
     let Ok(conn) = rusqlite::Connection::open(db) else { return Vec::new() };
@@ -56,9 +41,9 @@ fn after_sigkill_finished_calls_keep_their_outcome_and_the_rest_are_interrupted(
     let dir = std::env::temp_dir().join(format!("tongdai-records-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_prompt(&dir.join("welcome.wav"), 2.0);
-    write_prompt(&dir.join("hold-music.wav"), 1.0);
-    write_prompt(&dir.join("feature-paused.wav"), 0.4);
+    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
+    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
+    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
     let db = dir.join("records.db");
     let mut text = test_config_text();
     for (from, to) in [

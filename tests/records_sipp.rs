@@ -9,28 +9,12 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use support::daemon::{TestDaemon, test_config_text};
 use support::sipp::{SippRun, free_port, run, scenario};
 
 /// An 8 kHz 16-bit mono tone, `secs` long.
-fn write_prompt(path: &Path, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for n in 0..(8000.0 * secs) as usize {
-        let v = (2.0 * std::f64::consts::PI * 400.0 * n as f64 / 8000.0).sin() * 4000.0;
-        w.write_sample(v as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 /// The caller the answered calls come from (a Vietnamese mobile number), and the one who hangs up.
 const ANSWERED_NSN: &str = "912345678";
 const ABANDONING_NSN: &str = "987654321";
@@ -56,41 +40,6 @@ fn call(d: &TestDaemon, file: &str, talk_ms: u64) -> SippRun {
         &["-sf", file, "-key", "rtp_port", &rtp, "-d", &talk_ms.to_string(), "-m", "1"],
         Duration::from_secs(30),
     )
-}
-
-fn agent(d: &TestDaemon, stay_ms: u64) -> JoinHandle<SippRun> {
-    let target = d.sip_udp();
-    let register = scenario("agent-register.xml").to_string_lossy().into_owned();
-    let answer = scenario("agent-answer.xml").to_string_lossy().into_owned();
-    let rtp = free_port().to_string();
-    std::thread::spawn(move || {
-        run(
-            target,
-            &[
-                "-sf",
-                &register,
-                "-oocsf",
-                &answer,
-                "-key",
-                "user",
-                "op1",
-                "-key",
-                "password",
-                "op1-test-password",
-                "-key",
-                "expires",
-                "120",
-                "-key",
-                "rtp_port",
-                &rtp,
-                "-d",
-                &stay_ms.to_string(),
-                "-m",
-                "1",
-            ],
-            Duration::from_millis(stay_ms + 10_000),
-        )
-    })
 }
 
 /// Waits (bounded) until `series` reaches `value`.
@@ -127,9 +76,9 @@ fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_numbe
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // A 2 s welcome: a caller who hangs up after 0.5 s abandons during the prompt.
-    write_prompt(&dir.join("welcome.wav"), 2.0);
-    write_prompt(&dir.join("hold-music.wav"), 1.0);
-    write_prompt(&dir.join("feature-paused.wav"), 0.4);
+    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
+    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
+    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
     let db = dir.join("records.db");
     let mut text = test_config_text();
     for (from, to) in [
@@ -149,7 +98,7 @@ fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_numbe
     }
     // N = 3 answered: one number in each of its three forms.
     let before = d.metric("tongdai_registrations");
-    let op1 = agent(&d, 30_000);
+    let op1 = support::sipp::agent(d.sip_udp(), "op1", "agent-answer.xml", 30_000);
     assert!(wait_for(&d, "tongdai_registrations", before + 1.0), "the SIPp agent never registered");
     let answered = d.metric("tongdai_calls_answered_total");
     let answering = forms(ANSWERED_NSN);
@@ -229,9 +178,9 @@ fn an_unusable_records_database_costs_records_not_calls_and_writing_resumes() {
     let dir = std::env::temp_dir().join(format!("tongdai-records-down-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    write_prompt(&dir.join("welcome.wav"), 2.0);
-    write_prompt(&dir.join("hold-music.wav"), 1.0);
-    write_prompt(&dir.join("feature-paused.wav"), 0.4);
+    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
+    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
+    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
     // The database's folder is a regular file: nothing can be opened or written there.
     let blocker = dir.join("state");
     std::fs::write(&blocker, b"not a folder").unwrap();

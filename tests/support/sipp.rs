@@ -103,3 +103,26 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// SIPp as agent `user` (password `<user>-test-password`): registers with MD5 digest
+/// (`agent-register.xml`), answers the daemon's INVITEs with the out-of-call scenario `answer`
+/// (e.g. `agent-answer.xml`) and stays registered `stay_ms`; on its own thread.
+pub fn agent(
+    target: SocketAddr,
+    user: &str,
+    answer: &str,
+    stay_ms: u64,
+) -> std::thread::JoinHandle<SippRun> {
+    let register = scenario("agent-register.xml").to_string_lossy().into_owned();
+    let answer = scenario(answer).to_string_lossy().into_owned();
+    let (user, password) = (user.to_string(), format!("{user}-test-password"));
+    let rtp = free_port().to_string();
+    std::thread::spawn(move || {
+        let stay = stay_ms.to_string();
+        let args = [
+            "-sf", &register, "-oocsf", &answer, "-key", "user", &user, "-key", "password",
+            &password, "-key", "expires", "120", "-key", "rtp_port", &rtp, "-d", &stay, "-m", "1",
+        ];
+        run(target, &args, Duration::from_millis(stay_ms + 10_000))
+    })
+}
