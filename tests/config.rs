@@ -1,28 +1,12 @@
 //! Configuration: the shipped default is valid, and each mistake an operator can make gets its own
 //! message at the right `file:line:col`, all reported at once, with nothing bound.
 
-use std::path::Path;
+mod support;
+
 use std::process::Command;
 
-use tongdai::config::{Config, ConfigError, DEFAULT_TOML, Severity, Source};
-
-fn check(text: &str) -> Result<Config, ConfigError> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    Config::from_source(&Source::new("t.toml", text.to_string()), &base).map(|(c, _)| c)
-}
-
-/// The rendered errors of a refused config.
-fn errors(text: &str) -> Vec<String> {
-    match check(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect(),
-    }
-}
+use support::config_text::{check, errors, position_of};
+use tongdai::config::{Config, DEFAULT_TOML};
 
 /// The default with `from` replaced by `to` (which must occur exactly once), and the prompt folder
 /// made absolute so the file may be written anywhere.
@@ -30,13 +14,6 @@ fn default_with(from: &str, to: &str) -> String {
     assert_eq!(DEFAULT_TOML.matches(from).count(), 1, "{from}");
     let prompts = format!("prompts = \"{}/config/prompts\"", env!("CARGO_MANIFEST_DIR"));
     DEFAULT_TOML.replace(from, to).replace("prompts = \"prompts\"", &prompts)
-}
-
-fn position_of(text: &str, needle: &str) -> (usize, usize) {
-    let at = text.find(needle).unwrap();
-    let line = text[..at].matches('\n').count() + 1;
-    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 #[test]

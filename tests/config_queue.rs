@@ -1,42 +1,19 @@
 //! The `[queue]` and `[privacy]` sections: defaults equal the engine's, each mistake is reported at
 //! its `file:line:col` with a hint, and the engine's tunables follow the section.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
+use support::config_text::{check, errors, position_of};
 use tongdai::acd::{EngineConfig, Strategy};
-use tongdai::config::{
-    AnswerMode, Config, ConfigError, DEFAULT_TOML, FeatureCode, QueueConfig, Severity, Source,
-};
-
-fn check(text: &str) -> Result<Config, ConfigError> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    Config::from_source(&Source::new("t.toml", text.to_string()), &base).map(|(c, _)| c)
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match check(text) {
-        Ok(_) => panic!("accepted:\n{text}"),
-        Err(e) => e
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .map(ToString::to_string)
-            .collect(),
-    }
-}
+use tongdai::config::{AnswerMode, DEFAULT_TOML, FeatureCode, QueueConfig};
 
 /// The default with `from` (exactly once in it) replaced by `to`.
 fn default_with(from: &str, to: &str) -> String {
     assert_eq!(DEFAULT_TOML.matches(from).count(), 1, "{from}");
     DEFAULT_TOML.replace(from, to)
-}
-
-fn position_of(text: &str, needle: &str) -> (usize, usize) {
-    let at = text.find(needle).unwrap();
-    let line = text[..at].matches('\n').count() + 1;
-    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
 }
 
 #[test]
