@@ -186,7 +186,9 @@ fn check_wallboard(api: SocketAddr) {
     let chromium = |extra: &[&str]| {
         let profile = std::env::temp_dir().join(format!("tongdai-chromium-{}", std::process::id()));
         let mut cmd = Command::new("chromium");
+        // As root (CI) Chromium needs --no-sandbox; containers often have a tiny /dev/shm.
         cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .arg("--disable-dev-shm-usage")
             .arg(format!("--user-data-dir={}", profile.display()))
             .args(["--virtual-time-budget=5000", "--window-size=1280,900"])
             .args(extra)
