@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
+use support::rig::{trunk_offer as offer, trunk_offer_at as offer_at, trunk_request as req};
 use tongdai::acd::b2bua::{MediaControl, MediaEvent, MediaLeg};
 use tongdai::acd::{AgentId, AgentState, CallId, Lane};
 use tongdai::media::pacing::Playlist;
@@ -57,42 +58,9 @@ impl MediaControl for FakeMedia {
     }
 }
 
-fn offer(version: u32, direction: &str) -> String {
-    offer_at(version, direction, 40000)
-}
-
-fn offer_at(version: u32, direction: &str, port: u16) -> String {
-    format!(
-        "v=0\r\no=trunk 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
-    )
-}
-
-fn req(method: &str, seq: u32, branch: &str, to_tag: Option<&str>, body: &str) -> String {
-    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
-    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
-    let cseq_method = if method == "ACK" { "ACK" } else { method };
-    format!(
-        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{branch};rport\r\n\
-         From: <sip:0901234567@127.0.0.1:5070>;tag=trunk1\r\n\
-         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
-         Call-ID: sb-1@trunk\r\n\
-         CSeq: {seq} {cseq_method}\r\n\
-         Contact: <sip:trunk@127.0.0.1:5070>\r\n\
-         Max-Forwards: 70\r\n\
-         {ctype}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-}
-
 /// The test's rig: the shared one around the recording media, with a 0.2 s urgent-lane menu
 /// prompt and a 3 s menu window.
 type Rig = support::rig::Rig<FakeMedia>;
-
-/// The trunk's address.
-const TRUNK: &str = "127.0.0.1:5070";
 
 impl Rig {
     fn new() -> Rig {
@@ -100,21 +68,9 @@ impl Rig {
         Rig::build(&menu, "", FakeMedia::default(), &[("urgent-menu", 1600)])
     }
 
-    fn send(&mut self, text: String) {
-        self.receive(TRUNK.parse().unwrap(), &text);
-    }
-
     /// The requests we sent since the last look.
     fn sent_requests(&mut self) -> Vec<Request> {
         self.requests().into_iter().map(|(_, r)| r).collect()
-    }
-
-    fn call(&mut self) -> String {
-        self.send(req("INVITE", 1, "inv", None, &offer(1, "sendrecv")));
-        let ok = self.final_response(200);
-        let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
-        self.send(req("ACK", 1, "ack", Some(&tag), ""));
-        tag
     }
 }
 
@@ -132,7 +88,7 @@ impl Rig {
 #[test]
 fn a_one_during_the_menu_queues_urgent_at_once_and_no_key_queues_normal_after_the_timeout() {
     let mut rig = Rig::new();
-    rig.call();
+    rig.call_trunk();
     // Welcome (0.1 s) and menu (0.2 s) play; the key comes during the menu.
     rig.advance(Duration::from_millis(250));
     assert!(rig.lanes().is_empty(), "still in the menu");
@@ -145,7 +101,7 @@ fn a_one_during_the_menu_queues_urgent_at_once_and_no_key_queues_normal_after_th
     assert_eq!(rig.lanes(), vec![Lane::Urgent]);
 
     let mut rig = Rig::new();
-    rig.call();
+    rig.call_trunk();
     rig.advance(Duration::from_millis(300 + 2_900));
     assert!(rig.lanes().is_empty(), "the window is menu_timeout after the menu prompt");
     rig.advance(Duration::from_millis(200));
@@ -158,7 +114,7 @@ fn a_one_during_the_menu_queues_urgent_at_once_and_no_key_queues_normal_after_th
 #[test]
 fn a_dead_caller_leg_is_hung_up_and_the_media_closed() {
     let mut rig = Rig::new();
-    rig.call();
+    rig.call_trunk();
     rig.advance(Duration::from_secs(5));
     rig.sent_requests();
     rig.event(MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Caller });
@@ -175,22 +131,22 @@ fn a_dead_caller_leg_is_hung_up_and_the_media_closed() {
 #[test]
 fn hold_and_resume_reach_the_media_with_the_new_address() {
     let mut rig = Rig::new();
-    let tag = rig.call();
+    let tag = rig.call_trunk();
     rig.media.log.clear();
-    rig.send(req("INVITE", 2, "hold", Some(&tag), &offer(2, "sendonly")));
+    rig.send_trunk(req("INVITE", 2, "hold", Some(&tag), &offer(2, "sendonly")));
     rig.final_response(200);
     let at = |port: u16| Some(SocketAddr::from(([127, 0, 0, 1], port)));
     assert_eq!(rig.media.log, vec![Media::Update(MediaLeg::Caller, at(40000), true)]);
-    rig.send(req("ACK", 2, "hold-ack", Some(&tag), ""));
+    rig.send_trunk(req("ACK", 2, "hold-ack", Some(&tag), ""));
     rig.media.log.clear();
-    rig.send(req("INVITE", 3, "resume", Some(&tag), &offer_at(3, "sendrecv", 40100)));
+    rig.send_trunk(req("INVITE", 3, "resume", Some(&tag), &offer_at(3, "sendrecv", 40100)));
     rig.final_response(200);
     assert_eq!(rig.media.log, vec![Media::Update(MediaLeg::Caller, at(40100), false)]);
-    rig.send(req("ACK", 3, "resume-ack", Some(&tag), ""));
+    rig.send_trunk(req("ACK", 3, "resume-ack", Some(&tag), ""));
     rig.media.log.clear();
     // A refused re-offer leaves the media as it was.
     let pcm16 = offer_at(4, "sendrecv", 40200).replace("0 8 101", "11").replace("PCMU", "L16");
-    rig.send(req("INVITE", 4, "bad", Some(&tag), &pcm16));
+    rig.send_trunk(req("INVITE", 4, "bad", Some(&tag), &pcm16));
     rig.final_response(488);
     assert!(!rig.media.log.iter().any(|m| matches!(m, Media::Update(..))));
 }
@@ -226,7 +182,7 @@ fn a_dead_agent_leg_is_hung_up_and_the_caller_goes_back_to_the_front_of_the_queu
     let now = rig.now;
     rig.sb.restore_bindings(now, vec![binding], &mut rig.ep, &mut rig.media);
     rig.pump();
-    rig.call();
+    rig.call_trunk();
     // The menu runs out; the caller is queued and op1 rung.
     rig.advance(Duration::from_secs(4));
     let invite =

@@ -44,6 +44,48 @@ impl MediaControl for NoMedia {
 /// Our SIP address.
 pub const LOCAL: &str = "127.0.0.1:5060";
 
+/// The trunk's address in the dialog tests.
+pub const TRUNK: &str = "127.0.0.1:5070";
+
+/// The trunk's SDP offer (PCMU, PCMA, telephone-event) at RTP `port`, `o=` version `version`.
+pub fn trunk_offer_at(version: u32, direction: &str, port: u16) -> String {
+    format!(
+        "v=0\r\no=trunk 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+}
+
+/// [`trunk_offer_at`] port 40000.
+pub fn trunk_offer(version: u32, direction: &str) -> String {
+    trunk_offer_at(version, direction, 40000)
+}
+
+/// A request of the trunk's one call (`Call-ID: sb-1@trunk`) from [`TRUNK`] to 111, with `body`
+/// as SDP when not empty.
+pub fn trunk_request(
+    method: &str,
+    seq: u32,
+    branch: &str,
+    to_tag: Option<&str>,
+    body: &str,
+) -> String {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "{method} sip:111@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {TRUNK};branch=z9hG4bK{branch};rport\r\n\
+         From: <sip:0901234567@{TRUNK}>;tag=trunk1\r\n\
+         To: <sip:111@127.0.0.1:5060>{to_tag}\r\n\
+         Call-ID: sb-1@trunk\r\n\
+         CSeq: {seq} {method}\r\n\
+         Contact: <sip:trunk@{TRUNK}>\r\n\
+         Max-Forwards: 70\r\n\
+         {ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// The endpoint and switchboard on a virtual clock, around media `M`.
 pub struct Rig<M: MediaControl = NoMedia> {
     pub ep: Endpoint,
@@ -155,6 +197,20 @@ impl<M: MediaControl> Rig<M> {
                 _ => None,
             })
             .collect()
+    }
+
+    /// `text` from [`TRUNK`].
+    pub fn send_trunk(&mut self, text: String) {
+        self.receive(TRUNK.parse().unwrap(), &text);
+    }
+
+    /// An answered trunk call (offer in the INVITE); our To tag.
+    pub fn call_trunk(&mut self) -> String {
+        self.send_trunk(trunk_request("INVITE", 1, "inv", None, &trunk_offer(1, "sendrecv")));
+        let ok = self.final_response(200);
+        let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
+        self.send_trunk(trunk_request("ACK", 1, "ack", Some(&tag), ""));
+        tag
     }
 
     /// The one final response sent since the last look (retransmissions folded); must be
