@@ -40,17 +40,19 @@ pub struct QueueConfig {
 }
 
 impl Default for QueueConfig {
+    /// The engine's defaults (one place: `EngineConfig::default`), answered at once.
     fn default() -> Self {
+        let e = crate::acd::EngineConfig::default();
         QueueConfig {
-            strategy: Strategy::LongestIdle,
-            ring_timeout: Duration::from_secs(15),
-            wrap_up: Duration::from_secs(30),
-            max_misses: 2,
-            auto_resume: None,
-            max_queue: 20,
-            announce_interval: Some(Duration::from_secs(30)),
-            prompt_timeout: Duration::from_secs(60),
-            retry_delay: Duration::from_secs(5),
+            strategy: e.strategy,
+            ring_timeout: e.ring_timeout,
+            wrap_up: e.wrap_up,
+            max_misses: e.max_misses,
+            auto_resume: e.auto_resume,
+            max_queue: u32::try_from(e.max_queue).unwrap_or(u32::MAX),
+            announce_interval: e.announce_interval,
+            prompt_timeout: e.prompt_timeout,
+            retry_delay: e.retry_delay,
             answer: AnswerMode::Answer,
             feature_codes: FeatureCodes::default(),
         }
