@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::daemon::test_config_text;
 use support::sipp::{free_port, run, scenario};
 
 /// The phase of every call row, in order (read-only, while the daemon may be writing).
@@ -38,21 +37,9 @@ impl Drop for Daemon {
 #[test]
 fn after_sigkill_finished_calls_keep_their_outcome_and_the_rest_are_interrupted() {
     let _serial = support::serial();
-    let dir = std::env::temp_dir().join(format!("tongdai-records-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
-    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
-    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
+    let dir = support::prompts::records_prompts("records-kill");
     let db = dir.join("records.db");
-    let mut text = test_config_text();
-    for (from, to) in [
-        ("prompts = \"prompts\"", format!("prompts = {:?}", dir.display().to_string())),
-        ("path = \"\"", format!("path = {:?}", db.display().to_string())),
-    ] {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text = text.replace(from, &to);
-    }
+    let text = support::prompts::records_config(&dir, &db, &[]);
     let config = dir.join("tongdai.toml");
     std::fs::write(&config, &text).unwrap();
 

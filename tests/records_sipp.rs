@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::daemon::{TestDaemon, test_config_text};
+use support::daemon::TestDaemon;
 use support::sipp::{SippRun, free_port, run, scenario};
 
 /// An 8 kHz 16-bit mono tone, `secs` long.
@@ -72,23 +72,11 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 #[test]
 fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_number_in_clear() {
     let _serial = support::serial();
-    let dir = std::env::temp_dir().join(format!("tongdai-records-sipp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     // A 2 s welcome: a caller who hangs up after 0.5 s abandons during the prompt.
-    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
-    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
-    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
+    let dir = support::prompts::records_prompts("records-sipp");
     let db = dir.join("records.db");
-    let mut text = test_config_text();
-    for (from, to) in [
-        ("prompts = \"prompts\"", format!("prompts = {:?}", dir.display().to_string())),
-        ("path = \"\"", format!("path = {:?}", db.display().to_string())),
-        ("wrap_up = \"30s\"", "wrap_up = \"0s\"".to_string()),
-    ] {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text = text.replace(from, &to);
-    }
+    let text =
+        support::prompts::records_config(&dir, &db, &[("wrap_up = \"30s\"", "wrap_up = \"0s\"")]);
     let d = TestDaemon::with_config(&text);
 
     // M = 2 abandoned: 0… and +84… forms of one number.
@@ -175,24 +163,12 @@ fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_numbe
 #[test]
 fn an_unusable_records_database_costs_records_not_calls_and_writing_resumes() {
     let _serial = support::serial();
-    let dir = std::env::temp_dir().join(format!("tongdai-records-down-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    support::prompts::write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
-    support::prompts::write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
-    support::prompts::write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
+    let dir = support::prompts::records_prompts("records-down");
     // The database's folder is a regular file: nothing can be opened or written there.
     let blocker = dir.join("state");
     std::fs::write(&blocker, b"not a folder").unwrap();
     let db = blocker.join("records.db");
-    let mut text = test_config_text();
-    for (from, to) in [
-        ("prompts = \"prompts\"", format!("prompts = {:?}", dir.display().to_string())),
-        ("path = \"\"", format!("path = {:?}", db.display().to_string())),
-    ] {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text = text.replace(from, &to);
-    }
+    let text = support::prompts::records_config(&dir, &db, &[]);
     // The daemon starts anyway, and takes calls.
     let d = TestDaemon::with_config(&text);
     let failures = d.metric("tongdai_records_write_failures_total");

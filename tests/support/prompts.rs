@@ -35,3 +35,28 @@ pub fn with_prompts(config: &str, dir: &Path) -> String {
     assert_eq!(config.matches("prompts = \"prompts\"").count(), 1);
     config.replace("prompts = \"prompts\"", &format!("prompts = {:?}", dir.display().to_string()))
 }
+
+/// A fresh folder `tongdai-<name>-<pid>` holding the records tests' prompts: a 2 s welcome (a
+/// caller who hangs up within it abandons in the prompt), 1 s of hold audio and a feature
+/// confirmation. The caller removes it.
+pub fn records_prompts(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tongdai-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    write_tone(&dir.join("welcome.wav"), 400.0, 2.0);
+    write_tone(&dir.join("hold-music.wav"), 400.0, 1.0);
+    write_tone(&dir.join("feature-paused.wav"), 400.0, 0.4);
+    dir
+}
+
+/// The test configuration with its prompts from `dir`, call records in `db` and `edits` (from →
+/// to, each found once).
+pub fn records_config(dir: &Path, db: &Path, edits: &[(&str, &str)]) -> String {
+    let path = format!("path = {:?}", db.display().to_string());
+    let mut text = with_prompts(&super::daemon::test_config_text(), dir);
+    for (from, to) in [("path = \"\"", path.as_str())].iter().chain(edits) {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replace(from, to);
+    }
+    text
+}
