@@ -144,17 +144,6 @@ fn bindings_round_trip_through_the_store_and_lapsed_ones_are_dropped() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
 }
 
-fn wait_for(daemon: &TestDaemon, series: &str, want: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v = daemon.metric(series);
-        if v == want || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The daemon is stopped and started again on the same database: the agent that registered
 /// before is still registered and available after, without a new REGISTER — and the new daemon
 /// proves it holds the binding by probing the agent's socket (the restored flow) with OPTIONS.
@@ -174,8 +163,8 @@ fn a_restart_keeps_the_agent_logged_in() {
         let daemon = TestDaemon::with_config(&text);
         agent = Agent::new(daemon.sip_udp(), "op1", "op1-test-password");
         assert_eq!(agent.register(600).status, 200);
-        assert_eq!(wait_for(&daemon, "tongdai_registrations ", 1.0), 1.0);
-        assert_eq!(wait_for(&daemon, available, 1.0), 1.0);
+        assert_eq!(daemon.wait_metric("tongdai_registrations ", 1.0), 1.0);
+        assert_eq!(daemon.wait_metric(available, 1.0), 1.0);
     }
     assert!(path.exists(), "the database file is created");
     // Whatever the first daemon sent is stale now.
@@ -187,8 +176,8 @@ fn a_restart_keeps_the_agent_logged_in() {
     assert_eq!(options.method, Method::Options);
     assert_eq!(from, daemon.sip_udp(), "sent by the new daemon, on the agent's flow");
     agent.answer(&options, 200, from, None);
-    assert_eq!(wait_for(&daemon, "tongdai_registrations ", 1.0), 1.0);
-    assert_eq!(wait_for(&daemon, available, 1.0), 1.0);
+    assert_eq!(daemon.wait_metric("tongdai_registrations ", 1.0), 1.0);
+    assert_eq!(daemon.wait_metric(available, 1.0), 1.0);
     drop(daemon);
     let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
 }

@@ -4,21 +4,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::agent::Agent;
 use support::daemon::TestDaemon;
-
-fn wait_metric(daemon: &TestDaemon, series: &str, want: f64) -> f64 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v = daemon.metric(series);
-        if v == want || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn ten_wrong_passwords_ban_the_pair_and_are_counted() {
@@ -30,9 +19,9 @@ fn ten_wrong_passwords_ban_the_pair_and_are_counted() {
     for i in 0..10 {
         assert_eq!(guesser.register_with(600, &format!("guess{i}")).status, 401);
     }
-    let bans = wait_metric(&daemon, "tongdai_auth_bans_total ", bans_before + 1.0);
+    let bans = daemon.wait_metric("tongdai_auth_bans_total ", bans_before + 1.0);
     assert_eq!(bans, bans_before + 1.0);
-    assert_eq!(wait_metric(&daemon, "tongdai_auth_bans_active ", 1.0), 1.0);
+    assert_eq!(daemon.wait_metric("tongdai_auth_bans_active ", 1.0), 1.0);
     assert_eq!(
         daemon.metric("tongdai_auth_failures_total{reason=\"wrong_password\"} "),
         wrong_before + 10.0
@@ -55,5 +44,5 @@ fn scanners_get_no_answer_and_are_counted() {
     let probe = scanner.register_request(600, None);
     scanner.send(&probe);
     assert!(scanner.recv(Duration::from_millis(500)).is_none(), "not a byte back");
-    assert_eq!(wait_metric(&daemon, series, before + 1.0), before + 1.0);
+    assert_eq!(daemon.wait_metric(series, before + 1.0), before + 1.0);
 }

@@ -92,6 +92,18 @@ impl TestDaemon {
         text
     }
 
+    /// Polls `series` (bounded, 5 s) until it equals `want`; the last value read.
+    pub fn wait_metric(&self, series: &str, want: f64) -> f64 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.metric(series);
+            if v == want || std::time::Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One sample of `series` (name with labels), 0 when absent.
     pub fn metric(&self, series: &str) -> f64 {
         self.metrics()
