@@ -88,6 +88,15 @@ pub const RECORDS_WRITE_FAILURES: &str = "tongdai_records_write_failures_total";
 /// Counter of call records dropped because the writer's queue was full.
 pub const RECORDS_DROPPED: &str = "tongdai_records_dropped_total";
 
+/// Counter of calls handed to the national centre; label `reason` = `no_agents` | `max_wait` |
+/// `queue_full` | `predicted_wait` | `draining`.
+pub const CALLS_OVERFLOWED: &str = "tongdai_calls_overflowed_total";
+/// Gauge per overflow target (`target` = its configured name): 1 while OPTIONS probes find it up.
+pub const OVERFLOW_TARGET_UP: &str = "tongdai_overflow_target_up";
+/// Counter of hand-over attempts per target; labels `target`, `result` = `answered` |
+/// `redirected` | `challenged` | `failed` | `timeout` | `no_channel`.
+pub const OVERFLOW_ATTEMPTS: &str = "tongdai_overflow_attempts_total";
+
 /// The agent states, as `tongdai_agents{state}` labels.
 pub const AGENT_STATES: &[&str] =
     &["logged_out", "available", "ringing", "on_call", "wrap_up", "paused"];
@@ -179,4 +188,11 @@ fn describe() {
         "Failed call-record writes (batches lost)."
     );
     describe_counter!(RECORDS_DROPPED, Unit::Count, "Call records dropped on a full writer queue.");
+    describe_counter!(
+        CALLS_OVERFLOWED,
+        Unit::Count,
+        "Calls handed to the national centre, by reason."
+    );
+    describe_gauge!(OVERFLOW_TARGET_UP, "1 while an overflow target answers OPTIONS probes.");
+    describe_counter!(OVERFLOW_ATTEMPTS, Unit::Count, "Hand-over attempts, by target and result.");
 }

@@ -155,7 +155,7 @@ impl Sim {
     /// A caller: offered now, prompt for `prompt`, hangs up after `patience` if not answered.
     fn call(&mut self, call: u64, lane: Lane, prompt: Duration, patience: Option<Duration>) {
         let call = CallId(call);
-        self.input(Input::CallOffered { call, lane, province: None });
+        self.input(Input::CallOffered { call, lane, province: None, may_overflow: true });
         if self.outcomes.contains_key(&call) {
             return;
         }
@@ -372,7 +372,12 @@ fn basic_flow_rings_bridges_and_wraps_up() {
 #[test]
 fn prompt_timeout_queues_a_caller_whose_prompt_end_was_never_reported() {
     let mut sim = Sim::new(EngineConfig::default(), &[("an", answers(S, S))]);
-    sim.input(Input::CallOffered { call: CallId(1), lane: Lane::Normal, province: None });
+    sim.input(Input::CallOffered {
+        call: CallId(1),
+        lane: Lane::Normal,
+        province: None,
+        may_overflow: true,
+    });
     sim.run(59 * S);
     assert!(sim.rings().is_empty());
     sim.run(2 * S);
@@ -587,7 +592,12 @@ fn ring_all_two_answers_within_a_millisecond_bridge_exactly_one() {
         engine.handle(t, Input::AgentLoggedIn { agent: agent.clone() }).unwrap();
     }
     let call = CallId(7);
-    engine.handle(t, Input::CallOffered { call, lane: Lane::Normal, province: None }).unwrap();
+    engine
+        .handle(
+            t,
+            Input::CallOffered { call, lane: Lane::Normal, province: None, may_overflow: true },
+        )
+        .unwrap();
     engine.handle(t, Input::PromptFinished { call }).unwrap();
     let drain = |e: &mut Engine| std::iter::from_fn(|| e.poll_output()).collect::<Vec<_>>();
     let out = drain(&mut engine);
@@ -621,7 +631,12 @@ fn a_cancelled_agent_waits_retry_delay_before_the_next_ring() {
         engine.handle(t, Input::AgentLoggedIn { agent: agent.clone() }).unwrap();
     }
     for call in [CallId(7), CallId(8)] {
-        engine.handle(t, Input::CallOffered { call, lane: Lane::Normal, province: None }).unwrap();
+        engine
+            .handle(
+                t,
+                Input::CallOffered { call, lane: Lane::Normal, province: None, may_overflow: true },
+            )
+            .unwrap();
         engine.handle(t, Input::PromptFinished { call }).unwrap();
     }
     let drain = |e: &mut Engine| std::iter::from_fn(|| e.poll_output()).collect::<Vec<_>>();
@@ -827,13 +842,22 @@ fn stale_inputs_are_errors_and_change_nothing() {
             call: CallId(1),
             lane: Lane::Normal,
             province: Some("An Giang".into()),
+            may_overflow: true,
         },
     )
     .unwrap();
     assert_eq!(e.province(CallId(1)), Some("An Giang"));
     assert!(
-        e.handle(now, Input::CallOffered { call: CallId(1), lane: Lane::Normal, province: None })
-            .is_err()
+        e.handle(
+            now,
+            Input::CallOffered {
+                call: CallId(1),
+                lane: Lane::Normal,
+                province: None,
+                may_overflow: true
+            }
+        )
+        .is_err()
     );
     assert!(e.handle(now, Input::CallEnded { call: CallId(1), by: EndedBy::Agent }).is_err());
     e.check_invariants().unwrap();

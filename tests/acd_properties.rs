@@ -162,7 +162,7 @@ proptest! {
                     let c = CallId(w.next_call);
                     w.next_call += 1;
                     let lane = if urgent { Lane::Urgent } else { Lane::Normal };
-                    w.input(Input::CallOffered { call: c, lane, province: None });
+                    w.input(Input::CallOffered { call: c, lane, province: None, may_overflow: true });
                 }
                 Op::PromptFinished(c) => w.input(Input::PromptFinished { call: call(c) }),
                 Op::Menu(c, urgent) => w.input(Input::MenuChoice { call: call(c), urgent }),

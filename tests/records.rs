@@ -263,7 +263,13 @@ fn the_report_counts_by_day_province_and_agent_with_the_documented_service_level
         None,
         Outcome::Abandoned { phase: AbandonPhase::Ringing, wait: Duration::from_secs(40) },
     );
-    finish(None, Outcome::Overflowed { reason: tongdai::acd::OverflowReason::NoAgents });
+    finish(
+        None,
+        Outcome::Overflowed {
+            reason: tongdai::acd::OverflowReason::NoAgents,
+            wait: Duration::from_secs(3),
+        },
+    );
     drop(records);
     thread.join().unwrap();
     let conn = records::open(&path).unwrap();

@@ -99,13 +99,29 @@ mod tests {
         let (lan, mai) = (AgentId::new("lan"), AgentId::new("mai"));
         let mut e = Engine::new(EngineConfig::default(), [lan.clone(), mai.clone()]);
         e.handle(now, Input::AgentLoggedIn { agent: lan.clone() }).unwrap();
-        e.handle(now, Input::CallOffered { call: CallId(1), lane: Lane::Normal, province: None })
-            .unwrap();
+        e.handle(
+            now,
+            Input::CallOffered {
+                call: CallId(1),
+                lane: Lane::Normal,
+                province: None,
+                may_overflow: true,
+            },
+        )
+        .unwrap();
         e.handle(now, Input::PromptFinished { call: CallId(1) }).unwrap();
         e.handle(now + S, Input::AgentAnswered { call: CallId(1), agent: lan.clone() }).unwrap();
         e.handle(now, Input::AgentLoggedIn { agent: mai.clone() }).unwrap();
-        e.handle(now, Input::CallOffered { call: CallId(2), lane: Lane::Normal, province: None })
-            .unwrap();
+        e.handle(
+            now,
+            Input::CallOffered {
+                call: CallId(2),
+                lane: Lane::Normal,
+                province: None,
+                may_overflow: true,
+            },
+        )
+        .unwrap();
         e.handle(now, Input::PromptFinished { call: CallId(2) }).unwrap();
         assert_eq!(e.agent_state(&mai), Some(AgentState::Ringing { call: CallId(2) }));
         drain(&mut e);

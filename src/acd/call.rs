@@ -36,6 +36,8 @@ pub enum AbandonPhase {
     Queue,
     /// While at least one agent's phone was ringing for them.
     Ringing,
+    /// While the call was being handed to the national centre (transfer prompt, target ringing).
+    Overflow,
 }
 
 impl AbandonPhase {
@@ -45,6 +47,7 @@ impl AbandonPhase {
             AbandonPhase::Prompt => "prompt",
             AbandonPhase::Queue => "queue",
             AbandonPhase::Ringing => "ringing",
+            AbandonPhase::Overflow => "overflow",
         }
     }
 }
@@ -102,8 +105,8 @@ impl RefuseReason {
     }
 }
 
-/// Why a call went to the national centre (ARCHITECTURE.md §8). The engine does not produce
-/// overflows yet (the overflow issue); the records and metrics already know the variants.
+/// Why a call went to the national centre (ARCHITECTURE.md §8; the rules are in
+/// [`super::overflow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OverflowReason {
     /// Nobody on shift or logged in.
@@ -157,10 +160,12 @@ pub enum Outcome {
         /// Why.
         reason: RefuseReason,
     },
-    /// The call was handed to the national centre.
+    /// The call was handed to the national centre (its INVITE answered, or a 302 sent).
     Overflowed {
         /// Why.
         reason: OverflowReason,
+        /// Time in the regional queue before the hand-over (zero when overflowed on arrival).
+        wait: Duration,
     },
 }
 
@@ -217,10 +222,21 @@ pub(crate) struct Call {
     pub next_announce: Option<Instant>,
     /// The last position announced: later announcements never say a larger number.
     pub announced: Option<u32>,
+    /// False for a call that already came from another centre's overflow: never sent back.
+    pub may_overflow: bool,
+    /// Being handed to the national centre, and why (the caller keeps their queue place).
+    pub overflowing: Option<OverflowReason>,
+    /// After a hand-over failed: no new attempt before this instant.
+    pub overflow_retry: Option<Instant>,
 }
 
 impl Call {
-    pub fn new(lane: Lane, province: Option<String>, deadline: Instant) -> Self {
+    pub fn new(
+        lane: Lane,
+        province: Option<String>,
+        deadline: Instant,
+        may_overflow: bool,
+    ) -> Self {
         Call {
             lane,
             province,
@@ -232,7 +248,21 @@ impl Call {
             queued: Duration::ZERO,
             next_announce: None,
             announced: None,
+            may_overflow,
+            overflowing: None,
+            overflow_retry: None,
         }
+    }
+
+    /// A call just offered at `now`: in its prompt phase until `prompt_timeout` at the latest.
+    pub fn new_offered(
+        now: Instant,
+        config: &super::EngineConfig,
+        lane: Lane,
+        province: Option<String>,
+        may_overflow: bool,
+    ) -> Self {
+        Call::new(lane, province, now + config.prompt_timeout, may_overflow)
     }
 
     /// The leg ringing `agent`, if any.

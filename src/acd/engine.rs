@@ -48,6 +48,10 @@ pub struct Engine {
     pub(super) handle_times: VecDeque<Duration>,
     /// Agents and calls the periodic audit had to repair.
     audit_repairs: u64,
+    /// Some overflow target is up ([`Input::OverflowAvailable`]).
+    pub(super) overflow_up: bool,
+    /// The daemon is draining ([`Input::Drain`]).
+    pub(super) draining: bool,
 }
 
 impl Engine {
@@ -64,6 +68,8 @@ impl Engine {
             lines_grandfathered: 0,
             handle_times: VecDeque::new(),
             audit_repairs: 0,
+            overflow_up: false,
+            draining: false,
         };
         for id in agents {
             if !engine.index.contains_key(&id) {
@@ -85,9 +91,11 @@ impl Engine {
     /// Applies one input at time `now`, then dispatches, announces and reports state changes.
     pub fn handle(&mut self, now: Instant, input: Input) -> Result<(), InputError> {
         let result = match input {
-            Input::CallOffered { call, lane, province } => {
-                self.on_call_offered(now, call, lane, province)
-            }
+            Input::CallOffered { call, lane, province, may_overflow } => self.on_call_offered(
+                now,
+                call,
+                Call::new_offered(now, &self.config, lane, province, may_overflow),
+            ),
             Input::PromptFinished { call } => self.on_prompt_finished(now, call),
             Input::MenuChoice { call, urgent } => self.on_menu_choice(call, urgent),
             Input::CallerHungUp { call } => self.on_caller_hung_up(now, call),
@@ -122,6 +130,16 @@ impl Engine {
             }),
             Input::Audit { registered, calls, agent_legs } => {
                 self.audit_repairs += self.on_audit(now, &registered, &calls, &agent_legs);
+                Ok(())
+            }
+            Input::OverflowAvailable { up } => {
+                self.overflow_up = up;
+                Ok(())
+            }
+            Input::OverflowAnswered { call } => self.on_overflow_answered(now, call),
+            Input::OverflowFailed { call } => self.on_overflow_failed(now, call),
+            Input::Drain => {
+                self.draining = true;
                 Ok(())
             }
             Input::ConfigChanged { config, agents } => {
@@ -162,7 +180,8 @@ impl Engine {
         loop {
             let mut due: Vec<(Instant, Timer)> = Vec::new();
             self.visit_timers(|at, timer| {
-                if at <= now && !matches!(timer, Timer::Announce { .. }) {
+                // Announcements and overflow are decided in `settle`, not by firing.
+                if at <= now && !matches!(timer, Timer::Announce { .. } | Timer::Overflow { .. }) {
                     due.push((at, timer));
                 }
             });
@@ -240,24 +259,20 @@ impl Engine {
         self.index.get(agent).copied().ok_or_else(|| InputError::UnknownAgent(agent.clone()))
     }
 
-    fn on_call_offered(
-        &mut self,
-        now: Instant,
-        call: CallId,
-        lane: Lane,
-        province: Option<String>,
-    ) -> Result<(), InputError> {
+    fn on_call_offered(&mut self, now: Instant, call: CallId, c: Call) -> Result<(), InputError> {
         if self.calls.contains_key(&call) {
             return Err(InputError::DuplicateCall(call));
         }
         if !self.has_room() {
+            if self.overflow_on_arrival(now, call, c) {
+                return Ok(());
+            }
             let reason = RefuseReason::QueueFull;
             self.outputs.push_back(Output::Refuse { call, reason });
             self.finish(call, Outcome::Rejected { reason });
             return Ok(());
         }
-        let deadline = now + self.config.prompt_timeout;
-        self.calls.insert(call, Call::new(lane, province, deadline));
+        self.calls.insert(call, c);
         Ok(())
     }
 
@@ -287,6 +302,9 @@ impl Engine {
         now: Instant,
         call: CallId,
     ) -> Result<(), InputError> {
+        if self.abandoned_in_overflow(now, call) {
+            return Ok(());
+        }
         let c = self.calls.get(&call).ok_or(InputError::UnknownCall(call))?;
         match c.phase {
             Phase::Bridged { .. } => self.end_bridged(now, call, EndedBy::Caller),
@@ -525,7 +543,7 @@ impl Engine {
         Ok(())
     }
 
-    fn finish(&mut self, call: CallId, outcome: Outcome) {
+    pub(super) fn finish(&mut self, call: CallId, outcome: Outcome) {
         self.outputs.push_back(Output::CallFinished { call, outcome });
     }
 
@@ -562,7 +580,7 @@ impl Engine {
     }
 
     /// CancelRing for an agent whose call is gone (the leg is already out of the call).
-    fn cancel_ring(&mut self, now: Instant, call: CallId, agent: &AgentId) {
+    pub(super) fn cancel_ring(&mut self, now: Instant, call: CallId, agent: &AgentId) {
         if let Some(i) = self.index.get(agent).copied()
             && self.agents[i].activity == Activity::Ringing(call)
         {
@@ -605,7 +623,11 @@ impl Engine {
         for (&call, c) in &self.calls {
             match c.phase {
                 Phase::Prompt { deadline } => visit(deadline, Timer::Prompt { call }),
+                Phase::Queued { .. } if c.overflowing.is_some() => {}
                 Phase::Queued { .. } => {
+                    if let Some((Some(at), _)) = self.overflow_due(call, c) {
+                        visit(at, Timer::Overflow { call });
+                    }
                     if let Some(at) = c.next_announce.filter(|_| announcing) {
                         visit(at, Timer::Announce { call });
                     }
@@ -673,14 +695,15 @@ impl Engine {
                 }
             }
             // Announcements are made in `settle`, after dispatch, so a caller about to be rung
-            // hears no position.
-            Timer::Announce { .. } => {}
+            // hears no position; overflow rules are asked there too.
+            Timer::Announce { .. } | Timer::Overflow { .. } => {}
         }
     }
 
     /// After every input and timer: ring free agents, announce due positions, drop removed agents
     /// that are done, report state changes.
     fn settle(&mut self, now: Instant) {
+        self.overflow_check(now);
         self.dispatch(now);
         self.announce(now);
         self.sweep_removed();
@@ -710,7 +733,7 @@ impl Engine {
                 break;
             }
             let Some(c) = self.calls.get_mut(&call) else { continue };
-            if !c.legs.is_empty() && !ring_all {
+            if c.overflowing.is_some() || (!c.legs.is_empty() && !ring_all) {
                 continue;
             }
             // Prefer agents not yet tried for this caller; once all were, start over, unless some
@@ -764,7 +787,7 @@ impl Engine {
                 continue;
             }
             c.next_announce = Some(now + interval);
-            if !c.legs.is_empty() {
+            if !c.legs.is_empty() || c.overflowing.is_some() {
                 continue;
             }
             let here = u32::try_from(n + 1).unwrap_or(u32::MAX);

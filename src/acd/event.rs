@@ -3,7 +3,7 @@
 //! Domain layer, sans-IO.
 
 use super::agent::{AgentId, AgentState, PauseReason};
-use super::call::{CallId, EndedBy, Lane, Outcome, RefuseReason, RejectReason};
+use super::call::{CallId, EndedBy, Lane, Outcome, OverflowReason, RefuseReason, RejectReason};
 use super::settings::EngineConfig;
 
 /// What the B2BUA (and the registrar, the schedule and the admin API) tells the engine.
@@ -18,6 +18,9 @@ pub enum Input {
         lane: Lane,
         /// The caller's province, when known from the trunk.
         province: Option<String>,
+        /// False when the call already came overflowed from another centre (loop header, or
+        /// Max-Forwards nearly spent): it is never overflowed again.
+        may_overflow: bool,
     },
     /// The welcome prompt / menu finished: queue the caller and start the hold loop.
     PromptFinished {
@@ -126,6 +129,27 @@ pub enum Input {
         /// Live agent legs: an INVITE still in progress, or a dialog still up.
         agent_legs: Vec<(CallId, AgentId)>,
     },
+    /// Whether at least one overflow target is up (OPTIONS probing): overflow rules fire only
+    /// then; otherwise callers stay in the regional queue.
+    OverflowAvailable {
+        /// Some target is up.
+        up: bool,
+    },
+    /// The national centre took the call handed over by [`Output::Overflow`] (its INVITE was
+    /// answered, or a 302 went to the trunk): the call is finished as overflowed.
+    OverflowAnswered {
+        /// The call.
+        call: CallId,
+    },
+    /// Every target failed for [`Output::Overflow`]: the caller returns to their place in the
+    /// queue (hold audio again) and overflow is tried again after `retry_interval`.
+    OverflowFailed {
+        /// The call.
+        call: CallId,
+    },
+    /// The daemon is draining (SIGTERM): new and waiting calls are overflowed while a target is
+    /// up; bridged calls go on.
+    Drain,
     /// A reload: new tunables and the configured agents in priority order. New agents start logged
     /// out; removed agents ringing are cancelled, removed agents on a call keep it to its end. A lower
     /// line cap cuts no call; it only holds back new rings.
@@ -192,6 +216,15 @@ pub enum Output {
         /// Why.
         reason: RefuseReason,
     },
+    /// Hand the call to the national centre: play the transfer prompt, then INVITE the targets
+    /// in order (or 302 while the trunk leg is unanswered), and report `OverflowAnswered` or
+    /// `OverflowFailed`. Rings for the call were cancelled.
+    Overflow {
+        /// The call.
+        call: CallId,
+        /// Why (records, metrics, and which prompt the caller hears).
+        reason: OverflowReason,
+    },
     /// The call is over: exactly one per offered call, for records and metrics.
     CallFinished {
         /// The call.
@@ -228,6 +261,12 @@ pub enum InputError {
         call: CallId,
         /// The agent.
         agent: AgentId,
+    },
+    /// The call is not being handed to the national centre.
+    #[error("{call} is not being overflowed")]
+    NotOverflowing {
+        /// The call.
+        call: CallId,
     },
     /// The call is not bridged (to this agent).
     #[error("{call} is not bridged")]

@@ -4,7 +4,7 @@
 //! Checked: every call is in exactly one place (prompt, queue once, or bridged to one agent); every
 //! ringing leg and bridged call matches its agent's state, and back; no agent is in two calls; no
 //! logged-out agent is rung; the lines in use stay within the cap; and no agent is stuck idle while a
-//! waiting caller could ring them on a free line.
+//! waiting caller (not being handed to the national centre) could ring them on a free line.
 
 use std::collections::BTreeMap;
 
@@ -165,6 +165,10 @@ impl Engine {
             let ring_all = self.config.strategy == Strategy::RingAll;
             for call in self.queue.iter() {
                 let c = &self.calls[&call];
+                // A caller being handed to the national centre is rung for nobody.
+                if c.overflowing.is_some() {
+                    continue;
+                }
                 let free = self.agents.iter().find(|a| {
                     a.eligible() && (c.legs.is_empty() || (ring_all && !c.tried.contains(&a.id)))
                 });
@@ -192,7 +196,11 @@ mod tests {
         let mut e = Engine::new(EngineConfig::default(), agents);
         e.handle(now, Input::AgentLoggedIn { agent: AgentId::new("a") }).unwrap();
         for call in [CallId(1), CallId(2)] {
-            e.handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None }).unwrap();
+            e.handle(
+                now,
+                Input::CallOffered { call, lane: Lane::Normal, province: None, may_overflow: true },
+            )
+            .unwrap();
             e.handle(now, Input::PromptFinished { call }).unwrap();
         }
         e.check_invariants().unwrap();

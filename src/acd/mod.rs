@@ -13,7 +13,7 @@
 //! let mut engine = Engine::new(EngineConfig::default(), [AgentId::new("lan")]);
 //! let (t0, call, lan) = (Instant::now(), CallId(1), AgentId::new("lan"));
 //! engine.handle(t0, Input::AgentLoggedIn { agent: lan.clone() })?;
-//! engine.handle(t0, Input::CallOffered { call, lane: Lane::Normal, province: None })?;
+//! engine.handle(t0, Input::CallOffered { call, lane: Lane::Normal, province: None, may_overflow: true })?;
 //! engine.handle(t0, Input::PromptFinished { call })?;
 //! let mut outputs = std::iter::from_fn(|| engine.poll_output());
 //! assert!(outputs.any(|o| o == Output::RingAgent { call, agent: lan.clone() }));
@@ -33,6 +33,7 @@ mod engine;
 mod event;
 pub mod identity;
 mod invariants;
+mod overflow;
 mod queue;
 pub mod schedule;
 mod settings;
@@ -47,6 +48,6 @@ pub use call::{
 pub use engine::Engine;
 pub use event::{Input, InputError, Output};
 pub use invariants::InvariantViolation;
-pub use settings::EngineConfig;
+pub use settings::{EngineConfig, OverflowRules};
 pub use strategy::{Strategy, UnknownStrategy};
 pub use timer::Timer;

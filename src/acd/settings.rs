@@ -44,6 +44,43 @@ pub struct EngineConfig {
     /// keeps their place rather than the next caller taking that agent. Zero retries at once.
     /// Default 5 s.
     pub retry_delay: Duration,
+    /// When calls go to the national centre (`[overflow]`); off without targets.
+    pub overflow: OverflowRules,
+}
+
+/// The overflow rules (ARCHITECTURE.md §8), from `[overflow]`. A rule fires only while at least
+/// one target is up ([`super::Input::OverflowAvailable`]); otherwise the caller stays queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverflowRules {
+    /// Overflow is configured at all (`[overflow]` has targets).
+    pub enabled: bool,
+    /// Nobody on shift and logged in: overflow at once, even before the welcome menu.
+    pub no_agents: bool,
+    /// A caller in the normal lane waits at most this long. Default 60 s.
+    pub max_wait: Option<Duration>,
+    /// A caller in the urgent lane waits at most this long. Default 30 s.
+    pub max_wait_urgent: Option<Duration>,
+    /// A queued caller whose estimated wait is over this goes at once; `None` (default) never.
+    pub predicted_wait: Option<Duration>,
+    /// A full queue sends the next caller to the national centre instead of refusing them.
+    pub queue_full: bool,
+    /// After a failed hand-over (every target failed) the caller waits in the queue at least this
+    /// long before the next attempt. Default 30 s.
+    pub retry_interval: Duration,
+}
+
+impl Default for OverflowRules {
+    fn default() -> Self {
+        OverflowRules {
+            enabled: false,
+            no_agents: true,
+            max_wait: Some(Duration::from_secs(60)),
+            max_wait_urgent: Some(Duration::from_secs(30)),
+            predicted_wait: None,
+            queue_full: true,
+            retry_interval: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -59,6 +96,7 @@ impl Default for EngineConfig {
             announce_interval: Some(Duration::from_secs(30)),
             prompt_timeout: Duration::from_secs(60),
             retry_delay: Duration::from_secs(5),
+            overflow: OverflowRules::default(),
         }
     }
 }
@@ -78,6 +116,7 @@ impl EngineConfig {
             announce_interval: q.announce_interval,
             prompt_timeout: q.prompt_timeout,
             retry_delay: q.retry_delay,
+            overflow: config.overflow.rules.clone(),
         }
     }
 
@@ -87,6 +126,7 @@ impl EngineConfig {
         self.prompt_timeout = self.prompt_timeout.max(MIN_INTERVAL);
         self.auto_resume = self.auto_resume.map(|d| d.max(MIN_INTERVAL));
         self.announce_interval = self.announce_interval.map(|d| d.max(MIN_INTERVAL));
+        self.overflow.retry_interval = self.overflow.retry_interval.max(MIN_INTERVAL);
         self
     }
 }

@@ -37,6 +37,12 @@ pub enum Timer {
         /// The agent in wrap-up.
         agent: AgentId,
     },
+    /// An overflow rule falls due for a call (`max_wait` reached, or the wait after a failed
+    /// hand-over over); [`super::overflow`] decides in the engine's settle step.
+    Overflow {
+        /// The call.
+        call: CallId,
+    },
     /// `auto_resume`: a `no_answer` pause lifts by itself.
     AutoResume {
         /// The paused agent.

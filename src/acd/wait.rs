@@ -72,7 +72,8 @@ mod tests {
 
     fn offer(e: &mut Engine, now: Instant, n: u64, lane: Lane) -> CallId {
         let call = CallId(n);
-        e.handle(now, Input::CallOffered { call, lane, province: None }).unwrap();
+        e.handle(now, Input::CallOffered { call, lane, province: None, may_overflow: true })
+            .unwrap();
         call
     }
 

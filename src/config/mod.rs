@@ -6,6 +6,7 @@
 //! Later subsystems add their own section: a `read_*` function here and a struct in their own module.
 
 mod diag;
+mod overflow;
 mod privacy;
 mod queue;
 mod read;
@@ -26,6 +27,7 @@ use toml::de::DeTable;
 
 use diag::Diagnostics;
 pub use diag::{ConfigError, Diagnostic, Severity, Source};
+pub use overflow::{OverflowConfig, OverflowMethod, OverflowTarget, TargetCredentials};
 pub use privacy::PrivacyConfig;
 pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
 use read::{FromToml, Problem, Section};
@@ -79,6 +81,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Call records: file, retention, call-backs (`[records]`).
     pub records: RecordsConfig,
+    /// Overflow to the national centre (`[overflow]`; no targets: no overflow).
+    pub overflow: OverflowConfig,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -133,6 +137,9 @@ pub struct TrunkConfig {
     pub allow: Vec<IpNet>,
     /// Called numbers we answer (the user part of the Request-URI), e.g. `111`.
     pub numbers: Vec<String>,
+    /// The channels the trunk contract allows at once, when bounded: callers' legs plus our
+    /// outbound legs through it (a bridged overflow uses two).
+    pub channels: Option<u32>,
 }
 
 /// `[[agents]]`: one operator.
@@ -366,6 +373,7 @@ impl Config {
         // The pseudonym key is read once at start: a new file would change every pseudonym.
         note("privacy.key_file", self.privacy.key_file != old.privacy.key_file, true);
         note("records", self.records != old.records, true);
+        note("overflow", self.overflow != old.overflow, false);
         out
     }
 }
@@ -438,6 +446,8 @@ fn read_config(
     let privacy = privacy::read_privacy(cx, section, base);
     let section = root.table(cx, "records");
     let records = records::read_records(cx, section, base);
+    let section = root.table(cx, "overflow");
+    let overflow = overflow::read_overflow(cx, section, base);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -457,6 +467,7 @@ fn read_config(
         queue: queue?,
         privacy: privacy?,
         records: records?,
+        overflow: overflow?,
     })
 }
 
@@ -577,6 +588,15 @@ fn read_trunk(
             Some("add the number the trunk routes to us, e.g. [\"111\"]".into()),
         );
     }
+    let channels: Option<u32> = s.opt(cx, "channels");
+    if channels == Some(0) {
+        cx.error(
+            s.span_of("channels"),
+            &s.key_path("channels"),
+            "a trunk with no channel can carry no call",
+            Some("leave `channels` out for no limit, or give the contract's number".into()),
+        );
+    }
     let exposed = sip.map(|sip| sip.listen.iter().any(|a| !a.ip().is_loopback())).unwrap_or(false);
     if allow.is_empty() && exposed {
         cx.error(
@@ -587,7 +607,8 @@ fn read_trunk(
         );
     }
     s.finish(cx);
-    Some(TrunkConfig { allow, numbers: numbers.into_iter().map(Spanned::into_inner).collect() })
+    let numbers = numbers.into_iter().map(Spanned::into_inner).collect();
+    Some(TrunkConfig { allow, numbers, channels })
 }
 
 fn read_agents(

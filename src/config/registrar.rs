@@ -160,7 +160,36 @@ pub(super) fn read_trunk_registration(
             Some("defaults: expires = \"1h\", retry_min = \"30s\", retry_max = \"10m\"".into()),
         );
     }
-    let password = match (password, password_file) {
+    let password = read_password(cx, &s, password, password_file, base);
+    s.finish(cx);
+    let (Some(registrar), Some(user), Some(realm), Some(password)) =
+        (registrar, user, realm, password)
+    else {
+        return Err(());
+    };
+    Ok(Some(TrunkRegistrationConfig {
+        domain: domain.unwrap_or_else(|| registrar.ip().to_string()),
+        auth_user: auth_user.unwrap_or_else(|| user.clone()),
+        registrar,
+        user,
+        password,
+        realm,
+        expires,
+        retry_min,
+        retry_max,
+    }))
+}
+
+/// The password of a section with `password` or `password_file` (exactly one; a relative file is
+/// read from the config file's folder, its trailing newline dropped).
+pub(super) fn read_password(
+    cx: &mut Diagnostics<'_>,
+    s: &Section<'_, '_>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    base: &Path,
+) -> Option<Secret> {
+    match (password, password_file) {
         (Some(p), None) => Some(Secret::new(p)),
         (None, Some(path)) => {
             let full = base.join(path);
@@ -188,22 +217,5 @@ pub(super) fn read_trunk_registration(
             );
             None
         }
-    };
-    s.finish(cx);
-    let (Some(registrar), Some(user), Some(realm), Some(password)) =
-        (registrar, user, realm, password)
-    else {
-        return Err(());
-    };
-    Ok(Some(TrunkRegistrationConfig {
-        domain: domain.unwrap_or_else(|| registrar.ip().to_string()),
-        auth_user: auth_user.unwrap_or_else(|| user.clone()),
-        registrar,
-        user,
-        password,
-        realm,
-        expires,
-        retry_min,
-        retry_max,
-    }))
+    }
 }

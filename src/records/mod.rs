@@ -184,6 +184,9 @@ impl Recorder {
             Output::Refuse { call, reason } => {
                 vec![event(call.0, "refused", None, Some(reason.as_str().to_owned()))]
             }
+            Output::Overflow { call, reason } => {
+                vec![event(call.0, "overflow_attempt", None, Some(reason.as_str().to_owned()))]
+            }
             Output::HangUpAgent { .. } | Output::HangUpCaller { .. } => Vec::new(),
             Output::CallFinished { call, outcome } => {
                 let ms = |d: std::time::Duration| Some(i64::try_from(d.as_millis()).unwrap_or(0));
@@ -195,7 +198,9 @@ impl Recorder {
                         (Some(phase.as_str()), None, ms(*wait), None)
                     }
                     Outcome::Rejected { reason } => (Some(reason.as_str()), None, None, None),
-                    Outcome::Overflowed { reason } => (Some(reason.as_str()), None, None, None),
+                    Outcome::Overflowed { reason, wait } => {
+                        (Some(reason.as_str()), None, ms(*wait), None)
+                    }
                 };
                 let kind = outcome.as_str();
                 let mut out = Vec::new();

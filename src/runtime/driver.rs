@@ -76,6 +76,8 @@ pub struct Core {
     rota_check: std::time::Instant,
     /// What the admin API and wallboard show.
     board: super::admin::Board,
+    /// The switchboard was told of the drain.
+    drain_seen: bool,
 }
 
 /// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
@@ -126,6 +128,7 @@ impl Core {
             store: None,
             records: None,
             rota_check: now(),
+            drain_seen: false,
             board: super::admin::Board::default(),
         }
     }
@@ -178,6 +181,7 @@ impl Core {
                     None => break,
                 },
                 Some(event) = recv_media(&mut media_events) => self.input(CoreInput::Media(event)),
+                () = self.shared.drain_started.notified(), if !self.drain_seen => {}
                 changed = config.changed() => {
                     if changed.is_ok() {
                         let c = config.borrow_and_update().clone();
@@ -197,7 +201,14 @@ impl Core {
                     self.check_rota(t);
                 }
             }
-            self.endpoint.set_draining(self.shared.is_draining());
+            let draining = self.shared.is_draining();
+            if draining && !self.drain_seen {
+                self.drain_seen = true;
+                self.switchboard.drain(now(), &mut self.endpoint, &mut self.media);
+            }
+            // While a national-centre target is up, new calls reach the switchboard and are
+            // overflowed; otherwise the endpoint answers them 503 + Retry-After.
+            self.endpoint.set_draining(draining && !self.switchboard.overflow_available());
             self.drain();
             self.shared
                 .active_calls
@@ -392,7 +403,9 @@ fn report_metrics(report: &Report) {
             Outcome::Rejected { reason } => {
                 counter!(m::CALLS_REFUSED, "reason" => reason.as_str()).increment(1)
             }
-            Outcome::Overflowed { .. } => {}
+            Outcome::Overflowed { reason, .. } => {
+                counter!(m::CALLS_OVERFLOWED, "reason" => reason.as_str()).increment(1)
+            }
         },
         Report::Engine(_) | Report::Presence(_) | Report::CallStarted { .. } => {}
         Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
@@ -416,6 +429,14 @@ fn report_metrics(report: &Report) {
         Report::AuthBan(_) => counter!(m::AUTH_BANS).increment(1),
         Report::TrunkRegistration(_) => {}
         Report::Refused { reason } => counter!(m::CALLS_REFUSED, "reason" => *reason).increment(1),
+        Report::OverflowTarget { target, up } => {
+            let up = if *up { 1.0 } else { 0.0 };
+            metrics::gauge!(m::OVERFLOW_TARGET_UP, "target" => target.clone()).set(up)
+        }
+        Report::OverflowAttempt { target, result } => {
+            counter!(m::OVERFLOW_ATTEMPTS, "target" => target.clone(), "result" => *result)
+                .increment(1)
+        }
     }
 }
 
@@ -439,6 +460,12 @@ fn log_report(report: &Report) {
         }
         Report::MenuChoice { urgent, .. } => tracing::info!(urgent, "urgent-lane menu"),
         Report::LegDead { leg } => tracing::warn!(?leg, "no media from leg; hung up"),
+        Report::OverflowTarget { target, up } => {
+            tracing::warn!(target = target.as_str(), up, "overflow target health changed")
+        }
+        Report::OverflowAttempt { target, result } => {
+            tracing::info!(target = target.as_str(), result, "overflow attempt")
+        }
     }
 }
 

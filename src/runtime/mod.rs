@@ -36,6 +36,8 @@ use crate::config::{Change, Config};
 pub struct Shared {
     config: watch::Sender<Arc<Config>>,
     draining: AtomicBool,
+    /// Wakes the core task when a drain begins.
+    drain_started: tokio::sync::Notify,
     active_calls: AtomicUsize,
     metrics: PrometheusHandle,
 }
@@ -77,6 +79,7 @@ impl Daemon {
         let shared = Arc::new(Shared {
             config: watch::Sender::new(Arc::new(config.clone())),
             draining: AtomicBool::new(false),
+            drain_started: tokio::sync::Notify::new(),
             active_calls: AtomicUsize::new(0),
             metrics: crate::metrics::install(),
         });
@@ -167,6 +170,7 @@ impl Daemon {
     /// grace period), then stop every task and wait for them.
     pub async fn drain(self) {
         self.shared.draining.store(true, Ordering::Release);
+        self.shared.drain_started.notify_one();
         metrics::gauge!(crate::metrics::DRAINING).set(1.0);
         let grace = self.shared.config().lifecycle.drain_grace;
         let deadline = tokio::time::Instant::now() + grace;

@@ -39,7 +39,8 @@ mod client;
 
 pub use ban::{AuthBans, Ban, BanConfig};
 pub use client::{
-    ChallengeError, ClientAnswer, authorization, authorization_for_realm, preferred_challenge,
+    ChallengeError, ClientAnswer, answer_challenge, authorization, authorization_for_realm,
+    preferred_challenge,
 };
 
 /// How long a nonce stays fresh unless configured otherwise.

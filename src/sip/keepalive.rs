@@ -43,15 +43,21 @@ impl Target {
     /// The OPTIONS probing this contact, without Via (the endpoint adds it): From us at `local`
     /// with `tag`, To the contact, `call_id`, CSeq 1.
     pub fn options(&self, local_host: &str, tag: &str, call_id: &str) -> Request {
-        let mut r = Request::new(Method::Options, self.contact.clone());
-        let h = &mut r.headers;
-        h.push(name::FROM, format!("<sip:tongdai@{local_host}>;tag={tag}"));
-        h.push(name::TO, format!("<{}>", self.contact.as_str()));
-        h.push(name::CALL_ID, call_id.to_owned());
-        h.push(name::CSEQ, "1 OPTIONS");
-        h.push(name::MAX_FORWARDS, "70");
-        r
+        options_request(&self.contact, local_host, tag, call_id)
     }
+}
+
+/// An out-of-dialog OPTIONS probe to `target` (keep-alives, overflow target health), without its
+/// Via (the endpoint adds it).
+pub fn options_request(target: &Uri, local_host: &str, tag: &str, call_id: &str) -> Request {
+    let mut r = Request::new(Method::Options, target.clone());
+    let h = &mut r.headers;
+    h.push(name::FROM, format!("<sip:tongdai@{local_host}>;tag={tag}"));
+    h.push(name::TO, format!("<{}>", target.as_str()));
+    h.push(name::CALL_ID, call_id.to_owned());
+    h.push(name::CSEQ, "1 OPTIONS");
+    h.push(name::MAX_FORWARDS, "70");
+    r
 }
 
 /// What became of one probe.

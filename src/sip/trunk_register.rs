@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::auth::{ClientAnswer, authorization_for_realm};
+use super::auth::{ClientAnswer, answer_challenge};
 use super::message::{Contacts, Method, Request, Response, Uri, UriError, name};
 use super::transaction::TxnId;
 use crate::config::TrunkRegistrationConfig;
@@ -253,9 +253,6 @@ impl TrunkRegistration {
     }
 
     fn answer(&mut self, response: &Response) -> Option<(&'static str, String)> {
-        let header =
-            if response.status == 407 { name::PROXY_AUTHORIZATION } else { name::AUTHORIZATION };
-        let challenges = challenges_of(response);
         self.cnonce_seed = self.cnonce_seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let cnonce = format!("{:016x}", self.cnonce_seed);
         let uri = self.request_uri.clone();
@@ -267,8 +264,7 @@ impl TrunkRegistration {
             cnonce: &cnonce,
             nc: 1,
         };
-        let value = authorization_for_realm(&challenges, &self.config.realm, &answer).ok()?;
-        Some((header, value))
+        answer_challenge(response, &self.config.realm, &answer)
     }
 
     fn request(&mut self) -> Request {

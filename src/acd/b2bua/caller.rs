@@ -85,14 +85,23 @@ impl Switchboard {
             return self.feature_invite(now, txn, request, flow, sip, media);
         }
         let identity = self.policy.identify(request, flow);
-        if !self.engine.has_room() {
-            // Refused before answering: 486 for this one call (RFC 3261 §21.4.24), never 503, which
-            // would make the trunk skip this destination for every call.
+        // A call another centre overflowed to us is never overflowed back (overflow.rs).
+        let may_overflow = !self.looped(request);
+        let overflows = self.engine.overflows_on_arrival(may_overflow);
+        // Refused before answering: 486 for this one call (RFC 3261 §21.4.24), never 503, which
+        // would make the trunk skip this destination for every call.
+        if !self.engine.has_room() && !overflows {
             self.reports.push(Report::Refused { reason: "queue_full" });
             return sip.reject(now, txn, 486, &[]);
         }
+        // A redirect takes no channel; anything else needs one for the caller's leg.
+        let redirect = self.redirect_on_arrival(may_overflow);
+        if !redirect && !self.channels_free(1) {
+            self.reports.push(Report::Refused { reason: "trunk_channels" });
+            return sip.reject(now, txn, 486, &[]);
+        }
         if request.body.is_empty() {
-            return self.incoming_late_offer(now, txn, request, identity, sip, media);
+            return self.incoming_late_offer(now, txn, request, identity, may_overflow, sip, media);
         }
         let offer =
             std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
@@ -118,7 +127,10 @@ impl Switchboard {
         let call_id = request.headers.call_id().unwrap_or_default();
         let leg = LegSdp::first(session_id(call_id.as_bytes(), self.next_call), answer.sdp, port);
         let body = Bytes::from(leg.last.to_string());
-        let answered = if self.policy.answer == AnswerMode::EarlyMedia {
+        let answered = if redirect {
+            // Handed over at once by a 302 (overflow.rs): the INVITE stays unanswered till then.
+            Answered::Early(body)
+        } else if self.policy.answer == AnswerMode::EarlyMedia {
             // RFC 3960: the prompts and hold audio play as early media; 200 on an agent's answer.
             sip.provisional(now, txn, 183, Some(body.clone()));
             Answered::Early(body)
@@ -129,7 +141,7 @@ impl Switchboard {
             };
             Answered::Now(dialog)
         };
-        self.add_call(now, call, txn, answered, format, leg, false, identity);
+        self.add_call(now, call, txn, answered, format, leg, false, identity, may_overflow);
         self.set_max_forwards(call, request);
         self.start_prompts(now, call, media);
     }
@@ -147,12 +159,15 @@ impl Switchboard {
     /// A trunk INVITE without SDP (RFC 3261 §13.2.1): our offer goes in the 200 and the answer
     /// comes in the ACK ([`Switchboard::confirmed`]). The caller leg is opened for our offer's
     /// port; it learns where to send (and what) from the answer, so the prompts start then.
+    // The same parts as `add_call`, which it passes on.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn incoming_late_offer(
         &mut self,
         now: Instant,
         txn: TxnId,
         request: &Request,
         identity: CallerIdentity,
+        may_overflow: bool,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
@@ -177,7 +192,8 @@ impl Switchboard {
             return;
         };
         // An offer cannot go in an unreliable 183 (RFC 3261 §13.2.1): late offers are answered.
-        self.add_call(now, call, txn, Answered::Now(dialog), format, leg, true, identity);
+        let answered = Answered::Now(dialog);
+        self.add_call(now, call, txn, answered, format, leg, true, identity, may_overflow);
         self.set_max_forwards(call, request);
     }
 
@@ -202,6 +218,7 @@ impl Switchboard {
         caller_sdp: LegSdp,
         awaiting_answer: bool,
         identity: CallerIdentity,
+        may_overflow: bool,
     ) {
         self.by_trunk_txn.insert(txn, call);
         let (trunk_dialog, early_answer) = match answered {
@@ -232,11 +249,14 @@ impl Switchboard {
                 agents: Vec::new(),
                 offered: true,
                 max_forwards: 69,
+                national: None,
             },
         );
         self.reports.push(Report::Offered);
         self.reports.push(started);
-        let _ = self.engine.handle(now, Input::CallOffered { call, lane: Lane::Normal, province });
+        let _ = self
+            .engine
+            .handle(now, Input::CallOffered { call, lane: Lane::Normal, province, may_overflow });
     }
 
     /// The ACK for a 2xx of ours. On a late-offer call it carries the answer to our offer.

@@ -53,6 +53,14 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        // Either leg of a call bridged to the national centre died: end both (overflow.rs).
+        if let MediaEvent::LegDead { call, leg } = &event
+            && self.calls.get(call).is_some_and(|c| c.national.is_some())
+        {
+            self.reports.push(Report::LegDead { leg: *leg });
+            self.end_overflowed(now, *call, None, sip, media);
+            return self.drive(now, sip, media);
+        }
         match event {
             MediaEvent::Dtmf { call, digit } => self.caller_dtmf(now, call, digit),
             MediaEvent::LegDead { call, leg: MediaLeg::Caller } => {

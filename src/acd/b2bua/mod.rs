@@ -43,6 +43,7 @@ mod caller;
 mod feature;
 mod ivr;
 mod media_events;
+mod overflow;
 mod register;
 mod reinvite;
 mod shifts;
@@ -148,6 +149,21 @@ pub enum Report {
         /// Pressed 1.
         urgent: bool,
     },
+    /// An overflow target went up or down (OPTIONS probing).
+    OverflowTarget {
+        /// The configured target name (a bounded label).
+        target: String,
+        /// Up now.
+        up: bool,
+    },
+    /// One hand-over attempt to a target ended: `answered`, `redirected`, `challenged`,
+    /// `failed`, `timeout` or `no_channel`.
+    OverflowAttempt {
+        /// The configured target name (a bounded label).
+        target: String,
+        /// What happened.
+        result: &'static str,
+    },
     /// A leg was hung up because nothing arrived from it for `rtp_timeout`.
     LegDead {
         /// Which leg.
@@ -173,6 +189,8 @@ struct Call {
     offered: bool,
     /// Max-Forwards for the legs this call creates: the trunk INVITE's minus one.
     max_forwards: u8,
+    /// The national centre's leg once an overflow is bridged (overflow.rs).
+    national: Option<overflow::NationalLeg>,
 }
 
 #[derive(Debug)]
@@ -250,12 +268,16 @@ pub struct Switchboard {
     next_audit: Instant,
     /// Who is on shift (shifts.rs).
     rota: shifts::Rota,
+    /// Overflow targets, their health and hand-overs in progress (overflow.rs).
+    overflow: overflow::Overflow,
+    /// `[trunk] channels`: callers' legs plus our outbound legs at most.
+    trunk_channels: Option<u32>,
 }
 
 impl Switchboard {
     /// A switchboard for `config`; `key` (32 random bytes) seals digest nonces; `epoch` is now.
     pub fn new(config: &Config, prompts: PromptSet, key: [u8; 32], epoch: Instant) -> Switchboard {
-        Switchboard {
+        let mut switchboard = Switchboard {
             engine: Engine::from_config(config),
             registrar: Registrar::new(config.registrar.limits, &config.agents),
             digest: DigestServer::new(digest_config(config), key, epoch),
@@ -279,7 +301,14 @@ impl Switchboard {
             next_leg: 0,
             next_audit: epoch + audit::AUDIT_INTERVAL,
             rota: shifts::Rota::new(config),
+            overflow: overflow::Overflow::new(config, epoch),
+            trunk_channels: config.trunk.channels,
+        };
+        switchboard.tell_availability(epoch);
+        for (target, up) in switchboard.overflow_targets() {
+            switchboard.reports.push(Report::OverflowTarget { target, up });
         }
+        switchboard
     }
 
     /// Applies a reloaded configuration: the agent list reaches the registrar (removed agents are
@@ -306,6 +335,9 @@ impl Switchboard {
         self.registrar.set_config(config.registrar.limits);
         self.access.reload(config);
         self.rota.reload(config);
+        self.overflow.reload(config, now);
+        self.trunk_channels = config.trunk.channels;
+        self.tell_availability(now);
         self.drive(now, sip, media);
     }
 
@@ -337,6 +369,7 @@ impl Switchboard {
             self.prompt_ends.first().map(|p| p.0),
             self.features.poll_timeout(),
             self.access.poll_timeout(),
+            self.overflow.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -365,6 +398,7 @@ impl Switchboard {
         self.engine.handle_timeout(now);
         self.feature_timeouts(now, sip, media);
         self.access_due(now, sip);
+        self.overflow_due(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -385,6 +419,10 @@ impl Switchboard {
         let Some(event) = self.access_event(now, event, sip) else {
             return self.drive(now, sip, media);
         };
+        // Probes and hand-overs to the national centre are overflow.rs's.
+        let Some(event) = self.overflow_event(now, event, sip, media) else {
+            return self.drive(now, sip, media);
+        };
         match event {
             UaEvent::IncomingCall { txn, request, flow } => {
                 self.incoming_call(now, txn, &request, flow, sip, media)
@@ -397,10 +435,14 @@ impl Switchboard {
             UaEvent::Confirmed { dialog, body } => self.confirmed(now, &dialog, &body, sip, media),
             UaEvent::AckTimeout { dialog } => {
                 sip.bye(now, &dialog);
-                self.dialog_ended(now, &dialog);
+                if !self.overflowed_leg_ended(now, &dialog, sip, media) {
+                    self.dialog_ended(now, &dialog);
+                }
             }
             UaEvent::Bye { dialog } | UaEvent::Ended { dialog, .. } => {
-                self.dialog_ended(now, &dialog)
+                if !self.overflowed_leg_ended(now, &dialog, sip, media) {
+                    self.dialog_ended(now, &dialog)
+                }
             }
             UaEvent::Dtmf { dialog, signal, .. } => self.info_dtmf(now, &dialog, signal),
             UaEvent::Register { txn, request, flow } => {
@@ -453,6 +495,9 @@ impl Switchboard {
                         sip.bye(now, &d);
                     }
                 }
+                Output::Overflow { call, reason } => {
+                    self.overflow_start(now, *call, *reason, sip, media)
+                }
                 Output::CallFinished { call, .. } => self.finish(now, *call, sip, media),
                 Output::AgentState { .. } => {}
             }
@@ -467,6 +512,12 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        self.overflow_abort(now, call, sip);
+        if let Some(c) = self.calls.get_mut(&call).filter(|c| c.national.is_some()) {
+            // Bridged to the national centre: the engine is done, the legs stay up (overflow.rs).
+            c.offered = false;
+            return;
+        }
         let Some(c) = self.calls.remove(&call) else { return };
         self.by_trunk_txn.remove(&c.trunk_txn);
         for leg in c.agents {

@@ -191,7 +191,7 @@ impl Switchboard {
         });
     }
 
-    fn local_for(&self, remote: SocketAddr) -> Option<SocketAddr> {
+    pub(super) fn local_for(&self, remote: SocketAddr) -> Option<SocketAddr> {
         self.access.local_udp.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied()
     }
 

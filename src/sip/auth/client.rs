@@ -3,7 +3,7 @@
 //! RFC 8760's SHA-256 preferred).
 
 use super::{Algorithm, QopAuth, digest_response};
-use crate::sip::message::{AuthFields, AuthParam, Challenge, Method};
+use crate::sip::message::{AuthFields, AuthParam, Challenge, Method, Response, name};
 
 /// Why a challenge cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,4 +120,22 @@ pub fn authorization_for_realm(
         challenges.iter().filter(|c| c.realm() == Some(realm)).cloned().collect();
     let chosen = preferred_challenge(&ours).ok_or(ChallengeError::Realm)?;
     authorization(chosen, answer)
+}
+
+/// The header answering a 401 (`Authorization`) or 407 (`Proxy-Authorization`) `response` for
+/// `realm` only (see [`authorization_for_realm`]); `None` when no challenge of that realm can be
+/// answered.
+pub fn answer_challenge(
+    response: &Response,
+    realm: &str,
+    answer: &ClientAnswer<'_>,
+) -> Option<(&'static str, String)> {
+    let (header, challenges) = if response.status == 407 {
+        (name::PROXY_AUTHORIZATION, response.headers.proxy_authenticate())
+    } else {
+        (name::AUTHORIZATION, response.headers.www_authenticate())
+    };
+    let challenges = challenges.unwrap_or_default();
+    let value = authorization_for_realm(&challenges, realm, answer).ok()?;
+    Some((header, value))
 }

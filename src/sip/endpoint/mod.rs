@@ -249,6 +249,17 @@ struct SentInvite {
     early: Vec<EarlyDialog>,
 }
 
+/// The identifiers of an INVITE we originate (see [`Endpoint::invite_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingIds {
+    /// The Call-ID.
+    pub call_id: String,
+    /// Our From tag.
+    pub from_tag: String,
+    /// The CSeq number of the INVITE.
+    pub cseq: u32,
+}
+
 /// Our 2xx waiting for its ACK (§13.3.1.4).
 #[derive(Debug)]
 struct PendingAck {
@@ -863,11 +874,32 @@ impl Endpoint {
         target: Uri,
         from: &str,
         sdp: Bytes,
-        extra: &[(&'static str, String)],
+        extra: &[(&str, String)],
     ) -> Option<TxnId> {
-        let n = self.next();
-        let call_id = format!("{:016x}{n:x}@tongdai", self.salt);
-        let tag = self.new_tag();
+        let ids = self.new_outgoing_ids();
+        self.invite_with(now, flow, target, from, sdp, extra, &ids)
+    }
+
+    /// Fresh identifiers for an INVITE we originate.
+    pub fn new_outgoing_ids(&mut self) -> OutgoingIds {
+        OutgoingIds { call_id: self.new_call_id(), from_tag: self.new_tag(), cseq: 1 }
+    }
+
+    /// [`Endpoint::invite`] with given identifiers: the retry of an INVITE a target challenged
+    /// (401/407) keeps its Call-ID and From tag with the next CSeq (RFC 3261 §22.2), and carries
+    /// the credentials in `extra`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn invite_with(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        target: Uri,
+        from: &str,
+        sdp: Bytes,
+        extra: &[(&str, String)],
+        ids: &OutgoingIds,
+    ) -> Option<TxnId> {
+        let (call_id, tag) = (ids.call_id.clone(), ids.from_tag.clone());
         let branch = self.txns.new_branch();
         let mut r = Request::new(Method::Invite, target.clone());
         let h = &mut r.headers;
@@ -887,7 +919,7 @@ impl Endpoint {
         h.push(name::FROM, format!("{from};tag={tag}"));
         h.push(name::TO, format!("<{}>", target.as_str()));
         h.push(name::CALL_ID, call_id);
-        h.push(name::CSEQ, "1 INVITE");
+        h.push(name::CSEQ, format!("{} INVITE", ids.cseq));
         h.push(name::USER_AGENT, self.config.user_agent.clone());
         for (n, v) in extra {
             h.push(*n, v.clone());
