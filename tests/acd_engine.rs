@@ -233,6 +233,7 @@ impl Sim {
                 self.withdraw(&Tag::Talk(*call));
                 self.withdraw(&Tag::Other(u64::MAX - call.0));
             }
+            Output::Overflow { call, .. } => panic!("{call} overflowed with overflow off"),
             Output::StartHold { .. } | Output::Refuse { .. } | Output::AgentState { .. } => {}
         }
     }
