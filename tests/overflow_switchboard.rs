@@ -10,7 +10,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::rig::{Rig, TRUNK, trunk_offer, trunk_request};
+use support::rig::{Rig, trunk_offer, trunk_request};
 use tongdai::acd::b2bua::Report;
 use tongdai::acd::{Outcome, Output, OverflowReason};
 use tongdai::sip::auth::{ClientAnswer, authorization, preferred_challenge};
