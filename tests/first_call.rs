@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::daemon::{TestDaemon, test_config_text};
 use support::prompts::write_tone;
-use support::rtp_tool::{Recording, RtpTool, Tone, goertzel_ratio};
+use support::rtp_tool::{Recording, RtpTool, Tone, first_source, goertzel_ratio};
 use support::sipp::{SippRun, run, scenario};
 use tongdai::media::g711::Codec;
 
@@ -117,36 +117,17 @@ fn caller(d: &TestDaemon, scenario_file: &str, rtp_port: u16, talk_ms: u64) -> J
     })
 }
 
-/// The source of the first packet a tool received: the daemon's RTP port for that leg.
-fn first_source(r: &Recording) -> SocketAddr {
-    r.packets.first().expect("no RTP received").from
-}
-
 /// Talks on both legs and returns (what the caller heard, what the agent heard).
 async fn talk_both_ways(caller: &RtpTool, agent: &RtpTool) -> (Recording, Recording) {
-    // The caller hears the welcome prompt first: learn the daemon's caller-leg port from it.
-    let heard = caller.wait_for(20, Duration::from_secs(10)).await;
-    let to_daemon_caller_leg = first_source(&heard);
-    caller.spawn_tone(to_daemon_caller_leg, Tone::new(CALLER_HZ, Codec::Pcmu, 0x1111), 400);
-    // Once bridged, the agent receives the caller's audio: learn the agent-leg port from it.
-    let heard = agent.wait_for(20, Duration::from_secs(10)).await;
-    let to_daemon_agent_leg = first_source(&heard);
     let mut tone = Tone::new(AGENT_HZ, Codec::Pcma, 0x2222);
     tone.payload_type = 8;
-    agent.spawn_tone(to_daemon_agent_leg, tone, 150);
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    (caller.recording(), agent.recording())
-}
-
-fn samples_of(r: &Recording, from: usize, to: usize) -> Recording {
-    let mut part = r.clone();
-    part.samples = r.samples[from.min(r.samples.len())..to.min(r.samples.len())].to_vec();
-    part
+    let caller_tone = Tone::new(CALLER_HZ, Codec::Pcmu, 0x1111);
+    support::rtp_tool::talk_both_ways(caller, caller_tone, agent, tone).await
 }
 
 fn assert_audio(caller_heard: &Recording, agent_heard: &Recording) {
     // The caller first heard the welcome prompt, then (on the same stream) the agent.
-    let start = samples_of(caller_heard, 0, 1600);
+    let start = caller_heard.window(0, 1600);
     assert!(start.contains_tone(WELCOME_HZ), "caller did not hear the welcome prompt first");
     assert!(caller_heard.contains_tone(AGENT_HZ), "caller never heard the agent's tone");
     assert_eq!(

@@ -370,3 +370,36 @@ async fn receive_loop(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>) {
         });
     }
 }
+
+impl Recording {
+    /// The decoded samples `from..to` only (clamped), e.g. what was heard first.
+    pub fn window(&self, from: usize, to: usize) -> Recording {
+        let mut part = self.clone();
+        part.samples =
+            self.samples[from.min(self.samples.len())..to.min(self.samples.len())].to_vec();
+        part
+    }
+}
+
+/// The source of the first packet a tool received: the daemon's RTP port for that leg.
+pub fn first_source(r: &Recording) -> SocketAddr {
+    r.packets.first().expect("no RTP received").from
+}
+
+/// Talks on both legs of a call through the daemon and returns (what the caller heard, what the
+/// far side heard). The caller hears the daemon first (a prompt), which tells the caller leg's
+/// port; once bridged, the far side (an agent, the national centre) receives the caller's audio,
+/// which tells its leg's port.
+pub async fn talk_both_ways(
+    caller: &RtpTool,
+    caller_tone: Tone,
+    far: &RtpTool,
+    far_tone: Tone,
+) -> (Recording, Recording) {
+    let heard = caller.wait_for(20, Duration::from_secs(10)).await;
+    caller.spawn_tone(first_source(&heard), caller_tone, 400);
+    let heard = far.wait_for(20, Duration::from_secs(10)).await;
+    far.spawn_tone(first_source(&heard), far_tone, 150);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    (caller.recording(), far.recording())
+}

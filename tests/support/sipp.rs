@@ -29,6 +29,20 @@ impl SippRun {
             self.messages
         );
     }
+
+    /// A server scenario that ended itself with `stop_now` (SIPp exits 97 then, whatever
+    /// happened): no call may have failed.
+    pub fn assert_stopped_ok(&self) {
+        let failed = self
+            .output
+            .lines()
+            .filter(|l| l.trim_start().starts_with("Failed call"))
+            .filter_map(|l| l.rsplit('|').next().and_then(|n| n.trim().parse::<u64>().ok()))
+            .max();
+        let fail = format!("SIPp failed:\n{}\n--- messages ---\n{}", self.output, self.messages);
+        assert_eq!(self.code, Some(97), "{fail}");
+        assert_eq!(failed, Some(0), "{fail}");
+    }
 }
 
 /// The path of a scenario in `sip-test-scenarios/`.
@@ -46,6 +60,11 @@ pub fn require_sipp() {
 /// Runs `sipp` with `args` against `target`, at most `limit` long; extra args go first. A unique
 /// temporary directory holds its logs; SIPp is killed if it overruns.
 pub fn run(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
+    run_on(free_port(), target, args, limit)
+}
+
+/// [`run`] with SIPp on 127.0.0.1:`port` (a UAS the daemon must be configured to reach).
+pub fn run_on(port: u16, target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
     require_sipp();
     let dir = std::env::temp_dir().join(format!(
         "tongdai-sipp-{}-{}",
@@ -62,7 +81,7 @@ pub fn run(target: SocketAddr, args: &[&str], limit: Duration) -> SippRun {
         .arg(target.to_string())
         // An explicit free port: SIPp's default, 5060, may belong to a daemon on this machine, and
         // a SIPp that shares an address with the daemon reports it as failing.
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-nostdin", "-trace_msg", "-message_file"])
         .arg(&trace)
         .args(["-timeout", &format!("{}s", limit.as_secs().max(1)), "-timeout_error"])
