@@ -32,7 +32,15 @@ fn whole_call(c: &mut Criterion) {
             id += 1;
             let call = CallId(id);
             engine
-                .handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None })
+                .handle(
+                    now,
+                    Input::CallOffered {
+                        call,
+                        lane: Lane::Normal,
+                        province: None,
+                        may_overflow: true,
+                    },
+                )
                 .ok();
             engine.handle(now, Input::PromptFinished { call }).ok();
             let mut rung = None;
@@ -59,7 +67,11 @@ fn whole_call(c: &mut Criterion) {
     let mut busy = logged_in(now);
     for n in 0..23 {
         let call = CallId(n);
-        busy.handle(now, Input::CallOffered { call, lane: Lane::Normal, province: None }).ok();
+        busy.handle(
+            now,
+            Input::CallOffered { call, lane: Lane::Normal, province: None, may_overflow: true },
+        )
+        .ok();
         busy.handle(now, Input::PromptFinished { call }).ok();
     }
     let mut ringing = Vec::new();

@@ -88,6 +88,13 @@ fn overflowed_call(name: &str, scenario_file: &str, credentials: &str) {
     let centre = national(&d, port, scenario_file, national_addr.port());
     // The target is up from the start (and its probes are answered).
     assert_eq!(d.wait_metric("tongdai_overflow_target_up{target=\"national\"}", 1.0), 1.0);
+    let board = d.get("/api/v1/board");
+    assert!(
+        board.contains(&format!(
+            "{{\"name\":\"national\",\"uri\":\"sip:111@127.0.0.1:{port}\",\"up\":true}}"
+        )),
+        "{board}"
+    );
     let call = caller(&d, caller_addr.port(), 9_000);
     let caller_tone = Tone::new(CALLER_HZ, Codec::Pcmu, 0x1111);
     let national_tone = Tone::new(NATIONAL_HZ, Codec::Pcmu, 0x2222);

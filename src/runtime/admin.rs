@@ -63,7 +63,7 @@ pub struct BoardView {
     pub calls: Vec<CallView>,
     /// Today's counts (local date in the configured zone).
     pub today: TodayView,
-    /// Overflow targets' health (none configured yet).
+    /// Overflow targets' health, in the order they are tried.
     pub overflow_targets: Vec<TargetView>,
 }
 
@@ -147,6 +147,8 @@ pub struct TodayView {
 /// An overflow target's health.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetView {
+    /// The configured name (the metric label).
+    pub name: String,
     /// The target URI.
     pub uri: String,
     /// Probes answered.
@@ -327,7 +329,11 @@ impl Board {
             } else {
                 TodayView { date: date.to_string(), ..TodayView::default() }
             },
-            overflow_targets: Vec::new(),
+            overflow_targets: switchboard
+                .overflow_targets()
+                .into_iter()
+                .map(|t| TargetView { name: t.name, uri: t.uri, up: t.up })
+                .collect(),
         }
     }
 }

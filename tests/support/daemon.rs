@@ -83,10 +83,15 @@ impl TestDaemon {
 
     /// The Prometheus text of `/metrics`.
     pub fn metrics(&self) -> String {
+        self.get("/metrics")
+    }
+
+    /// The whole HTTP answer (head and body) to `GET path` on the admin listener.
+    pub fn get(&self, path: &str) -> String {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(self.http()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text

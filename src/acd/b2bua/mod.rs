@@ -51,6 +51,7 @@ mod shifts;
 pub use audit::AUDIT_INTERVAL;
 pub use feature::FEATURE_PROMPTS;
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
+pub use overflow::TargetStatus;
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -305,8 +306,8 @@ impl Switchboard {
             trunk_channels: config.trunk.channels,
         };
         switchboard.tell_availability(epoch);
-        for (target, up) in switchboard.overflow_targets() {
-            switchboard.reports.push(Report::OverflowTarget { target, up });
+        for t in switchboard.overflow_targets() {
+            switchboard.reports.push(Report::OverflowTarget { target: t.name, up: t.up });
         }
         switchboard
     }

@@ -19,6 +19,17 @@ use crate::sip::auth::{ClientAnswer, answer_challenge};
 use crate::sip::endpoint::OutgoingIds;
 use crate::sip::message::name;
 
+/// An overflow target as the wallboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetStatus {
+    /// The configured name (the metric label).
+    pub name: String,
+    /// The Request-URI.
+    pub uri: String,
+    /// OPTIONS probes find it up.
+    pub up: bool,
+}
+
 /// One target's health, from OPTIONS probes.
 #[derive(Debug, Clone)]
 struct Health {
@@ -147,10 +158,15 @@ impl Switchboard {
         !self.overflow.config.targets.is_empty() && self.overflow.any_up()
     }
 
-    /// Each target's name and whether it is up, for the wallboard and metrics.
-    pub fn overflow_targets(&self) -> Vec<(String, bool)> {
-        let targets = self.overflow.config.targets.iter();
-        targets.zip(&self.overflow.health).map(|(t, h)| (t.name.clone(), h.up)).collect()
+    /// Each target's health, in the order they are tried (wallboard, metrics).
+    pub fn overflow_targets(&self) -> Vec<TargetStatus> {
+        let targets = self.overflow.config.targets.iter().zip(&self.overflow.health);
+        let status = |(t, h): (&crate::config::OverflowTarget, &Health)| TargetStatus {
+            name: t.name.clone(),
+            uri: t.uri.as_str().to_string(),
+            up: h.up,
+        };
+        targets.map(status).collect()
     }
 
     /// SIGTERM: callers not yet bridged go to the national centre while a target is up; new calls
