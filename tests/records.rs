@@ -296,5 +296,7 @@ fn the_report_counts_by_day_province_and_agent_with_the_documented_service_level
     assert!(table.lines().any(|l| l.starts_with(&day.to_string()) && l.contains("op2")), "{table}");
     // The day after holds nothing.
     let next = day.tomorrow().unwrap();
-    assert!(report::build(&conn, &zone, next, next, &Default::default()).unwrap().groups.is_empty());
+    assert!(
+        report::build(&conn, &zone, next, next, &Default::default()).unwrap().groups.is_empty()
+    );
 }
