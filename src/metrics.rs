@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Gauge, always 1, with `version` and `commit` labels.
+/// Gauge, always 1, with a `version` label.
 pub const BUILD_INFO: &str = "tongdai_build_info";
 /// Counter of configuration reloads; label `result` = `applied` | `rejected`.
 pub const CONFIG_RELOADS: &str = "tongdai_config_reloads_total";
@@ -203,6 +203,11 @@ fn describe() {
         "Queue wait of finished calls, by outcome (answered or abandoned)."
     );
     metrics::describe_histogram!(TALK, Unit::Seconds, "Talk time of answered calls.");
+    // Registered empty, so that dashboards and `promtool check metrics` see them from the start.
+    for outcome in ["answered", "abandoned"] {
+        let _ = metrics::histogram!(QUEUE_WAIT, "outcome" => outcome);
+    }
+    let _ = metrics::histogram!(TALK);
     describe_gauge!(
         SERVICE_LEVEL,
         "Today's service level: answered within threshold seconds / (answered + long abandons)."
