@@ -86,7 +86,7 @@ pub(super) fn read_service_level(
             Some("the hotline's target is answer_within = \"20s\"".into()),
         );
     }
-    if short_abandon >= answer_within {
+    if ok && short_abandon >= answer_within {
         ok = false;
         cx.error(
             s.span_of("short_abandon"),

@@ -1,0 +1,155 @@
+//! The service level: `[service_level]` is read with its defaults and its mistakes at
+//! `file:line:col`; the one formula judges the thresholds' edges as documented; the daily report
+//! and the live board (behind the wallboard, the API and `tongdai_service_level_ratio`) both take
+//! the configured thresholds and give the same figure for the same calls.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use support::config_text::{check, errors, position_of};
+use tongdai::acd::b2bua::Report;
+use tongdai::acd::{AbandonPhase, AgentId, CallId, Outcome, Output, OverflowReason};
+use tongdai::config::{DEFAULT_TOML, ServiceLevelConfig, Tally};
+use tongdai::records::report;
+use tongdai::runtime::admin::Board;
+
+fn default_with(from: &str, to: &str) -> String {
+    assert_eq!(DEFAULT_TOML.matches(from).count(), 1, "{from}");
+    let prompts = format!("prompts = \"{}/config/prompts\"", env!("CARGO_MANIFEST_DIR"));
+    DEFAULT_TOML.replace(from, to).replace("prompts = \"prompts\"", &prompts)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn the_section_has_the_hotline_defaults_and_positions_its_mistakes() {
+    let c = check(&default_with("[service_level]", "[service_level]")).unwrap();
+    assert_eq!(c.service_level, ServiceLevelConfig::default());
+    assert_eq!((c.service_level.answer_within, c.service_level.short_abandon), (secs(20), secs(5)));
+    assert_eq!(c.service_level.threshold_label(), "20");
+
+    let text = default_with("answer_within = \"20s\"", "answer_within = \"30s\"");
+    assert_eq!(check(&text).unwrap().service_level.answer_within, secs(30));
+
+    let text = default_with("short_abandon = \"5s\"", "short_abandon = \"20s\"");
+    // The value of short_abandon (the section's last key, before a blank line).
+    let (line, col) = position_of(&text, "\"20s\"\n\n");
+    let at = format!("t.toml:{line}:{col}: error: `service_level.short_abandon`");
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&at) && e.contains("must be shorter than `answer_within`")),
+        "{errs:?}"
+    );
+
+    let text = default_with("answer_within = \"20s\"", "answer_within = \"0s\"");
+    let (line, col) = position_of(&text, "answer_within = \"0s\"");
+    let col = col + "answer_within = ".len();
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "one mistake, one error: {errs:?}");
+    let at = format!("t.toml:{line}:{col}: error: `service_level.answer_within`");
+    assert!(
+        errs.iter().any(|e| e.starts_with(&at) && e.contains("at least one second")),
+        "{errs:?}"
+    );
+
+    let text = default_with("short_abandon = \"5s\"", "short_abandon = \"5 seconds\"");
+    assert!(
+        errors(&text).iter().any(|e| e.contains("`service_level.short_abandon`")),
+        "a bad duration names the key"
+    );
+    let text =
+        default_with("short_abandon = \"5s\"", "short_abandon = \"5s\"\nanswer_whitin = \"9s\"");
+    assert!(errors(&text).iter().any(|e| e.contains("answer_within")), "did-you-mean hint");
+}
+
+#[test]
+fn the_formula_judges_the_edges_as_documented() {
+    let sl = ServiceLevelConfig::default();
+    let mut t = Tally::default();
+    assert_eq!(t.ratio(), None, "no judged call: no figure");
+    sl.abandoned(&mut t, secs(5)); // short: not judged
+    sl.abandoned(&mut t, Duration::ZERO); // in the prompt: not judged
+    assert_eq!(t.ratio(), None);
+    sl.answered(&mut t, secs(20)); // at the target: in time
+    assert_eq!(t.ratio(), Some(1.0));
+    sl.answered(&mut t, Duration::from_millis(20_001)); // late
+    sl.abandoned(&mut t, Duration::from_millis(5_001)); // long abandon
+    sl.abandoned(&mut t, secs(300));
+    assert_eq!(t, Tally { answered: 2, answered_in_time: 1, long_abandoned: 2 });
+    assert_eq!(t.ratio(), Some(0.25));
+}
+
+/// The calls both the report and the board are given: waits in seconds.
+fn outcomes() -> Vec<Outcome> {
+    let answered =
+        |wait| Outcome::Answered { agent: AgentId::new("op1"), wait: secs(wait), talk: secs(120) };
+    let abandoned = |wait| Outcome::Abandoned { phase: AbandonPhase::Queue, wait: secs(wait) };
+    vec![
+        answered(10),
+        answered(25),
+        answered(35),
+        answered(50),
+        abandoned(3),
+        abandoned(8),
+        Outcome::Overflowed { reason: OverflowReason::MaxWait },
+    ]
+}
+
+#[test]
+fn the_report_and_the_board_apply_the_configured_thresholds_alike() {
+    // T = 30 s, S = 10 s: in time 10 and 25; judged 4 answered + 0 long abandons (8 s is short).
+    let sl = ServiceLevelConfig { answer_within: secs(30), short_abandon: secs(10) };
+    let expected = 2.0 / 4.0;
+    // With the defaults (20 s, 5 s): in time 10; judged 4 + 1 (the 8 s abandon).
+    let default_expected = 1.0 / 5.0;
+
+    // The report, from rows as the writer leaves them.
+    let dir = std::env::temp_dir().join(format!("tongdai-sl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conn = tongdai::records::open(&dir.join("records.db")).unwrap();
+    let day0 = 1_800_000_000_000_i64;
+    for (i, o) in outcomes().iter().enumerate() {
+        let (wait, reason) = match o {
+            Outcome::Answered { wait, .. } => (Some(wait.as_millis() as i64), None),
+            Outcome::Abandoned { wait, .. } => (Some(wait.as_millis() as i64), Some("queue")),
+            _ => (None, Some("max_wait")),
+        };
+        conn.execute(
+            "INSERT INTO calls (offered_ms, ended_ms, outcome, phase, reason, wait_ms, lane)
+             VALUES (?1, ?1, ?2, 'queue', ?3, ?4, 'normal')",
+            params![day0 + i as i64 * 1000, o.as_str(), reason, wait],
+        )
+        .unwrap();
+    }
+    let zone = jiff::tz::TimeZone::UTC;
+    let day = zone.to_datetime(jiff::Timestamp::from_millisecond(day0).unwrap()).date();
+    let all = |sl: &ServiceLevelConfig| {
+        let r = report::build(&conn, &zone, day, day, sl).unwrap();
+        r.groups[&(day, "all", "all".to_string())].service_level()
+    };
+    assert_eq!(all(&sl), Some(100.0 * expected));
+    assert_eq!(all(&ServiceLevelConfig::default()), Some(100.0 * default_expected));
+
+    // The board, from the switchboard's reports.
+    let mut board = Board::new(sl);
+    let now = Instant::now();
+    assert_eq!(board.service_level(day), None);
+    for (i, outcome) in outcomes().into_iter().enumerate() {
+        let report = Report::Engine(Output::CallFinished { call: CallId(i as u64), outcome });
+        board.observe(now, day, &report);
+    }
+    assert_eq!(board.service_level(day), Some(expected));
+    assert_eq!(board.service_level_config().threshold_label(), "30");
+    // A new local day starts from nothing.
+    let next = day.tomorrow().unwrap();
+    assert_eq!(board.service_level(next), None);
+    board.roll(next);
+    assert_eq!(board.service_level(day), None, "yesterday's figures are gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}
