@@ -153,3 +153,86 @@ fn the_report_and_the_board_apply_the_configured_thresholds_alike() {
     assert_eq!(board.service_level(day), None, "yesterday's figures are gone");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits (bounded, 10 s) until `series` reaches `value`.
+fn wait_for(d: &support::daemon::TestDaemon, series: &str, value: f64) -> bool {
+    (0..400).any(|_| {
+        let ok = d.metric(series) >= value;
+        if !ok {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        ok
+    })
+}
+
+/// `GET path` on the admin listener, as JSON.
+fn json(d: &support::daemon::TestDaemon, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(d.http()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn the_live_gauge_and_the_board_show_the_configured_service_level_of_sipp_calls() {
+    use support::sipp::{free_port, run, scenario};
+    let _serial = support::serial();
+    // A 2 s welcome, then the queue. T = 1 s, S = 0 s: any abandon from the queue is judged.
+    let dir = support::prompts::records_prompts("sl-live");
+    let mut text = support::prompts::with_prompts(&support::daemon::test_config_text(), &dir);
+    for (from, to) in [
+        ("wrap_up = \"30s\"", "wrap_up = \"0s\""),
+        ("answer_within = \"20s\"", "answer_within = \"1s\""),
+        ("short_abandon = \"5s\"", "short_abandon = \"0s\""),
+    ] {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replace(from, to);
+    }
+    let d = support::daemon::TestDaemon::with_config(&text);
+    let caller = scenario("trunk-caller.xml").to_string_lossy().into_owned();
+    let call = |talk_ms: u64| {
+        let rtp = free_port().to_string();
+        let args =
+            ["-sf", &caller, "-key", "rtp_port", &rtp, "-d", &talk_ms.to_string(), "-m", "1"];
+        run(d.sip_udp(), &args, Duration::from_secs(30)).assert_ok();
+    };
+    let gauge = "tongdai_service_level_ratio{threshold=\"1\"}";
+    let waits = |outcome: &str| {
+        d.metric(&format!("tongdai_queue_wait_seconds_count{{outcome=\"{outcome}\"}}"))
+    };
+    let (abandoned_waits, answered_waits) = (waits("abandoned"), waits("answered"));
+    let talks = d.metric("tongdai_talk_seconds_count");
+
+    // With nobody logged in, a caller hangs up 1.5 s into the queue: a judged abandon.
+    let abandoned = d.metric("tongdai_calls_abandoned_total{phase=\"queue\"}");
+    call(3_500);
+    assert!(wait_for(&d, "tongdai_calls_abandoned_total{phase=\"queue\"}", abandoned + 1.0));
+    assert_eq!(d.wait_metric(gauge, 0.0), 0.0, "0 in time of 1 judged");
+
+    // An agent answers the next caller as soon as the welcome ends: 1 in time of 2 judged.
+    let before = d.metric("tongdai_registrations");
+    let op1 = support::sipp::agent(d.sip_udp(), "op1", "agent-answer.xml", 15_000);
+    assert!(wait_for(&d, "tongdai_registrations", before + 1.0), "the SIPp agent never registered");
+    let answered = d.metric("tongdai_calls_answered_total");
+    call(4_000);
+    assert!(wait_for(&d, "tongdai_calls_answered_total", answered + 1.0), "not answered");
+    assert_eq!(d.wait_metric(gauge, 0.5), 0.5);
+    let today = &json(&d, "/api/v1/board")["today"];
+    assert_eq!(today["service_level_pct"], 50.0, "{today}");
+    assert_eq!(waits("abandoned"), abandoned_waits + 1.0);
+    assert_eq!(waits("answered"), answered_waits + 1.0);
+    assert_eq!(d.metric("tongdai_talk_seconds_count"), talks + 1.0);
+    // The caller's queue wait (≤ 1 s) is in the 1 s bucket; the abandon's (≈ 1.5 s) is not.
+    let bucket = |outcome: &str, le: &str| {
+        d.metric(&format!("tongdai_queue_wait_seconds_bucket{{outcome=\"{outcome}\",le=\"{le}\"}}"))
+    };
+    assert_eq!(bucket("answered", "1"), answered_waits + 1.0);
+    assert!(bucket("abandoned", "1") < abandoned_waits + 1.0);
+    drop(d);
+    let _ = op1.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}
