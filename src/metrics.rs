@@ -46,7 +46,8 @@ pub const CALLS_REFUSED: &str = "tongdai_calls_refused_total";
 pub const OVERFLOW_REASONS: &[&str] =
     &["no_agents", "max_wait", "queue_full", "predicted_wait", "draining"];
 /// Histogram of queue waits of finished calls, in seconds; label `outcome` = `answered` |
-/// `abandoned` (an abandon in the welcome prompt waited 0). Observed when the call ends.
+/// `abandoned` | `overflowed` (an abandon in the welcome prompt, or an overflow on arrival,
+/// waited 0). Observed when the call ends.
 pub const QUEUE_WAIT: &str = "tongdai_queue_wait_seconds";
 /// The buckets of [`QUEUE_WAIT`], for a hotline answering within 20 s: fine up to the answer
 /// target (5 s is the default short-abandon time and 20 s the default target, so the service level
@@ -200,11 +201,11 @@ fn describe() {
     metrics::describe_histogram!(
         QUEUE_WAIT,
         Unit::Seconds,
-        "Queue wait of finished calls, by outcome (answered or abandoned)."
+        "Queue wait of finished calls, by outcome (answered, abandoned, overflowed)."
     );
     metrics::describe_histogram!(TALK, Unit::Seconds, "Talk time of answered calls.");
     // Registered empty, so that dashboards and `promtool check metrics` see them from the start.
-    for outcome in ["answered", "abandoned"] {
+    for outcome in ["answered", "abandoned", "overflowed"] {
         let _ = metrics::histogram!(QUEUE_WAIT, "outcome" => outcome);
     }
     let _ = metrics::histogram!(TALK);

@@ -96,7 +96,7 @@ fn outcomes() -> Vec<Outcome> {
         answered(50),
         abandoned(3),
         abandoned(8),
-        Outcome::Overflowed { reason: OverflowReason::MaxWait },
+        Outcome::Overflowed { reason: OverflowReason::MaxWait, wait: secs(60) },
     ]
 }
 

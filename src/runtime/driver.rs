@@ -423,8 +423,9 @@ fn report_metrics(report: &Report) {
             Outcome::Rejected { reason } => {
                 counter!(m::CALLS_REFUSED, "reason" => reason.as_str()).increment(1)
             }
-            Outcome::Overflowed { reason, .. } => {
-                counter!(m::CALLS_OVERFLOWED, "reason" => reason.as_str()).increment(1)
+            Outcome::Overflowed { reason, wait } => {
+                counter!(m::CALLS_OVERFLOWED, "reason" => reason.as_str()).increment(1);
+                histogram!(m::QUEUE_WAIT, "outcome" => "overflowed").record(wait.as_secs_f64());
             }
         },
         Report::Engine(_) | Report::Presence(_) | Report::CallStarted { .. } => {}
