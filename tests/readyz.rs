@@ -106,6 +106,7 @@ fn readyz_follows_the_records_writer_down_and_back_up() {
     let records = records_check(&body);
     assert_eq!(records["ok"], false, "{body}");
     assert!(records["detail"].as_str().unwrap_or("").contains("writes failing"), "{body}");
+    assert_eq!(d.metric("tongdai_records_writable"), 0.0);
     // The other checks pass: only the records hold readiness back.
     for check in body["checks"].as_array().unwrap() {
         if check["name"] != "records" {
@@ -119,6 +120,7 @@ fn readyz_follows_the_records_writer_down_and_back_up() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["ready"], true);
     assert_eq!(records_check(&body)["detail"], "writable");
+    assert_eq!(d.metric("tongdai_records_writable"), 1.0);
 
     // Writes start failing (a trigger refuses every new call row), while the daemon takes a call.
     let side = rusqlite::Connection::open(&db).unwrap();
@@ -133,6 +135,7 @@ fn readyz_follows_the_records_writer_down_and_back_up() {
     assert_eq!(status, 503, "{body}");
     assert!(records_check(&body)["detail"].as_str().unwrap_or("").contains("disk full"), "{body}");
     assert_eq!(calls_in(&db), 0);
+    assert_eq!(d.metric("tongdai_records_writable"), 0.0);
 
     // The disk is back: the next call's row is written and the daemon is ready again.
     side.execute_batch("DROP TRIGGER refuse").unwrap();
@@ -140,6 +143,7 @@ fn readyz_follows_the_records_writer_down_and_back_up() {
     let (status, body) = wait_readyz(d.http(), 200);
     assert_eq!(status, 200, "{body}");
     assert_eq!(calls_in(&db), 1);
+    assert_eq!(d.metric("tongdai_records_writable"), 1.0);
     drop(d);
     let _ = std::fs::remove_dir_all(&dir);
 }

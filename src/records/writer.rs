@@ -89,7 +89,10 @@ impl Records {
         let mut writer = Writer::new(None, retention, health);
         writer.path = Some(path.to_path_buf());
         match conn {
-            Ok(conn) => writer.conn = Some(conn),
+            Ok(conn) => {
+                writer.conn = Some(conn);
+                writer.succeeded();
+            }
             Err(e) => {
                 counter!(RECORDS_WRITE_FAILURES).increment(1);
                 writer.failed(&e);
