@@ -35,8 +35,9 @@ const BATCH: usize = 512;
 /// How often the retention purge runs.
 const PURGE_EVERY: Duration = Duration::from_secs(86_400);
 
-/// Whether a database writer can write, shared with `/readyz`: failing from a failed write (or a
-/// file that cannot be opened) until the next write succeeds. Cheap to clone (one shared cell).
+/// Whether a database writer (this one, and the registrar's bindings writer) can write, shared
+/// with `/readyz`: failing from a failed write (or a file that cannot be opened) until the next
+/// write succeeds. Cheap to clone (one shared cell).
 #[derive(Debug, Clone, Default)]
 pub struct Health(Arc<Mutex<Option<String>>>);
 
