@@ -177,6 +177,15 @@ fn the_grafana_dashboard_queries_only_defined_metrics_in_valid_promql() {
             used.insert(name);
         }
     }
+    // A bucket a query picks (`le="…"`) is one the histogram really has.
+    for q in &queries {
+        for (at, _) in q.match_indices("le=\"") {
+            let le: String = q[at + 4..].chars().take_while(|c| *c != '"').collect();
+            let bound: f64 = le.parse().unwrap_or(f64::NAN);
+            let known = tongdai::metrics::HISTOGRAMS.iter().any(|(_, b)| b.contains(&bound));
+            assert!(known, "le=\"{le}\" is no bucket bound: {q}");
+        }
+    }
     // The panels the ops team asked for are there.
     for name in [
         "tongdai_queue_waiting_calls",
