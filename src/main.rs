@@ -168,7 +168,9 @@ fn report(
         eprintln!("tongdai: no records database at {}", db.display());
         return ExitCode::FAILURE;
     }
-    let built = tongdai::store::open(db).and_then(|conn| report::build(&conn, &zone, from, to));
+    let sl = config.service_level;
+    let built =
+        tongdai::store::open(db).and_then(|conn| report::build(&conn, &zone, from, to, &sl));
     match built {
         Ok(r) => {
             let format = match format {

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use metrics::{Unit, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-/// Gauge, always 1, with `version` and `commit` labels.
+/// Gauge, always 1, with a `version` label.
 pub const BUILD_INFO: &str = "tongdai_build_info";
 /// Counter of configuration reloads; label `result` = `applied` | `rejected`.
 pub const CONFIG_RELOADS: &str = "tongdai_config_reloads_total";
@@ -41,6 +41,29 @@ pub const CALLS_ANSWERED: &str = "tongdai_calls_answered_total";
 pub const CALLS_ABANDONED: &str = "tongdai_calls_abandoned_total";
 /// Counter of calls refused; label `reason`.
 pub const CALLS_REFUSED: &str = "tongdai_calls_refused_total";
+/// The `reason` labels of [`CALLS_OVERFLOWED`] (the engine's `OverflowReason`s), exported as 0
+/// from the start.
+pub const OVERFLOW_REASONS: &[&str] =
+    &["no_agents", "max_wait", "queue_full", "predicted_wait", "draining"];
+/// Histogram of queue waits of finished calls, in seconds; label `outcome` = `answered` |
+/// `abandoned` | `overflowed` (an abandon in the welcome prompt, or an overflow on arrival,
+/// waited 0). Observed when the call ends.
+pub const QUEUE_WAIT: &str = "tongdai_queue_wait_seconds";
+/// The buckets of [`QUEUE_WAIT`], for a hotline answering within 20 s: fine up to the answer
+/// target (5 s is the default short-abandon time and 20 s the default target, so the service level
+/// of any window can be computed from the buckets), then coarse up to the 10 minutes nobody should
+/// ever wait.
+pub const QUEUE_WAIT_BUCKETS: &[f64] =
+    &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
+/// Histogram of talk time of answered calls (bridged to agents), in seconds, observed at the end.
+pub const TALK: &str = "tongdai_talk_seconds";
+/// The buckets of [`TALK`]: a hotline call runs from a short question to an hour of counselling.
+pub const TALK_BUCKETS: &[f64] =
+    &[10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0];
+/// Gauge: today's service level (local day of `[schedule] timezone`) as a ratio 0–1; label
+/// `threshold` = the answer target in seconds (`[service_level] answer_within`). NaN before the
+/// first judged call of the day (see `config::ServiceLevelConfig` for the formula).
+pub const SERVICE_LEVEL: &str = "tongdai_service_level_ratio";
 /// Counter of agents' feature codes carried out; label `code` = `pause` | `resume` |
 /// `end_wrap_up` | `log_out`.
 pub const FEATURE_CODES: &str = "tongdai_feature_codes_total";
@@ -87,6 +110,9 @@ pub const TRUNK_REGISTRATION_UP: &str = "tongdai_trunk_registration_up";
 pub const RECORDS_WRITE_FAILURES: &str = "tongdai_records_write_failures_total";
 /// Counter of call records dropped because the writer's queue was full.
 pub const RECORDS_DROPPED: &str = "tongdai_records_dropped_total";
+/// Gauge, 1 while the call-records database takes writes, 0 from a failed write (or a file that
+/// cannot be opened) until the next write succeeds. Absent when no records are kept.
+pub const RECORDS_WRITABLE: &str = "tongdai_records_writable";
 
 /// Counter of calls handed to the national centre; label `reason` = `no_agents` | `max_wait` |
 /// `queue_full` | `predicted_wait` | `draining`.
@@ -101,6 +127,13 @@ pub const OVERFLOW_ATTEMPTS: &str = "tongdai_overflow_attempts_total";
 pub const AGENT_STATES: &[&str] =
     &["logged_out", "available", "ringing", "on_call", "wrap_up", "paused"];
 
+/// Every histogram with its explicit buckets.
+pub const HISTOGRAMS: &[(&str, &[f64])] = &[
+    (MEDIA_SEND_LATENESS, MEDIA_SEND_LATENESS_BUCKETS),
+    (QUEUE_WAIT, QUEUE_WAIT_BUCKETS),
+    (TALK, TALK_BUCKETS),
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder (once; later calls return the same handle) and describes every
@@ -108,12 +141,15 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(MEDIA_SEND_LATENESS.into()),
-                    MEDIA_SEND_LATENESS_BUCKETS,
-                )
-                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let mut builder = PrometheusBuilder::new();
+            for (name, buckets) in HISTOGRAMS {
+                let matcher = metrics_exporter_prometheus::Matcher::Full((*name).into());
+                // Only fails on an empty bucket list, which none of ours is.
+                builder = match builder.set_buckets_for_metric(matcher, buckets) {
+                    Ok(b) => b,
+                    Err(_) => PrometheusBuilder::new(),
+                };
+            }
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Only fails when another recorder is already global: then the handle still renders ours,
@@ -162,6 +198,21 @@ fn describe() {
         "Calls the caller left before an answer, by phase."
     );
     describe_counter!(CALLS_REFUSED, Unit::Count, "Calls refused, by reason.");
+    metrics::describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Queue wait of finished calls, by outcome (answered, abandoned, overflowed)."
+    );
+    metrics::describe_histogram!(TALK, Unit::Seconds, "Talk time of answered calls.");
+    // Registered empty, so that dashboards and `promtool check metrics` see them from the start.
+    for outcome in ["answered", "abandoned", "overflowed"] {
+        let _ = metrics::histogram!(QUEUE_WAIT, "outcome" => outcome);
+    }
+    let _ = metrics::histogram!(TALK);
+    describe_gauge!(
+        SERVICE_LEVEL,
+        "Today's service level: answered within threshold seconds / (answered + long abandons)."
+    );
     describe_counter!(AUTH_FAILURES, Unit::Count, "Failed agent authentications, by reason.");
     describe_counter!(FEATURE_CODES, Unit::Count, "Agents' feature codes carried out, by code.");
     describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction.");
@@ -193,6 +244,10 @@ fn describe() {
         Unit::Count,
         "Calls handed to the national centre, by reason."
     );
+    for reason in OVERFLOW_REASONS {
+        counter!(CALLS_OVERFLOWED, "reason" => *reason).increment(0);
+    }
     describe_gauge!(OVERFLOW_TARGET_UP, "1 while an overflow target answers OPTIONS probes.");
     describe_counter!(OVERFLOW_ATTEMPTS, Unit::Count, "Hand-over attempts, by target and result.");
+    describe_gauge!(RECORDS_WRITABLE, "1 while the call-records database takes writes.");
 }

@@ -31,14 +31,32 @@ fn a_live_scrape_passes_promtool_check_metrics() {
     assert!(exported, "the daemon never exported its gauges");
     let text = d.metrics();
     let body = text.split_once("\r\n\r\n").map_or(text.as_str(), |(_, b)| b).to_string();
-    for name in [
-        "tongdai_queue_waiting_calls",
-        "tongdai_queue_longest_wait_seconds",
-        "tongdai_agents",
-        "tongdai_calls_offered_total",
+    for (name, kind) in [
+        ("tongdai_queue_waiting_calls", "gauge"),
+        ("tongdai_queue_longest_wait_seconds", "gauge"),
+        ("tongdai_agents", "gauge"),
+        ("tongdai_calls_offered_total", "counter"),
+        ("tongdai_calls_overflowed_total", "counter"),
+        ("tongdai_queue_wait_seconds", "histogram"),
+        ("tongdai_talk_seconds", "histogram"),
+        ("tongdai_service_level_ratio", "gauge"),
     ] {
-        assert!(body.contains(&format!("# TYPE {name} ")), "{name} missing:\n{body}");
+        assert!(body.contains(&format!("# TYPE {name} {kind}")), "{name} missing:\n{body}");
     }
+    // Every overflow reason is exported from the start (0), and the histograms carry the
+    // documented buckets (the service-level thresholds among them).
+    for reason in tongdai::metrics::OVERFLOW_REASONS {
+        let series = format!("tongdai_calls_overflowed_total{{reason=\"{reason}\"}} 0");
+        assert!(body.contains(&series), "{series} missing:\n{body}");
+    }
+    for le in ["5", "20", "600", "+Inf"] {
+        let series =
+            format!("tongdai_queue_wait_seconds_bucket{{outcome=\"answered\",le=\"{le}\"}}");
+        assert!(body.contains(&series), "{series} missing:\n{body}");
+    }
+    assert!(body.contains("tongdai_talk_seconds_bucket{le=\"3600\"}"), "{body}");
+    // Today's service level, before any judged call: NaN, labelled with the 20 s default target.
+    assert!(body.contains("tongdai_service_level_ratio{threshold=\"20\"} NaN"), "{body}");
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -62,7 +80,7 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
         .expect("promtool (Debian package `prometheus`) must be installed");
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{stdout}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(stdout.contains("SUCCESS: 7 rules found"), "{stdout}");
+    assert!(stdout.contains("SUCCESS: 9 rules found"), "{stdout}");
     let test = Command::new("promtool")
         .args(["test", "rules", "alerts.test.yml"])
         .current_dir(prometheus_dir())

@@ -275,7 +275,7 @@ fn the_report_counts_by_day_province_and_agent_with_the_documented_service_level
     let conn = records::open(&path).unwrap();
     let zone = jiff::tz::TimeZone::UTC;
     let day = zone.to_datetime(jiff::Timestamp::from_millisecond(DAY0_MS).unwrap()).date();
-    let r = report::build(&conn, &zone, day, day).unwrap();
+    let r = report::build(&conn, &zone, day, day, &Default::default()).unwrap();
     let all = &r.groups[&(day, "all", "all".to_string())];
     assert_eq!((all.offered, all.answered, all.abandoned, all.overflowed), (6, 3, 2, 1));
     // 2 answered within 20 s ÷ (3 answered + 1 abandoned after 5 s).
@@ -296,5 +296,7 @@ fn the_report_counts_by_day_province_and_agent_with_the_documented_service_level
     assert!(table.lines().any(|l| l.starts_with(&day.to_string()) && l.contains("op2")), "{table}");
     // The day after holds nothing.
     let next = day.tomorrow().unwrap();
-    assert!(report::build(&conn, &zone, next, next).unwrap().groups.is_empty());
+    assert!(
+        report::build(&conn, &zone, next, next, &Default::default()).unwrap().groups.is_empty()
+    );
 }

@@ -13,6 +13,7 @@ mod read;
 mod records;
 mod registrar;
 mod schedule;
+mod service_level;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,6 +35,7 @@ use read::{FromToml, Problem, Section};
 pub use records::RecordsConfig;
 pub use registrar::{RegistrarSettings, TrunkRegistrationConfig};
 pub use schedule::{HolidayConfig, ScheduleConfig};
+pub use service_level::{ServiceLevelConfig, Tally};
 
 /// The built-in default configuration: loopback only, three example agents, an always-on shift.
 pub const DEFAULT_TOML: &str = include_str!("../../config/tongdai.toml");
@@ -83,6 +85,8 @@ pub struct Config {
     pub records: RecordsConfig,
     /// Overflow to the national centre (`[overflow]`; no targets: no overflow).
     pub overflow: OverflowConfig,
+    /// The service level's answer target and short-abandon time (`[service_level]`).
+    pub service_level: ServiceLevelConfig,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -374,6 +378,8 @@ impl Config {
         note("privacy.key_file", self.privacy.key_file != old.privacy.key_file, true);
         note("records", self.records != old.records, true);
         note("overflow", self.overflow != old.overflow, false);
+        // Today's live service level keeps one pair of thresholds for the whole run.
+        note("service_level", self.service_level != old.service_level, true);
         out
     }
 }
@@ -448,6 +454,8 @@ fn read_config(
     let records = records::read_records(cx, section, base);
     let section = root.table(cx, "overflow");
     let overflow = overflow::read_overflow(cx, section, base);
+    let section = root.table(cx, "service_level");
+    let service_level = service_level::read_service_level(cx, section);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -468,6 +476,7 @@ fn read_config(
         privacy: privacy?,
         records: records?,
         overflow: overflow?,
+        service_level: service_level?,
     })
 }
 

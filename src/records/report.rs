@@ -1,28 +1,22 @@
 //! `tongdai report`: daily figures from the call records, overall, by province and by agent.
 //! Storage layer (reads the records database; prints no caller, only counts).
 //!
-//! Service level = calls answered within [`ANSWER_TARGET`] of queueing ÷ (calls answered +
-//! calls abandoned after more than [`SHORT_ABANDON`] in the queue). Short abandons are left out:
-//! a caller who hangs up within seconds was not failed by the queue. Waits are queue waits of
-//! answered calls; talk is the time bridged to agents.
+//! The service level is judged by `[service_level]` ([`ServiceLevelConfig`], which holds the
+//! formula for the report, the wallboard and the live gauge alike): calls answered within
+//! `answer_within` of queueing ÷ (calls answered + calls abandoned after more than
+//! `short_abandon` in the queue). Waits are queue waits of answered calls; talk is the time
+//! bridged to agents.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rusqlite::{Connection, params};
 
+use crate::config::{ServiceLevelConfig, Tally};
 use crate::store::StoreError;
-
-/// The service-level answer target.
-pub const ANSWER_TARGET_MS: i64 = 20_000;
-/// Abandons within this long in the queue do not count against the service level.
-pub const SHORT_ABANDON_MS: i64 = 5_000;
-/// [`ANSWER_TARGET_MS`] for the docs.
-pub const ANSWER_TARGET: &str = "20 s";
-/// [`SHORT_ABANDON_MS`] for the docs.
-pub const SHORT_ABANDON: &str = "5 s";
 
 /// One call as the report needs it.
 #[derive(Debug, Clone)]
@@ -46,32 +40,27 @@ pub struct Figures {
     pub abandoned: u64,
     /// Handed to the national centre.
     pub overflowed: u64,
-    /// Answered within the target.
-    pub answered_in_target: u64,
-    /// Abandoned after the short-abandon threshold.
-    pub long_abandoned: u64,
+    /// What the service level is made of.
+    pub judged: Tally,
     waits: Vec<i64>,
     talks: Vec<i64>,
 }
 
 impl Figures {
-    fn add(&mut self, row: &Row) {
+    fn add(&mut self, sl: &ServiceLevelConfig, row: &Row) {
         self.offered += 1;
+        let wait = row.wait_ms.unwrap_or(0);
+        let wait_d = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
         match row.outcome.as_deref() {
             Some("answered") => {
                 self.answered += 1;
-                let wait = row.wait_ms.unwrap_or(0);
-                if wait <= ANSWER_TARGET_MS {
-                    self.answered_in_target += 1;
-                }
+                sl.answered(&mut self.judged, wait_d);
                 self.waits.push(wait);
                 self.talks.push(row.talk_ms.unwrap_or(0));
             }
             Some("abandoned") => {
                 self.abandoned += 1;
-                if row.wait_ms.unwrap_or(0) > SHORT_ABANDON_MS {
-                    self.long_abandoned += 1;
-                }
+                sl.abandoned(&mut self.judged, wait_d);
             }
             Some("overflowed") => self.overflowed += 1,
             _ => {}
@@ -80,8 +69,7 @@ impl Figures {
 
     /// The service level in percent, `None` with no call to judge.
     pub fn service_level(&self) -> Option<f64> {
-        let judged = self.answered + self.long_abandoned;
-        (judged > 0).then(|| 100.0 * self.answered_in_target as f64 / judged as f64)
+        self.judged.ratio().map(|r| 100.0 * r)
     }
 
     /// Mean queue wait of answered calls, seconds.
@@ -124,12 +112,14 @@ pub struct Report {
     pub groups: BTreeMap<(Date, &'static str, String), Figures>,
 }
 
-/// Reads the calls offered on days `from..=to` (local to `zone`) and sums them up.
+/// Reads the calls offered on days `from..=to` (local to `zone`) and sums them up, judging the
+/// service level by `sl`.
 pub fn build(
     conn: &Connection,
     zone: &TimeZone,
     from: Date,
     to: Date,
+    sl: &ServiceLevelConfig,
 ) -> Result<Report, StoreError> {
     let start = day_start_ms(zone, from);
     let end = to.tomorrow().map(|d| day_start_ms(zone, d)).unwrap_or(i64::MAX);
@@ -153,10 +143,10 @@ pub fn build(
         let day = jiff::Timestamp::from_millisecond(row.offered_ms)
             .map(|t| zone.to_datetime(t).date())
             .unwrap_or(from);
-        report.groups.entry((day, "all", "all".into())).or_default().add(&row);
-        report.groups.entry((day, "province", row.province.clone())).or_default().add(&row);
+        report.groups.entry((day, "all", "all".into())).or_default().add(sl, &row);
+        report.groups.entry((day, "province", row.province.clone())).or_default().add(sl, &row);
         if let Some(agent) = &row.agent {
-            report.groups.entry((day, "agent", agent.clone())).or_default().add(&row);
+            report.groups.entry((day, "agent", agent.clone())).or_default().add(sl, &row);
         }
     }
     Ok(report)

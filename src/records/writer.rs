@@ -5,23 +5,26 @@
 //! The core never waits: when the channel is full the record is dropped and counted
 //! (`tongdai_records_dropped_total`). A failed write (disk full, I/O error) is logged without any
 //! content and counted (`tongdai_records_write_failures_total`); the batch is lost, the next one
-//! is tried again, so writing resumes by itself once the disk is back. Once a day rows older than
+//! is tried again, so writing resumes by itself once the disk is back. Meanwhile [`Health`] (read
+//! by `/readyz`) and `tongdai_records_writable` say the records are not being written, until a
+//! batch is written again. Once a day rows older than
 //! the retention are purged. When the core stops, the channel closes and the writer finishes the
 //! queue before its task ends, so a clean shutdown loses nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use metrics::counter;
+use metrics::{counter, gauge};
 use rusqlite::{Connection, params};
 use tokio_util::task::TaskTracker;
 
 use super::{Record, Recorder};
 use crate::acd::b2bua::Report;
-use crate::metrics::{RECORDS_DROPPED, RECORDS_WRITE_FAILURES};
+use crate::metrics::{RECORDS_DROPPED, RECORDS_WRITABLE, RECORDS_WRITE_FAILURES};
 
 /// Records queued for the writer before new ones are dropped (minutes of a busy centre).
 pub const QUEUE: usize = 8192;
@@ -32,33 +35,68 @@ const BATCH: usize = 512;
 /// How often the retention purge runs.
 const PURGE_EVERY: Duration = Duration::from_secs(86_400);
 
+/// Whether a database writer (this one, and the registrar's bindings writer) can write, shared
+/// with `/readyz`: failing from a failed write (or a file that cannot be opened) until the next
+/// write succeeds. Cheap to clone (one shared cell).
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Mutex<Option<String>>>);
+
+impl Health {
+    /// The last write failed, for `why` (SQLite's or the OS's words: never a caller's data).
+    pub fn failed(&self, why: impl std::fmt::Display) {
+        *self.cell() = Some(why.to_string());
+    }
+
+    /// A write succeeded.
+    pub fn recovered(&self) {
+        *self.cell() = None;
+    }
+
+    /// Why writes fail now; `None` while they succeed.
+    pub fn problem(&self) -> Option<String> {
+        self.cell().clone()
+    }
+
+    fn cell(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A panic while holding the lock cannot leave a half-written Option: take it as it is.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The core's handle on the records writer.
 #[derive(Debug)]
 pub struct Records {
     tx: SyncSender<Record>,
     recorder: Recorder,
+    health: Health,
 }
 
 impl Records {
     /// Opens (creating it when missing) the database at `path`, closes what a crash left open,
     /// and starts the writer on `tasks`, purging rows older than `retention` once a day. A
     /// database that cannot be opened does not stop the daemon: calls go on, the failure is
-    /// logged and counted, and the writer tries again (at most every few seconds) as records come.
+    /// logged and counted, and the writer tries again (at most every second). `health` follows
+    /// whether writes succeed.
     pub async fn open(
         path: &Path,
         retention: Duration,
+        health: Health,
         tasks: &TaskTracker,
     ) -> anyhow::Result<Records> {
         let at: PathBuf = path.to_path_buf();
         let conn = tokio::task::spawn_blocking(move || super::open(&at))
             .await
             .context("records start-up task")?;
-        let mut writer = Writer::new(None, retention);
+        let mut writer = Writer::new(None, retention, health);
         writer.path = Some(path.to_path_buf());
         match conn {
-            Ok(conn) => writer.conn = Some(conn),
+            Ok(conn) => {
+                writer.conn = Some(conn);
+                writer.succeeded();
+            }
             Err(e) => {
                 counter!(RECORDS_WRITE_FAILURES).increment(1);
+                writer.failed(&e);
                 tracing::error!(
                     error = %e,
                     path = %path.display(),
@@ -78,13 +116,19 @@ impl Records {
         retention: Duration,
         spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>),
     ) -> Records {
-        Records::spawn(Writer::new(Some(conn), retention), spawn)
+        Records::spawn(Writer::new(Some(conn), retention, Health::default()), spawn)
     }
 
     fn spawn(writer: Writer, spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>)) -> Records {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let health = writer.health.clone();
         spawn(Box::new(move || writer.run(rx)));
-        Records { tx, recorder: Recorder::default() }
+        Records { tx, recorder: Recorder::default(), health }
+    }
+
+    /// Whether the writer can write now.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Queues what `report` means for the records; never waits.
@@ -140,15 +184,39 @@ struct Writer {
     /// This run's call numbers → their rows.
     rows: HashMap<u64, i64>,
     next_purge: Instant,
+    /// Whether the last write (or open) succeeded.
+    health: Health,
 }
 
 impl Writer {
-    fn new(conn: Option<Connection>, retention: Duration) -> Writer {
+    fn new(conn: Option<Connection>, retention: Duration, health: Health) -> Writer {
         // The first purge waits a little: start-up is busy enough.
         let next_purge = Instant::now() + Duration::from_secs(60);
         let next_open = Instant::now();
         let opened = conn.is_some();
-        Writer { conn, path: None, opened, next_open, retention, rows: HashMap::new(), next_purge }
+        if opened {
+            gauge!(RECORDS_WRITABLE).set(1.0);
+        }
+        Writer {
+            conn,
+            path: None,
+            opened,
+            next_open,
+            retention,
+            rows: HashMap::new(),
+            next_purge,
+            health,
+        }
+    }
+
+    fn failed(&self, why: impl std::fmt::Display) {
+        gauge!(RECORDS_WRITABLE).set(0.0);
+        self.health.failed(why);
+    }
+
+    fn succeeded(&self) {
+        gauge!(RECORDS_WRITABLE).set(1.0);
+        self.health.recovered();
     }
 
     /// Tries to open the database again (rate-limited). The first success of a run also closes
@@ -172,14 +240,23 @@ impl Writer {
                 tracing::info!("call records database writable again");
                 self.conn = Some(conn);
                 self.opened = true;
+                // Opening migrated the schema (and closed what a crash left open): it writes.
+                self.succeeded();
             }
-            Err(e) => tracing::error!(error = %e, "call records database still unusable"),
+            Err(e) => {
+                tracing::error!(error = %e, "call records database still unusable");
+                self.failed(&e);
+            }
         }
     }
 
     fn run(mut self, rx: Receiver<Record>) {
         loop {
-            let wait = self.next_purge.saturating_duration_since(Instant::now());
+            let mut wait = self.next_purge.saturating_duration_since(Instant::now());
+            if self.conn.is_none() && self.path.is_some() {
+                // A file that cannot be opened is retried without waiting for a record.
+                wait = wait.min(REOPEN_EVERY);
+            }
             match rx.recv_timeout(wait) {
                 Ok(first) => {
                     let mut batch = vec![first];
@@ -190,12 +267,24 @@ impl Writer {
                         }
                     }
                     self.reopen();
-                    if let Err(e) = self.write(&batch) {
-                        counter!(RECORDS_WRITE_FAILURES).increment(1);
-                        // The error is SQLite's or the OS's: it names no caller.
-                        tracing::error!(error = %e, records = batch.len(), "writing call records failed");
+                    match self.write(&batch) {
+                        // A batch of records of lost rows wrote nothing: it proves nothing.
+                        Ok(false) => {}
+                        Ok(true) => {
+                            if self.health.problem().is_some() {
+                                tracing::info!("call records written again");
+                            }
+                            self.succeeded();
+                        }
+                        Err(e) => {
+                            counter!(RECORDS_WRITE_FAILURES).increment(1);
+                            // The error is SQLite's or the OS's: it names no caller.
+                            tracing::error!(error = %e, records = batch.len(), "writing call records failed");
+                            self.failed(&e);
+                        }
                     }
                 }
+                Err(RecvTimeoutError::Timeout) if self.conn.is_none() => self.reopen(),
                 Err(RecvTimeoutError::Timeout) => self.purge(),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -215,16 +304,19 @@ impl Writer {
             Err(e) => {
                 counter!(RECORDS_WRITE_FAILURES).increment(1);
                 tracing::error!(error = %e, "purging call records failed");
+                self.failed(&e);
             }
         }
     }
 
-    fn write(&mut self, batch: &[Record]) -> Result<(), WriteError> {
+    /// Writes `batch` in one transaction; `Ok(false)` when none of it touched the file.
+    fn write(&mut self, batch: &[Record]) -> Result<bool, WriteError> {
         let Some(conn) = &mut self.conn else { return Err(WriteError::NotOpen) };
         let tx = conn.transaction()?;
         let mut started = HashMap::new();
+        let mut wrote = false;
         for record in batch {
-            apply(&tx, &self.rows, &mut started, record)?;
+            wrote |= apply(&tx, &self.rows, &mut started, record)?;
         }
         tx.commit()?;
         // Only rows that really exist are remembered (a failed batch rolled them back).
@@ -234,18 +326,19 @@ impl Writer {
                 self.rows.remove(call);
             }
         }
-        Ok(())
+        Ok(wrote)
     }
 }
 
 /// Writes one record; a call it starts goes in `started` (this batch's new rows, remembered once
-/// the batch commits). Records of a call whose row is unknown (its insert was lost) are skipped.
+/// the batch commits). Records of a call whose row is unknown (its insert was lost) are skipped:
+/// `Ok(false)`.
 fn apply(
     tx: &rusqlite::Transaction<'_>,
     rows: &HashMap<u64, i64>,
     started: &mut HashMap<u64, i64>,
     record: &Record,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let row_of = |call: &u64| rows.get(call).or_else(|| started.get(call)).copied();
     match record {
         Record::CallStarted { call, at_ms, pseudonym, province, lane } => {
@@ -260,10 +353,10 @@ fn apply(
                 params![row, at_ms],
             )?;
             started.insert(*call, row);
-            Ok(())
+            Ok(true)
         }
         Record::CallEvent { call, at_ms, kind, agent, detail } => {
-            let Some(row) = row_of(call) else { return Ok(()) };
+            let Some(row) = row_of(call) else { return Ok(false) };
             tx.execute(
                 "INSERT INTO call_events (call, at_ms, kind, agent, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![row, at_ms, kind, agent, detail],
@@ -288,10 +381,10 @@ fn apply(
                 }
                 _ => 0,
             };
-            Ok(())
+            Ok(true)
         }
         Record::CallFinished { call, at_ms, outcome, reason, agent, wait_ms, talk_ms } => {
-            let Some(row) = row_of(call) else { return Ok(()) };
+            let Some(row) = row_of(call) else { return Ok(false) };
             tx.execute(
                 "UPDATE calls SET outcome = ?2, ended_ms = ?3, reason = ?4,
                      agent = COALESCE(?5, agent), wait_ms = ?6, talk_ms = ?7,
@@ -299,14 +392,14 @@ fn apply(
                  WHERE id = ?1",
                 params![row, outcome, at_ms, reason, agent, wait_ms, talk_ms],
             )?;
-            Ok(())
+            Ok(true)
         }
         Record::AgentEvent { agent, at_ms, kind, detail } => {
             tx.execute(
                 "INSERT INTO agent_events (agent, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
                 params![agent, at_ms, kind, detail],
             )?;
-            Ok(())
+            Ok(true)
         }
     }
 }

@@ -5,9 +5,9 @@
 //! No caller number, Call-ID or address ever reaches a view: calls are shown by the engine's call
 //! number, lane, phase, province and durations only.
 //!
-//! Service level, as the wallboard and `/api/v1/board` show it for today (local date):
-//! `answered within SL_ANSWER_WITHIN ÷ (answered + abandoned after waiting longer than
-//! SL_SHORT_ABANDON)`; callers who hang up within the short-abandon time count on neither side.
+//! Service level, as the wallboard, `/api/v1/board` and `tongdai_service_level_ratio` show it for
+//! today (local date): the formula and thresholds of `[service_level]`
+//! ([`crate::config::ServiceLevelConfig`]), the same as `tongdai report`'s.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,15 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::acd::b2bua::{Report, Switchboard};
 use crate::acd::{AgentId, AgentState, CallId, Lane, Outcome, Output};
-use crate::config::Config;
-
-/// A call answered within this wait counts for the service level (the same threshold as
-/// `tongdai report`).
-pub const SL_ANSWER_WITHIN: Duration =
-    Duration::from_millis(crate::records::report::ANSWER_TARGET_MS as u64);
-/// A caller who hangs up within this wait counts neither for nor against the service level.
-pub const SL_SHORT_ABANDON: Duration =
-    Duration::from_millis(crate::records::report::SHORT_ABANDON_MS as u64);
+use crate::config::{Config, ServiceLevelConfig, Tally};
 
 /// A request from the HTTP task to the core.
 #[derive(Debug)]
@@ -161,8 +153,7 @@ struct Today {
     offered: u64,
     answered: u64,
     abandoned: u64,
-    abandoned_counted: u64,
-    answered_in_time: u64,
+    service_level: Tally,
     overflowed: u64,
     rejected: u64,
     wait_total: Duration,
@@ -175,14 +166,37 @@ pub struct Board {
     agents_since: HashMap<String, Instant>,
     calls_since: HashMap<CallId, (&'static str, Instant)>,
     today: Today,
+    /// The thresholds of today's service level (kept for the run: a day's figure is one rule's).
+    service_level: ServiceLevelConfig,
 }
 
 impl Board {
-    /// Takes one switchboard report observed at `now` (monotonic) on local date `date`.
-    pub fn observe(&mut self, now: Instant, date: Date, report: &Report) {
+    /// An empty board judging the service level by `service_level`.
+    pub fn new(service_level: ServiceLevelConfig) -> Board {
+        Board { service_level, ..Board::default() }
+    }
+
+    /// Starts a new day's counts when `date` (local) is not the day counted so far.
+    pub fn roll(&mut self, date: Date) {
         if self.today.date != Some(date) {
             self.today = Today { date: Some(date), ..Today::default() };
         }
+    }
+
+    /// Today's service level as a ratio (0–1); `None` before the first judged call of `date`.
+    pub fn service_level(&self, date: Date) -> Option<f64> {
+        (self.today.date == Some(date)).then(|| self.today.service_level.ratio()).flatten()
+    }
+
+    /// The thresholds the board judges by.
+    pub fn service_level_config(&self) -> &ServiceLevelConfig {
+        &self.service_level
+    }
+
+    /// Takes one switchboard report observed at `now` (monotonic) on local date `date`.
+    pub fn observe(&mut self, now: Instant, date: Date, report: &Report) {
+        self.roll(date);
+        let sl = self.service_level;
         let t = &mut self.today;
         match report {
             Report::Offered => t.offered += 1,
@@ -196,12 +210,12 @@ impl Board {
                     Outcome::Answered { agent, wait, .. } => {
                         t.answered += 1;
                         t.wait_total += *wait;
-                        t.answered_in_time += u64::from(*wait <= SL_ANSWER_WITHIN);
+                        sl.answered(&mut t.service_level, *wait);
                         *t.by_agent.entry(agent.as_str().to_string()).or_default() += 1;
                     }
                     Outcome::Abandoned { wait, .. } => {
                         t.abandoned += 1;
-                        t.abandoned_counted += u64::from(*wait > SL_SHORT_ABANDON);
+                        sl.abandoned(&mut t.service_level, *wait);
                     }
                     Outcome::Overflowed { .. } => t.overflowed += 1,
                     Outcome::Rejected { .. } => t.rejected += 1,
@@ -299,7 +313,6 @@ impl Board {
         let longest =
             queued.iter().map(|(_, _, since)| now.saturating_duration_since(*since)).max();
         let t = &self.today;
-        let counted = t.answered + t.abandoned_counted;
         let today_matches = t.date == Some(date);
         BoardView {
             centre: config.centre.name.clone(),
@@ -321,8 +334,7 @@ impl Board {
                     abandoned: t.abandoned,
                     overflowed: t.overflowed,
                     rejected: t.rejected,
-                    service_level_pct: (counted > 0)
-                        .then(|| 100.0 * t.answered_in_time as f64 / counted as f64),
+                    service_level_pct: t.service_level.ratio().map(|r| 100.0 * r),
                     mean_wait_s: (t.answered > 0)
                         .then(|| t.wait_total.as_secs_f64() / t.answered as f64),
                 }

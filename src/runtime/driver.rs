@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -129,7 +129,7 @@ impl Core {
             records: None,
             rota_check: now(),
             drain_seen: false,
-            board: super::admin::Board::default(),
+            board: super::admin::Board::new(config.service_level),
         }
     }
 
@@ -229,6 +229,18 @@ impl Core {
             .next_shift_change(wall)
             .and_then(|at| std::time::Duration::try_from(wall.duration_until(at)).ok());
         self.rota_check = t + until_change.map_or(ROTA_RECHECK, |d| d.min(ROTA_RECHECK));
+        // A new day starts a new service level even when no call comes.
+        let today = self.today();
+        self.board.roll(today);
+        self.export_service_level(today);
+    }
+
+    /// Sets `tongdai_service_level_ratio` from the board's figures for `today` (NaN before the
+    /// day's first judged call).
+    fn export_service_level(&self, today: jiff::civil::Date) {
+        let ratio = self.board.service_level(today).unwrap_or(f64::NAN);
+        let threshold = self.board.service_level_config().threshold_label();
+        gauge!(crate::metrics::SERVICE_LEVEL, "threshold" => threshold).set(ratio);
     }
 
     /// Today's local date in the configured zone.
@@ -349,6 +361,9 @@ impl Core {
                 records.report(&report);
             }
         }
+        if let Some(today) = today {
+            self.export_service_level(today);
+        }
         let engine = self.switchboard.engine();
         let mut by_state: HashMap<&'static str, usize> = HashMap::new();
         for (_, state) in engine.agents() {
@@ -396,15 +411,21 @@ fn report_metrics(report: &Report) {
     use crate::metrics as m;
     match report {
         Report::Engine(Output::CallFinished { outcome, .. }) => match outcome {
-            Outcome::Answered { .. } => counter!(m::CALLS_ANSWERED).increment(1),
-            Outcome::Abandoned { phase, .. } => {
-                counter!(m::CALLS_ABANDONED, "phase" => phase.as_str()).increment(1)
+            Outcome::Answered { wait, talk, .. } => {
+                counter!(m::CALLS_ANSWERED).increment(1);
+                histogram!(m::QUEUE_WAIT, "outcome" => "answered").record(wait.as_secs_f64());
+                histogram!(m::TALK).record(talk.as_secs_f64());
+            }
+            Outcome::Abandoned { phase, wait } => {
+                counter!(m::CALLS_ABANDONED, "phase" => phase.as_str()).increment(1);
+                histogram!(m::QUEUE_WAIT, "outcome" => "abandoned").record(wait.as_secs_f64());
             }
             Outcome::Rejected { reason } => {
                 counter!(m::CALLS_REFUSED, "reason" => reason.as_str()).increment(1)
             }
-            Outcome::Overflowed { reason, .. } => {
-                counter!(m::CALLS_OVERFLOWED, "reason" => reason.as_str()).increment(1)
+            Outcome::Overflowed { reason, wait } => {
+                counter!(m::CALLS_OVERFLOWED, "reason" => reason.as_str()).increment(1);
+                histogram!(m::QUEUE_WAIT, "outcome" => "overflowed").record(wait.as_secs_f64());
             }
         },
         Report::Engine(_) | Report::Presence(_) | Report::CallStarted { .. } => {}

@@ -1,8 +1,9 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
-//! `/readyz` (taking calls: not draining), the admin API under `/api/v1/` (described by
+//! `/readyz` (taking calls: see [`Readiness`]), the admin API under `/api/v1/` (described by
 //! `/api/v1/openapi.json`) and the wallboard page at `/`. Runtime layer: every view comes from the
 //! core task through [`AdminRequest`]; changes need the bearer token of `[http] token_file`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::admin::{AdminRequest, BoardView};
 use super::driver::CoreInput;
+use crate::records::writer::Health;
 
 /// The wallboard: one self-contained page (no CDN), polling `/api/v1/board`.
 const WALLBOARD: &str = include_str!("wallboard.html");
@@ -67,12 +70,86 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(app): State<App>) -> (StatusCode, &'static str) {
-    if app.shared.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-    } else {
-        (StatusCode::OK, "ready\n")
+/// What `/readyz` checks: the configuration was loaded and validated and every listener bound
+/// (both happen before this listener serves; the bound addresses are shown), the databases take
+/// writes (a failed write makes the daemon not ready until a write succeeds again), and the daemon
+/// is not draining.
+#[derive(Debug)]
+pub(super) struct Readiness {
+    /// The SIP and HTTP addresses, once all are bound.
+    sockets: std::sync::OnceLock<String>,
+    /// Call records are kept (`[records] path`).
+    records_kept: bool,
+    /// The records writer's health.
+    pub records: Health,
+    /// Bindings are saved (`[registrar] database`).
+    bindings_kept: bool,
+    /// The bindings writer's health.
+    pub bindings: Health,
+}
+
+impl Readiness {
+    /// Nothing bound yet; databases as `config` keeps them.
+    pub fn new(config: &crate::config::Config) -> Readiness {
+        Readiness {
+            sockets: std::sync::OnceLock::new(),
+            records_kept: config.records.path.is_some(),
+            records: Health::default(),
+            bindings_kept: config.registrar.database.is_some(),
+            bindings: Health::default(),
+        }
     }
+
+    /// Every listener is bound.
+    pub fn bound(&self, udp: &[SocketAddr], tcp: &[SocketAddr], http: SocketAddr) {
+        let list = |a: &[SocketAddr]| {
+            let v: Vec<String> = a.iter().map(ToString::to_string).collect();
+            if v.is_empty() { "-".to_string() } else { v.join(" ") }
+        };
+        let text = format!("SIP udp {} | tcp {} | HTTP {http}", list(udp), list(tcp));
+        let _ = self.sockets.set(text);
+    }
+}
+
+/// One line of `/readyz`.
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+fn database_check(name: &'static str, kept: bool, health: &Health) -> Check {
+    match (kept, health.problem()) {
+        (false, _) => Check { name, ok: true, detail: "not kept".into() },
+        (true, None) => Check { name, ok: true, detail: "writable".into() },
+        (true, Some(why)) => Check { name, ok: false, detail: format!("writes failing: {why}") },
+    }
+}
+
+/// 200 when every check passes, else 503; the body (JSON) names each check and why it fails.
+async fn readyz(State(app): State<App>) -> Response {
+    let ready = &app.shared.ready;
+    let checks = [
+        Check {
+            name: "config",
+            ok: true,
+            detail: format!("loaded from {}", app.shared.config().origin.display()),
+        },
+        match ready.sockets.get() {
+            Some(bound) => Check { name: "sockets", ok: true, detail: bound.clone() },
+            None => Check { name: "sockets", ok: false, detail: "not bound yet".into() },
+        },
+        database_check("records", ready.records_kept, &ready.records),
+        database_check("registrar_database", ready.bindings_kept, &ready.bindings),
+        match app.shared.is_draining() {
+            true => Check { name: "draining", ok: false, detail: "draining (SIGTERM)".into() },
+            false => Check { name: "draining", ok: true, detail: "no".into() },
+        },
+    ];
+    let ok = checks.iter().all(|c| c.ok);
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "ready": ok, "checks": checks }))).into_response()
 }
 
 async fn wallboard() -> impl IntoResponse {

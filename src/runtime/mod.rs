@@ -40,6 +40,8 @@ pub struct Shared {
     drain_started: tokio::sync::Notify,
     active_calls: AtomicUsize,
     metrics: PrometheusHandle,
+    /// What `/readyz` checks besides draining.
+    ready: http::Readiness,
 }
 
 impl Shared {
@@ -82,18 +84,25 @@ impl Daemon {
             drain_started: tokio::sync::Notify::new(),
             active_calls: AtomicUsize::new(0),
             metrics: crate::metrics::install(),
+            ready: http::Readiness::new(&config),
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         // The database is opened before any port is bound: a path the daemon cannot write is a
         // start-up error, not a surprise at the first REGISTER.
         let bindings = match &config.registrar.database {
-            Some(path) => Some(store::BindingStore::open(path, &tasks).await?),
+            Some(path) => {
+                Some(store::BindingStore::open(path, shared.ready.bindings.clone(), &tasks).await?)
+            }
             None => None,
         };
         let records = match &config.records.path {
             Some(path) => {
-                Some(crate::records::Records::open(path, config.records.retention, &tasks).await?)
+                let health = shared.ready.records.clone();
+                Some(
+                    crate::records::Records::open(path, config.records.retention, health, &tasks)
+                        .await?,
+                )
             }
             None => None,
         };
@@ -130,6 +139,7 @@ impl Daemon {
             .await
             .with_context(|| format!("HTTP {}", config.http.listen))?;
         let http = listener.local_addr()?;
+        shared.ready.bound(&sip_udp, &sip_tcp, http);
         tasks.spawn(http::serve(listener, shared.clone(), core_tx.clone(), stop.clone()));
         Ok(Daemon { shared, sip_udp, sip_tcp, http, stop, tasks })
     }

@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use crate::records::writer::Health;
 use crate::sip::registrar::Binding;
 use crate::sip::transport::Transport;
 use crate::store::{self, WallClock, bindings};
@@ -32,9 +33,10 @@ pub struct BindingStore {
 
 impl BindingStore {
     /// Opens (creating it when missing) the database at `path`, reads the saved bindings, and
-    /// starts the writer task on `tasks`.
+    /// starts the writer task on `tasks`; `health` follows whether its writes succeed.
     pub async fn open(
         path: &Path,
+        health: Health,
         tasks: &TaskTracker,
     ) -> anyhow::Result<(BindingStore, Vec<Binding>)> {
         let path: PathBuf = path.to_path_buf();
@@ -49,7 +51,7 @@ impl BindingStore {
         .context("store start-up task")?
         .with_context(|| format!("registrar database {shown}"))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn_blocking(move || write_loop(conn, rx));
+        tasks.spawn_blocking(move || write_loop(conn, rx, health));
         Ok((BindingStore { tx }, saved))
     }
 
@@ -66,14 +68,22 @@ fn clock() -> WallClock {
     WallClock { instant: super::driver::now(), wall: SystemTime::now() }
 }
 
-fn write_loop(mut conn: Connection, mut rx: mpsc::UnboundedReceiver<Vec<AgentBindings>>) {
+fn write_loop(
+    mut conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Vec<AgentBindings>>,
+    health: Health,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut pending: BTreeMap<String, Vec<Binding>> = first.into_iter().collect();
         while let Ok(more) = rx.try_recv() {
             pending.extend(more);
         }
-        if let Err(e) = write(&mut conn, &pending) {
-            tracing::error!(error = %e, agents = pending.len(), "saving registrar bindings failed");
+        match write(&mut conn, &pending) {
+            Ok(()) => health.recovered(),
+            Err(e) => {
+                tracing::error!(error = %e, agents = pending.len(), "saving registrar bindings failed");
+                health.failed(format!("{e:#}"));
+            }
         }
     }
 }
