@@ -87,6 +87,9 @@ pub const TRUNK_REGISTRATION_UP: &str = "tongdai_trunk_registration_up";
 pub const RECORDS_WRITE_FAILURES: &str = "tongdai_records_write_failures_total";
 /// Counter of call records dropped because the writer's queue was full.
 pub const RECORDS_DROPPED: &str = "tongdai_records_dropped_total";
+/// Counter of calls offered, by `province`: one of the region's 19 ([`crate::acd::province`]) or
+/// `unknown`, so the label is bounded by type.
+pub const CALLS_OFFERED_BY_PROVINCE: &str = "tongdai_calls_offered_by_province_total";
 
 /// Counter of calls handed to the national centre; label `reason` = `no_agents` | `max_wait` |
 /// `queue_full` | `predicted_wait` | `draining`.
@@ -195,4 +198,13 @@ fn describe() {
     );
     describe_gauge!(OVERFLOW_TARGET_UP, "1 while an overflow target answers OPTIONS probes.");
     describe_counter!(OVERFLOW_ATTEMPTS, Unit::Count, "Hand-over attempts, by target and result.");
+    describe_counter!(
+        CALLS_OFFERED_BY_PROVINCE,
+        Unit::Count,
+        "Calls offered, by the province the trunk or the number tells (else unknown)."
+    );
+    let provinces = crate::acd::province::Province::all().map(|p| p.as_str());
+    for province in provinces.chain([crate::acd::province::UNKNOWN]) {
+        counter!(CALLS_OFFERED_BY_PROVINCE, "province" => province).increment(0);
+    }
 }

@@ -8,6 +8,7 @@
 mod diag;
 mod overflow;
 mod privacy;
+mod provinces;
 mod queue;
 mod read;
 mod records;
@@ -83,6 +84,8 @@ pub struct Config {
     pub records: RecordsConfig,
     /// Overflow to the national centre (`[overflow]`; no targets: no overflow).
     pub overflow: OverflowConfig,
+    /// How calls are attributed to provinces (`[provinces]`).
+    pub provinces: crate::acd::province::ProvinceMap,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -374,6 +377,7 @@ impl Config {
         note("privacy.key_file", self.privacy.key_file != old.privacy.key_file, true);
         note("records", self.records != old.records, true);
         note("overflow", self.overflow != old.overflow, false);
+        note("provinces", self.provinces != old.provinces, false);
         out
     }
 }
@@ -448,6 +452,9 @@ fn read_config(
     let records = records::read_records(cx, section, base);
     let section = root.table(cx, "overflow");
     let overflow = overflow::read_overflow(cx, section, base);
+    let section = root.table(cx, "provinces");
+    let numbers = trunk.as_ref().map(|t| t.numbers.as_slice());
+    let provinces = provinces::read_provinces(cx, section, numbers);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -468,6 +475,7 @@ fn read_config(
         privacy: privacy?,
         records: records?,
         overflow: overflow?,
+        provinces: provinces?,
     })
 }
 

@@ -92,9 +92,7 @@ impl Daemon {
             None => None,
         };
         let records = match &config.records.path {
-            Some(path) => {
-                Some(crate::records::Records::open(path, config.records.retention, &tasks).await?)
-            }
+            Some(path) => Some(crate::records::Records::open(path, &config.records, &tasks).await?),
             None => None,
         };
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
