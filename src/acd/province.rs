@@ -174,10 +174,8 @@ impl ProvinceMap {
                 }
             }
         }
-        if let Some(value) = header {
-            if let Some(p) = self.header_value(value) {
-                return Some(p);
-            }
+        if let Some(p) = header.and_then(|value| self.header_value(value)) {
+            return Some(p);
         }
         caller.and_then(CallerNumber::province).and_then(Province::from_name)
     }
