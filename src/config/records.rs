@@ -13,7 +13,7 @@ pub struct RecordsConfig {
     /// The SQLite file of call records (resolved against the config file's folder); `None` keeps
     /// no records.
     pub path: Option<PathBuf>,
-    /// Rows older than this are purged (daily).
+    /// Rows older than this are purged (hourly).
     pub retention: Duration,
     /// Keep the clear number of abandoned calls for a call-back (off: never stored, and any kept
     /// while it was on are deleted at start-up).

@@ -66,7 +66,7 @@ pub struct Records {
 
 impl Records {
     /// Opens (creating it when missing) the database at `path`, closes what a crash left open,
-    /// and starts the writer on `tasks`, purging rows older than `retention` once a day. A
+    /// and starts the writer on `tasks`, purging rows older than `retention` every hour. A
     /// database that cannot be opened does not stop the daemon: calls go on, the failure is
     /// logged and counted, and the writer tries again (at most every few seconds) as records come.
     pub async fn open(
