@@ -129,3 +129,25 @@ fn calls_land_in_the_records_and_metrics_with_the_province_the_trunk_or_number_t
     drop(conn);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_header_with_nobody_to_believe_it_from_is_a_warning() {
+    let text = prompts_absolute(&with_provinces(
+        &test_config_text(),
+        "header = \"X-Province\"\ncodes = { \"CTO\" = \"Cần Thơ\" }",
+    ));
+    let allow = "allow = [\"127.0.0.0/8\", \"::1/128\"]";
+    assert_eq!(text.matches(allow).count(), 1);
+    let text = text.replace(allow, "allow = []");
+    let source = tongdai::config::Source::new("t.toml", text.clone());
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let (_, warnings) = tongdai::config::Config::from_source(&source, &base).unwrap();
+    let (line, col) = position_of(&text, "\"X-Province\"\ncodes");
+    let warning = warnings.iter().map(ToString::to_string).find(|w| w.contains("provinces.header"));
+    assert_eq!(
+        warning.as_deref(),
+        Some(format!(
+            "t.toml:{line}:{col}: warning: `provinces.header`: the header is believed only from [trunk] allow, which is empty: it is never used (hint: list the provider SBC's addresses in [trunk] allow)"
+        ).as_str())
+    );
+}

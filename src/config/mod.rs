@@ -453,8 +453,7 @@ fn read_config(
     let section = root.table(cx, "overflow");
     let overflow = overflow::read_overflow(cx, section, base);
     let section = root.table(cx, "provinces");
-    let numbers = trunk.as_ref().map(|t| t.numbers.as_slice());
-    let provinces = provinces::read_provinces(cx, section, numbers);
+    let provinces = provinces::read_provinces(cx, section, trunk.as_ref());
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),

@@ -11,13 +11,14 @@ use super::diag::Diagnostics;
 use super::read::Section;
 use crate::acd::province::{Province, ProvinceMap, dialled_key, names};
 
-/// Reads `[provinces]`; `trunk_numbers` (`[trunk] numbers`, when valid) tells which access numbers
-/// can reach us in the Request-URI.
+/// Reads `[provinces]`; `trunk` (when valid) tells which access numbers can reach us in the
+/// Request-URI (`numbers`) and whom a carrier header is believed from (`allow`).
 pub(super) fn read_provinces(
     cx: &mut Diagnostics<'_>,
     mut s: Section<'_, '_>,
-    trunk_numbers: Option<&[String]>,
+    trunk: Option<&super::TrunkConfig>,
 ) -> Option<ProvinceMap> {
+    let trunk_numbers = trunk.map(|t| t.numbers.as_slice());
     let dialled = entries(cx, &mut s, "dialled");
     let mut keys: Vec<String> = Vec::new();
     for (number, span, _) in &dialled {
@@ -62,6 +63,13 @@ pub(super) fn read_provinces(
                 &s.key_path("header"),
                 format!("`{}` is not a SIP header name", h.get_ref()),
                 Some("e.g. header = \"X-Province\"".into()),
+            );
+        } else if trunk.is_some_and(|t| t.allow.is_empty()) {
+            cx.warning(
+                h.span(),
+                &s.key_path("header"),
+                "the header is believed only from [trunk] allow, which is empty: it is never used",
+                Some("list the provider SBC's addresses in [trunk] allow".into()),
             );
         }
     }
