@@ -113,6 +113,9 @@ pub const RECORDS_DROPPED: &str = "tongdai_records_dropped_total";
 /// Gauge, 1 while the call-records database takes writes, 0 from a failed write (or a file that
 /// cannot be opened) until the next write succeeds. Absent when no records are kept.
 pub const RECORDS_WRITABLE: &str = "tongdai_records_writable";
+/// Counter of calls offered, by `province`: one of the region's 19 ([`crate::acd::province`]) or
+/// `unknown`, so the label is bounded by type.
+pub const CALLS_OFFERED_BY_PROVINCE: &str = "tongdai_calls_offered_by_province_total";
 
 /// Counter of calls handed to the national centre; label `reason` = `no_agents` | `max_wait` |
 /// `queue_full` | `predicted_wait` | `draining`.
@@ -250,4 +253,13 @@ fn describe() {
     describe_gauge!(OVERFLOW_TARGET_UP, "1 while an overflow target answers OPTIONS probes.");
     describe_counter!(OVERFLOW_ATTEMPTS, Unit::Count, "Hand-over attempts, by target and result.");
     describe_gauge!(RECORDS_WRITABLE, "1 while the call-records database takes writes.");
+    describe_counter!(
+        CALLS_OFFERED_BY_PROVINCE,
+        Unit::Count,
+        "Calls offered, by the province the trunk or the number tells (else unknown)."
+    );
+    let provinces = crate::acd::province::Province::all().map(|p| p.as_str());
+    for province in provinces.chain([crate::acd::province::UNKNOWN]) {
+        counter!(CALLS_OFFERED_BY_PROVINCE, "province" => province).increment(0);
+    }
 }

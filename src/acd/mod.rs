@@ -34,6 +34,7 @@ mod event;
 pub mod identity;
 mod invariants;
 mod overflow;
+pub mod province;
 mod queue;
 pub mod schedule;
 mod settings;

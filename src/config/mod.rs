@@ -8,6 +8,7 @@
 mod diag;
 mod overflow;
 mod privacy;
+mod provinces;
 mod queue;
 mod read;
 mod records;
@@ -87,6 +88,8 @@ pub struct Config {
     pub overflow: OverflowConfig,
     /// The service level's answer target and short-abandon time (`[service_level]`).
     pub service_level: ServiceLevelConfig,
+    /// How calls are attributed to provinces (`[provinces]`).
+    pub provinces: crate::acd::province::ProvinceMap,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -380,6 +383,7 @@ impl Config {
         note("overflow", self.overflow != old.overflow, false);
         // Today's live service level keeps one pair of thresholds for the whole run.
         note("service_level", self.service_level != old.service_level, true);
+        note("provinces", self.provinces != old.provinces, false);
         out
     }
 }
@@ -456,6 +460,8 @@ fn read_config(
     let overflow = overflow::read_overflow(cx, section, base);
     let section = root.table(cx, "service_level");
     let service_level = service_level::read_service_level(cx, section);
+    let section = root.table(cx, "provinces");
+    let provinces = provinces::read_provinces(cx, section, trunk.as_ref());
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -477,6 +483,7 @@ fn read_config(
         records: records?,
         overflow: overflow?,
         service_level: service_level?,
+        provinces: provinces?,
     })
 }
 

@@ -1,5 +1,5 @@
-//! `[records]`: where call records are kept, for how long, and whether abandoned callers' numbers
-//! are kept for a call-back. Part of the config layer: TOML → [`RecordsConfig`].
+//! `[records]`: where call records are kept, for how long, and whether (and how long) abandoned
+//! callers' numbers are kept for a call-back. Part of the config layer: TOML → [`RecordsConfig`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,10 +13,13 @@ pub struct RecordsConfig {
     /// The SQLite file of call records (resolved against the config file's folder); `None` keeps
     /// no records.
     pub path: Option<PathBuf>,
-    /// Rows older than this are purged (daily).
+    /// Rows older than this are purged (hourly).
     pub retention: Duration,
-    /// Keep the clear number of abandoned calls for a call-back (off: never stored).
+    /// Keep the clear number of abandoned calls for a call-back (off: never stored, and any kept
+    /// while it was on are deleted at start-up).
     pub callbacks: bool,
+    /// Call-back numbers older than this are deleted (at most `retention`).
+    pub callbacks_retention: Duration,
 }
 
 impl Default for RecordsConfig {
@@ -25,6 +28,7 @@ impl Default for RecordsConfig {
             path: Some(PathBuf::from("records.db")),
             retention: Duration::from_secs(365 * 86_400),
             callbacks: false,
+            callbacks_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -47,6 +51,23 @@ pub(super) fn read_records(
         );
     }
     let callbacks = s.or(cx, "callbacks", d.callbacks);
+    let callbacks_retention: Duration = s.or(cx, "callbacks_retention", d.callbacks_retention);
+    if callbacks_retention < Duration::from_secs(3_600) {
+        cx.error(
+            s.span_of("callbacks_retention"),
+            &s.key_path("callbacks_retention"),
+            "must be at least one hour",
+            Some("e.g. callbacks_retention = \"7d\"".into()),
+        );
+    } else if callbacks_retention > retention {
+        cx.error(
+            s.span_of("callbacks_retention"),
+            &s.key_path("callbacks_retention"),
+            "longer than `retention`: a call-back goes with its call's row",
+            Some("make it at most `retention`, e.g. callbacks_retention = \"7d\"".into()),
+        );
+    }
     s.finish(cx);
-    Some(RecordsConfig { path: (!path.is_empty()).then(|| base.join(path)), retention, callbacks })
+    let path = (!path.is_empty()).then(|| base.join(path));
+    Some(RecordsConfig { path, retention, callbacks, callbacks_retention })
 }

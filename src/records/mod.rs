@@ -5,7 +5,11 @@
 //! them to a writer thread through a bounded channel ([`writer`]): a call never waits on the disk.
 //! A call's row is inserted when it is offered and updated as it progresses, so after a crash the
 //! rows left open are closed as `interrupted` with their last phase ([`close_interrupted`]).
-//! Nothing here ever sees a caller's number: callers are their pseudonym.
+//! Callers are their pseudonym. The one exception is opt-in (`[records] callbacks`): the runtime
+//! then hands the [`Recorder`] each caller's number when the call starts
+//! ([`Recorder::caller_number`]); it is forgotten when the call ends, unless the caller abandoned,
+//! when it becomes a [`Record::Callback`] row in the `callbacks` table for an operator to call
+//! back, purged after `callbacks_retention` ([`purge_callbacks`]).
 
 pub mod report;
 pub mod schema;
@@ -17,11 +21,12 @@ use std::path::Path;
 use rusqlite::{Connection, params};
 
 use crate::acd::b2bua::Report;
+use crate::acd::identity::CallerNumber;
 use crate::acd::{AgentState, Outcome, Output};
 use crate::sip::registrar::Presence;
 use crate::store::{self, StoreError};
 
-pub use writer::Records;
+pub use writer::{Records, Retention};
 
 /// One change to the records, stamped with UNIX milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,16 @@ pub enum Record {
         wait_ms: Option<i64>,
         /// Talk time.
         talk_ms: Option<i64>,
+    },
+    /// An abandoned call's caller, to be called back (`[records] callbacks` only). Comes before
+    /// the call's [`Record::CallFinished`], so that its row is still known to the writer.
+    Callback {
+        /// The call.
+        call: u64,
+        /// When the caller hung up.
+        at_ms: i64,
+        /// The number (its `Debug` is redacted).
+        number: CallerNumber,
     },
     /// An agent's login, logout, pause, resume.
     AgentEvent {
@@ -117,19 +132,38 @@ pub fn purge(conn: &Connection, before_ms: i64) -> Result<usize, StoreError> {
         "DELETE FROM call_events WHERE call IN (SELECT id FROM calls WHERE offered_ms < ?1)",
         params![before_ms],
     )?;
+    conn.execute(
+        "DELETE FROM callbacks WHERE call IN (SELECT id FROM calls WHERE offered_ms < ?1)",
+        params![before_ms],
+    )?;
     let n = conn.execute("DELETE FROM calls WHERE offered_ms < ?1", params![before_ms])?;
     conn.execute("DELETE FROM agent_events WHERE at_ms < ?1", params![before_ms])?;
     Ok(n)
 }
 
+/// Deletes the call-back numbers kept since before `before_ms` (all of them with `i64::MAX`, when
+/// `[records] callbacks` is off). Returns how many.
+pub fn purge_callbacks(conn: &Connection, before_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM callbacks WHERE at_ms < ?1", params![before_ms])?)
+}
+
 /// Turns switchboard reports into records: it remembers each agent's last state, so that a state
-/// change becomes the login, logout, pause or resume it means.
+/// change becomes the login, logout, pause or resume it means, and, when call-backs are kept, the
+/// number of each call in progress.
 #[derive(Debug, Default)]
 pub struct Recorder {
     agents: HashMap<String, AgentState>,
+    /// The callers of calls in progress (`[records] callbacks` only).
+    numbers: HashMap<u64, CallerNumber>,
 }
 
 impl Recorder {
+    /// `call`'s caller has `number`: kept until the call ends, and then only if they abandon
+    /// (`[records] callbacks`). Never given otherwise.
+    pub fn caller_number(&mut self, call: u64, number: CallerNumber) {
+        self.numbers.insert(call, number);
+    }
+
     /// The records `report` makes at `at_ms`.
     pub fn report(&mut self, at_ms: i64, report: &Report) -> Vec<Record> {
         let event = |call: u64, kind: &'static str, agent: Option<String>, detail| {
@@ -204,6 +238,10 @@ impl Recorder {
                 };
                 let kind = outcome.as_str();
                 let mut out = Vec::new();
+                let number = self.numbers.remove(&call.0);
+                if let (Outcome::Abandoned { .. }, Some(number)) = (outcome, number) {
+                    out.push(Record::Callback { call: call.0, at_ms, number });
+                }
                 if !matches!(outcome, Outcome::Answered { .. }) {
                     out.push(event(call.0, kind, None, reason.map(str::to_owned)));
                 }

@@ -1,8 +1,10 @@
 //! The call-records tables and their versioned migrations ([`crate::store::migrate`]). Storage
 //! layer.
 //!
-//! No column ever holds a caller's number, a SIP Call-ID or an IP address: a caller is their
-//! pseudonym (HMAC-SHA256 hex, `NULL` when withheld) and a call is a row number.
+//! No column ever holds a SIP Call-ID or an IP address, and none but `callbacks.number` a caller's
+//! number: a caller is their pseudonym (HMAC-SHA256 hex, `NULL` when withheld) and a call is a row
+//! number. `callbacks` (version 2) is written only when `[records] callbacks` is on, and only for
+//! abandoned calls from a known number; it is purged after `callbacks_retention`.
 
 /// The component name in `schema_versions`.
 pub const COMPONENT: &str = "records";
@@ -45,4 +47,13 @@ pub const STEPS: &[&str] = &[
          detail TEXT
      );
      CREATE INDEX agent_events_at ON agent_events (at_ms);",
+    // 2: the opt-in call-back list: the clear number (E.164) of an abandoned call, with its row.
+    "CREATE TABLE callbacks (
+         id INTEGER PRIMARY KEY,
+         call INTEGER NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+         at_ms INTEGER NOT NULL,
+         number TEXT NOT NULL
+     );
+     CREATE INDEX callbacks_at ON callbacks (at_ms);
+     CREATE INDEX callbacks_call ON callbacks (call);",
 ];

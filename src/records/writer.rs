@@ -7,8 +7,9 @@
 //! content and counted (`tongdai_records_write_failures_total`); the batch is lost, the next one
 //! is tried again, so writing resumes by itself once the disk is back. Meanwhile [`Health`] (read
 //! by `/readyz`) and `tongdai_records_writable` say the records are not being written, until a
-//! batch is written again. Once a day rows older than
-//! the retention are purged. When the core stops, the channel closes and the writer finishes the
+//! batch is written again. Every hour rows older than the retention are purged, and call-back
+//! numbers older than theirs (all of them, from the start, when call-backs are off: turning the
+//! option off forgets what it kept). When the core stops, the channel closes and the writer finishes the
 //! queue before its task ends, so a clean shutdown loses nothing.
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{Record, Recorder};
 use crate::acd::b2bua::Report;
+use crate::acd::identity::CallerNumber;
 use crate::metrics::{RECORDS_DROPPED, RECORDS_WRITABLE, RECORDS_WRITE_FAILURES};
 
 /// Records queued for the writer before new ones are dropped (minutes of a busy centre).
@@ -33,7 +35,29 @@ pub const QUEUE: usize = 8192;
 const BATCH: usize = 512;
 
 /// How often the retention purge runs.
-const PURGE_EVERY: Duration = Duration::from_secs(86_400);
+const PURGE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// How long records are kept (`[records] retention`, `callbacks`, `callbacks_retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Calls, their events and agent events.
+    pub calls: Duration,
+    /// Call-back numbers; `None`: none are kept (and any left from before are deleted).
+    pub callbacks: Option<Duration>,
+}
+
+impl From<Duration> for Retention {
+    /// Calls kept for `calls`, no call-backs.
+    fn from(calls: Duration) -> Retention {
+        Retention { calls, callbacks: None }
+    }
+}
+
+impl From<&crate::config::RecordsConfig> for Retention {
+    fn from(c: &crate::config::RecordsConfig) -> Retention {
+        Retention { calls: c.retention, callbacks: c.callbacks.then_some(c.callbacks_retention) }
+    }
+}
 
 /// Whether a database writer (this one, and the registrar's bindings writer) can write, shared
 /// with `/readyz`: failing from a failed write (or a file that cannot be opened) until the next
@@ -69,17 +93,18 @@ pub struct Records {
     tx: SyncSender<Record>,
     recorder: Recorder,
     health: Health,
+    callbacks: bool,
 }
 
 impl Records {
     /// Opens (creating it when missing) the database at `path`, closes what a crash left open,
-    /// and starts the writer on `tasks`, purging rows older than `retention` once a day. A
+    /// and starts the writer on `tasks`, purging rows older than `retention` every hour. A
     /// database that cannot be opened does not stop the daemon: calls go on, the failure is
     /// logged and counted, and the writer tries again (at most every second). `health` follows
     /// whether writes succeed.
     pub async fn open(
         path: &Path,
-        retention: Duration,
+        retention: impl Into<Retention>,
         health: Health,
         tasks: &TaskTracker,
     ) -> anyhow::Result<Records> {
@@ -87,7 +112,7 @@ impl Records {
         let conn = tokio::task::spawn_blocking(move || super::open(&at))
             .await
             .context("records start-up task")?;
-        let mut writer = Writer::new(None, retention, health);
+        let mut writer = Writer::new(None, retention.into(), health);
         writer.path = Some(path.to_path_buf());
         match conn {
             Ok(conn) => {
@@ -113,22 +138,37 @@ impl Records {
     /// A writer on `conn`, its loop handed to `spawn` (a thread or a tracked blocking task).
     pub fn start(
         conn: Connection,
-        retention: Duration,
+        retention: impl Into<Retention>,
         spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>),
     ) -> Records {
-        Records::spawn(Writer::new(Some(conn), retention, Health::default()), spawn)
+        Records::spawn(Writer::new(Some(conn), retention.into(), Health::default()), spawn)
     }
 
     fn spawn(writer: Writer, spawn: impl FnOnce(Box<dyn FnOnce() + Send + 'static>)) -> Records {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let health = writer.health.clone();
+        let callbacks = writer.retention.callbacks.is_some();
         spawn(Box::new(move || writer.run(rx)));
-        Records { tx, recorder: Recorder::default(), health }
+        Records { tx, recorder: Recorder::default(), health, callbacks }
     }
 
     /// Whether the writer can write now.
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// True when abandoned callers' numbers are kept (`[records] callbacks`): only then does the
+    /// runtime hand over numbers ([`Records::caller_number`]).
+    pub fn keeps_callbacks(&self) -> bool {
+        self.callbacks
+    }
+
+    /// `call`'s caller has `number`, kept for a call-back if they abandon; ignored unless
+    /// [`Records::keeps_callbacks`].
+    pub fn caller_number(&mut self, call: u64, number: CallerNumber) {
+        if self.callbacks {
+            self.recorder.caller_number(call, number);
+        }
     }
 
     /// Queues what `report` means for the records; never waits.
@@ -180,7 +220,7 @@ struct Writer {
     /// The database was opened (and what a crash left open was closed) in this run.
     opened: bool,
     next_open: Instant,
-    retention: Duration,
+    retention: Retention,
     /// This run's call numbers → their rows.
     rows: HashMap<u64, i64>,
     next_purge: Instant,
@@ -189,7 +229,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(conn: Option<Connection>, retention: Duration, health: Health) -> Writer {
+    fn new(conn: Option<Connection>, retention: Retention, health: Health) -> Writer {
         // The first purge waits a little: start-up is busy enough.
         let next_purge = Instant::now() + Duration::from_secs(60);
         let next_open = Instant::now();
@@ -242,6 +282,7 @@ impl Writer {
                 self.opened = true;
                 // Opening migrated the schema (and closed what a crash left open): it writes.
                 self.succeeded();
+                self.purge_callbacks();
             }
             Err(e) => {
                 tracing::error!(error = %e, "call records database still unusable");
@@ -251,6 +292,8 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<Record>) {
+        // Call-back numbers go at once when the option was turned off or their time is up.
+        self.purge_callbacks();
         loop {
             let mut wait = self.next_purge.saturating_duration_since(Instant::now());
             if self.conn.is_none() && self.path.is_some() {
@@ -296,7 +339,8 @@ impl Writer {
 
     fn purge(&mut self) {
         self.next_purge = Instant::now() + PURGE_EVERY;
-        let before = SystemTime::now().checked_sub(self.retention).unwrap_or(UNIX_EPOCH);
+        self.purge_callbacks();
+        let before = SystemTime::now().checked_sub(self.retention.calls).unwrap_or(UNIX_EPOCH);
         let Some(conn) = &self.conn else { return };
         match super::purge(conn, unix_ms(before)) {
             Ok(0) => {}
@@ -305,6 +349,22 @@ impl Writer {
                 counter!(RECORDS_WRITE_FAILURES).increment(1);
                 tracing::error!(error = %e, "purging call records failed");
                 self.failed(&e);
+            }
+        }
+    }
+
+    fn purge_callbacks(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        let before = match self.retention.callbacks {
+            Some(keep) => unix_ms(SystemTime::now().checked_sub(keep).unwrap_or(UNIX_EPOCH)),
+            None => i64::MAX,
+        };
+        match super::purge_callbacks(conn, before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(numbers = n, "call-back numbers past retention deleted"),
+            Err(e) => {
+                counter!(RECORDS_WRITE_FAILURES).increment(1);
+                tracing::error!(error = %e, "deleting call-back numbers failed");
             }
         }
     }
@@ -391,6 +451,14 @@ fn apply(
                      phase = COALESCE(?4, phase)
                  WHERE id = ?1",
                 params![row, outcome, at_ms, reason, agent, wait_ms, talk_ms],
+            )?;
+            Ok(true)
+        }
+        Record::Callback { call, at_ms, number } => {
+            let Some(row) = row_of(call) else { return Ok(false) };
+            tx.execute(
+                "INSERT INTO callbacks (call, at_ms, number) VALUES (?1, ?2, ?3)",
+                params![row, at_ms, number.expose()],
             )?;
             Ok(true)
         }

@@ -358,6 +358,13 @@ impl Core {
             report_metrics(&report);
             log_report(&report);
             if let Some(records) = &mut self.records {
+                // `[records] callbacks`: the number rides along until the call ends (see records).
+                if let Report::CallStarted { call, .. } = &report
+                    && records.keeps_callbacks()
+                    && let Some(number) = self.switchboard.caller_number(*call)
+                {
+                    records.caller_number(call.0, number.clone());
+                }
                 records.report(&report);
             }
         }
@@ -428,7 +435,12 @@ fn report_metrics(report: &Report) {
                 histogram!(m::QUEUE_WAIT, "outcome" => "overflowed").record(wait.as_secs_f64());
             }
         },
-        Report::Engine(_) | Report::Presence(_) | Report::CallStarted { .. } => {}
+        Report::CallStarted { province, .. } => {
+            // Only the 19 names of `acd::province` (a `&'static str` from its table) or unknown.
+            let province = province.unwrap_or(crate::acd::province::UNKNOWN);
+            counter!(m::CALLS_OFFERED_BY_PROVINCE, "province" => province).increment(1)
+        }
+        Report::Engine(_) | Report::Presence(_) => {}
         Report::Offered => counter!(m::CALLS_OFFERED).increment(1),
         Report::FeatureCode { code, .. } => {
             counter!(m::FEATURE_CODES, "code" => *code).increment(1)

@@ -99,10 +99,7 @@ impl Daemon {
         let records = match &config.records.path {
             Some(path) => {
                 let health = shared.ready.records.clone();
-                Some(
-                    crate::records::Records::open(path, config.records.retention, health, &tasks)
-                        .await?,
-                )
+                Some(crate::records::Records::open(path, &config.records, health, &tasks).await?)
             }
             None => None,
         };

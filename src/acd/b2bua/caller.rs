@@ -18,6 +18,7 @@ pub(super) struct CallPolicy {
     /// The trunk's addresses: our RFC 3325 trust domain (empty: nobody is trusted).
     pub(super) trunk_allow: Vec<IpNet>,
     pub(super) key: PseudonymKey,
+    pub(super) provinces: crate::acd::province::ProvinceMap,
 }
 
 impl CallPolicy {
@@ -29,6 +30,7 @@ impl CallPolicy {
             privacy: config.privacy.clone(),
             trunk_allow: config.trunk.allow.clone(),
             key,
+            provinces: config.provinces.clone(),
         }
     }
 
@@ -42,6 +44,13 @@ impl CallPolicy {
         let from_trunk = self.trunk_allow.iter().any(|net| net.contains(&flow.remote.ip()));
         let trusted = from_trunk && self.privacy.trust_asserted_identity;
         CallerIdentity::of_invite(request, trusted, &self.key)
+    }
+
+    /// The province of a trunk INVITE ([`crate::acd::province`]); a carrier header counts only
+    /// from the trunk.
+    fn province(&self, request: &Request, flow: Flow, id: &CallerIdentity) -> Option<&'static str> {
+        let from_trunk = self.trunk_allow.iter().any(|net| net.contains(&flow.remote.ip()));
+        self.provinces.of_invite(request, from_trunk, id.number()).map(|p| p.as_str())
     }
 
     /// The From of an INVITE to an agent: the configured display and, when policy allows, the
@@ -72,6 +81,12 @@ impl Switchboard {
         self.calls.get(&call)?.identity.pseudonym()
     }
 
+    /// The number of `call`'s caller, for the opt-in call-back list (`[records] callbacks`) alone;
+    /// `None` when withheld. Never log it.
+    pub fn caller_number(&self, call: CallId) -> Option<&crate::acd::identity::CallerNumber> {
+        self.calls.get(&call)?.identity.number()
+    }
+
     pub(super) fn incoming_call(
         &mut self,
         now: Instant,
@@ -85,6 +100,8 @@ impl Switchboard {
             return self.feature_invite(now, txn, request, flow, sip, media);
         }
         let identity = self.policy.identify(request, flow);
+        let province = self.policy.province(request, flow, &identity);
+        let identity = (identity, province);
         // A call another centre overflowed to us is never overflowed back (overflow.rs).
         let may_overflow = !self.looped(request);
         let overflows = self.engine.overflows_on_arrival(may_overflow);
@@ -166,7 +183,7 @@ impl Switchboard {
         now: Instant,
         txn: TxnId,
         request: &Request,
-        identity: CallerIdentity,
+        identity: (CallerIdentity, Option<&'static str>),
         may_overflow: bool,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
@@ -217,7 +234,7 @@ impl Switchboard {
         format: LegFormat,
         caller_sdp: LegSdp,
         awaiting_answer: bool,
-        identity: CallerIdentity,
+        (identity, province): (CallerIdentity, Option<&'static str>),
         may_overflow: bool,
     ) {
         self.by_trunk_txn.insert(txn, call);
@@ -228,14 +245,9 @@ impl Switchboard {
             }
             Answered::Early(body) => (None, Some(body)),
         };
-        let province = identity.province().map(str::to_string);
         let pseudonym = identity.pseudonym().map(|p| p.to_hex());
-        let started = Report::CallStarted {
-            call,
-            pseudonym,
-            province: identity.province(),
-            lane: Lane::Normal,
-        };
+        let started = Report::CallStarted { call, pseudonym, province, lane: Lane::Normal };
+        let province = province.map(str::to_string);
         self.calls.insert(
             call,
             Call {
