@@ -315,6 +315,18 @@ fn the_trunks_asserted_identity_gives_province_and_pseudonym_never_the_number() 
 }
 
 #[test]
+fn the_agent_sees_the_province_the_call_was_attributed_to_not_just_the_area_code() {
+    // A mobile caller tells no province; the trunk's carrier header does.
+    let mut rig = Rig::new(&[("dialled = {}\n", "dialled = {}\nheader = \"X-Province\"\n")]);
+    rig.register_op1();
+    rig.trunk_invite("prov", "0901234567", "X-Province: Dong Thap\r\n");
+    rig.final_to(TRUNK, 200);
+    let from = from_of(&rig.agent_invite());
+    assert!(from.starts_with("\"111 · Đồng Tháp · #"), "{from}");
+    assert_eq!(rig.sb.engine().province(CallId(1)), Some("Đồng Tháp"));
+}
+
+#[test]
 fn without_trust_the_number_comes_from_from_and_policy_may_show_it() {
     let mut rig = Rig::new(&[
         ("trust_asserted_identity = true", "trust_asserted_identity = false"),

@@ -241,16 +241,21 @@ impl CallerIdentity {
         self.number().and_then(CallerNumber::province)
     }
 
-    /// The display name for the agent's INVITE: `template` with `{province}` (the number's
-    /// province, else `region`) and `{caller}` (`#` and the short pseudonym, else `anonymous`).
-    pub fn agent_display(&self, template: &str, region: &str, anonymous: &str) -> String {
+    /// The display name for the agent's INVITE: `template` with `{province}` (the call's
+    /// province as attributed, else `region`) and `{caller}` (`#` and the short pseudonym, else
+    /// `anonymous`).
+    pub fn agent_display(
+        &self,
+        template: &str,
+        province: Option<&str>,
+        region: &str,
+        anonymous: &str,
+    ) -> String {
         let caller = match self.pseudonym() {
             Some(p) => p.to_string(),
             None => anonymous.to_string(),
         };
-        template
-            .replace("{province}", self.province().unwrap_or(region))
-            .replace("{caller}", &caller)
+        template.replace("{province}", province.unwrap_or(region)).replace("{caller}", &caller)
     }
 }
 

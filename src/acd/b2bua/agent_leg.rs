@@ -131,7 +131,7 @@ impl Switchboard {
         // only where `[privacy] show_number_to_agents` allows it.
         let host = via_host(flow.local);
         let from = match self.calls.get(&call) {
-            Some(c) => self.policy.agent_from(&c.identity, &host),
+            Some(c) => self.policy.agent_from(&c.identity, self.engine.province(call), &host),
             None => format!("\"111\" <sip:111@{host}>"),
         };
         self.next_leg += 1;

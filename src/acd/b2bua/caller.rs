@@ -55,9 +55,16 @@ impl CallPolicy {
 
     /// The From of an INVITE to an agent: the configured display and, when policy allows, the
     /// caller's number as the user part (else the hotline's `111`).
-    pub(super) fn agent_from(&self, identity: &CallerIdentity, host: &str) -> String {
+    /// `province` is the call's, as attributed on arrival (the same the records keep).
+    pub(super) fn agent_from(
+        &self,
+        identity: &CallerIdentity,
+        province: Option<&str>,
+        host: &str,
+    ) -> String {
         let p = &self.privacy;
-        let display = identity.agent_display(&p.agent_display, &p.region, &p.anonymous_label);
+        let display =
+            identity.agent_display(&p.agent_display, province, &p.region, &p.anonymous_label);
         // RFC 3261 §25.1 quoted-string: `"` and `\` are escaped.
         let display = display.replace('\\', "\\\\").replace('"', "\\\"");
         let user = match identity.number() {
