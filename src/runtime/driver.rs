@@ -214,6 +214,10 @@ impl Core {
                 .active_calls
                 .store(self.switchboard.calls(), std::sync::atomic::Ordering::Release);
         }
+        // Stopped (the grace period is over, or the daemon is shutting down): hang up what is
+        // left rather than leave phones holding dead calls.
+        self.switchboard.hang_up_all(now(), &mut self.endpoint, &mut self.media);
+        self.drain();
     }
 
     /// Applies the schedule when it is due and plans the next check: the next shift change, or

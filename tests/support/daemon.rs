@@ -118,6 +118,20 @@ impl TestDaemon {
     }
 }
 
+impl TestDaemon {
+    /// Starts the SIGTERM sequence (drain, grace period, stop) on a thread of its own, returned
+    /// so the test can wait for the daemon's end; SIP and HTTP answer until the stop.
+    pub fn drain_in_background(mut self) -> std::thread::JoinHandle<()> {
+        let (rt, d) = (self.runtime.take(), self.daemon.take());
+        std::thread::spawn(move || {
+            if let (Some(rt), Some(d)) = (rt, d) {
+                rt.block_on(d.drain());
+                rt.shutdown_timeout(Duration::from_secs(2));
+            }
+        })
+    }
+}
+
 impl Drop for TestDaemon {
     fn drop(&mut self) {
         if let (Some(rt), Some(d)) = (self.runtime.take(), self.daemon.take()) {

@@ -506,6 +506,40 @@ impl Switchboard {
         }
     }
 
+    /// Shutdown once the drain's grace period is over: every leg still up gets its BYE, every
+    /// agent INVITE still ringing its CANCEL and an unanswered trunk INVITE its 503, so that no
+    /// phone keeps a dead call. The engine is not told: the records close these calls as
+    /// `interrupted` at the next start.
+    pub fn hang_up_all(&mut self, now: Instant, sip: &mut Endpoint, media: &mut dyn MediaControl) {
+        let calls: Vec<CallId> = self.calls.keys().copied().collect();
+        for call in calls {
+            self.overflow_abort(now, call, sip);
+            let Some(c) = self.calls.remove(&call) else { continue };
+            for leg in c.agents {
+                match leg.dialog {
+                    Some(d) => {
+                        sip.bye(now, &d);
+                    }
+                    None => sip.cancel(now, leg.txn),
+                }
+            }
+            if let Some(n) = c.national {
+                sip.bye(now, &n.dialog);
+            }
+            match c.trunk_dialog {
+                Some(d) => {
+                    sip.bye(now, &d);
+                }
+                None => sip.reject(now, c.trunk_txn, 503, &[]),
+            }
+            media.close(call);
+        }
+        self.by_dialog.clear();
+        self.by_trunk_txn.clear();
+        self.by_agent_txn.clear();
+        self.prompt_ends.clear();
+    }
+
     fn finish(
         &mut self,
         now: Instant,
