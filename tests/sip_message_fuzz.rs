@@ -30,3 +30,8 @@ fn sip_parse_corpus() {
 fn sip_framer_corpus() {
     assert!(replay("sip_framer", checks::stream) >= 66);
 }
+
+#[test]
+fn sdp_corpus() {
+    assert!(replay("sdp", checks::sdp) >= 10);
+}

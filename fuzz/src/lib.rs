@@ -113,3 +113,25 @@ pub fn stream(data: &[u8]) {
         }
     }
 }
+
+/// An SDP body (RFC 4566) through the parser, the offer/answer code (RFC 3264) and the printer: no
+/// panic; a description that parses prints to text that parses to the same description, and an
+/// answer to it is itself a description we read back as an answer.
+pub fn sdp(data: &[u8]) {
+    use tongdai::media::g711::Codec;
+    use tongdai::sip::sdp::{SessionDescription, answer, negotiate_answer};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(offer) = SessionDescription::parse(text) else { return };
+    let _ = offer.is_hold();
+    let printed = offer.to_string();
+    let again = SessionDescription::parse(&printed).expect("printed SDP must parse");
+    assert_eq!(again, offer, "parse(print(sdp)) != sdp");
+    let addr = std::net::IpAddr::from([127, 0, 0, 1]);
+    if let Ok(ours) = answer(&offer, &[Codec::Pcmu, Codec::Pcma], addr, 40_000) {
+        let text = ours.sdp.to_string();
+        let back = SessionDescription::parse(&text).expect("our answer must parse");
+        let heard = negotiate_answer(&back).expect("our answer must be usable");
+        assert_eq!(heard.codec, ours.audio.codec, "our answer names another codec");
+    }
+    let _ = negotiate_answer(&offer);
+}
