@@ -14,7 +14,7 @@ use support::rig::{Rig, trunk_offer, trunk_request};
 use tongdai::acd::b2bua::Report;
 use tongdai::acd::{Outcome, Output, OverflowReason};
 use tongdai::sip::auth::{ClientAnswer, authorization, preferred_challenge};
-use tongdai::sip::message::{Method, Request};
+use tongdai::sip::message::{Message, Method, Request};
 
 const A: &str = "127.0.0.1:5090";
 const B: &str = "127.0.0.1:5091";
@@ -53,16 +53,23 @@ fn header(r: &Request, name: &str) -> Option<String> {
     r.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-/// The requests sent to `to` with `method` since the last look (retransmissions folded).
+/// The requests sent to `to` with `method` since the last look (retransmissions folded); the
+/// other messages stay for later looks.
 fn sent_to(rig: &mut Rig, to: &str, method: Method) -> Vec<Request> {
     let to = addr(to);
+    let (mine, rest): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut rig.sent).into_iter().partition(|(f, m)| {
+            f.remote == to && matches!(m, Message::Request(r) if r.method == method)
+        });
+    rig.sent = rest;
     let mut out: Vec<Request> = Vec::new();
-    for (flow, r) in rig.requests() {
+    for (_, m) in mine {
+        let Message::Request(r) = m else { continue };
         let copy = out.iter().any(|o| {
             o.headers.call_id() == r.headers.call_id()
                 && o.headers.cseq().ok() == r.headers.cseq().ok()
         });
-        if flow.remote == to && r.method == method && !copy {
+        if !copy {
             out.push(r);
         }
     }
@@ -109,13 +116,13 @@ fn attempts(rig: &Rig) -> Vec<(String, &'static str)> {
 /// Answers every OPTIONS probe sent so far with 200 (targets stay up).
 fn answer_probes(rig: &mut Rig) {
     // The probes leave the sent list; everything else stays for the test to look at.
-    let (probes, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut rig.sent).into_iter().partition(
-        |(_, m)| matches!(m, tongdai::sip::message::Message::Request(r) if r.method == Method::Options),
-    );
+    let (probes, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut rig.sent)
+        .into_iter()
+        .partition(|(_, m)| matches!(m, Message::Request(r) if r.method == Method::Options));
     rig.sent = rest;
     let probes = probes.into_iter().filter_map(|(f, m)| match m {
-        tongdai::sip::message::Message::Request(r) => Some((f.remote, r)),
-        tongdai::sip::message::Message::Response(_) => None,
+        Message::Request(r) => Some((f.remote, r)),
+        Message::Response(_) => None,
     });
     for (from, r) in probes {
         rig.receive(from, &reply(&r, 200, "", ""));
@@ -200,6 +207,28 @@ fn a_failing_target_hands_over_to_the_next_which_challenges_once() {
     assert_eq!(results, ["failed", "challenged", "failed"]);
     assert!(outcomes(&rig).is_empty(), "the caller is back in the queue, not dropped");
     assert_eq!(rig.sb.engine().waiting(), 1);
+}
+
+#[test]
+fn a_target_that_rings_too_long_is_cancelled_and_the_next_one_tried() {
+    let mut rig = rig(&[], "");
+    answer_probes(&mut rig);
+    rig.call_trunk();
+    rig.advance(3 * S);
+    let first = sent_to(&mut rig, A, Method::Invite).remove(0);
+    rig.receive(addr(A), &reply(&first, 180, "", ""));
+    // answer_timeout (30 s after the INVITE, which left when the 2 s prompt ended): the ringing
+    // target gets CANCEL, the next one the INVITE.
+    rig.advance(28 * S);
+    answer_probes(&mut rig);
+    assert!(sent_to(&mut rig, B, Method::Invite).is_empty(), "{:?}", attempts(&rig));
+    rig.advance(3 * S);
+    answer_probes(&mut rig);
+    let cancels = sent_to(&mut rig, A, Method::Cancel);
+    assert_eq!(cancels.len(), 1, "the ringing target is cancelled");
+    assert_eq!(cancels[0].headers.call_id().unwrap(), first.headers.call_id().unwrap());
+    assert_eq!(sent_to(&mut rig, B, Method::Invite).len(), 1, "the next target is tried");
+    assert_eq!(attempts(&rig).first(), Some(&("national-a".to_string(), "timeout")));
 }
 
 #[test]
