@@ -137,6 +137,31 @@ fn secret_files_are_read_relative_to_the_config() {
 }
 
 #[test]
+fn a_secret_file_other_users_can_read_is_warned_about_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tongdai-cfg-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("op1.secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let text = default_with("password = \"op1-test-password\"", "password_file = \"op1.secret\"");
+    std::fs::write(dir.join("t.toml"), &text).unwrap();
+    let warnings = |mode: u32| {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (_, diagnostics) = Config::load(&dir.join("t.toml")).unwrap();
+        diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>()
+    };
+    let loose = warnings(0o644);
+    assert!(
+        loose.iter().any(|w| w.contains("`agents[0].password_file`")
+            && w.contains("readable by other users (mode 0644)")
+            && w.contains("chmod 600")),
+        "{loose:?}"
+    );
+    assert!(warnings(0o600).iter().all(|w| !w.contains("readable by other users")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn empty_allow_list_on_a_public_address_is_refused() {
     let text = default_with("listen = [\"127.0.0.1:5060\"]", "listen = [\"0.0.0.0:5060\"]")
         .replace("allow = [\"127.0.0.0/8\", \"::1/128\"]", "allow = []");

@@ -14,6 +14,7 @@ mod read;
 mod records;
 mod registrar;
 mod schedule;
+mod secret;
 mod service_level;
 
 use std::collections::HashMap;
@@ -724,30 +725,10 @@ fn read_credential(
                 return Some(Credential::Password(Secret(p)));
             }
             if let Some(path) = password_file {
-                let full = base.join(&path);
-                return match std::fs::read_to_string(&full) {
-                    Ok(text) if !text.trim().is_empty() => Some(Credential::Password(Secret(
-                        text.trim_end_matches(['\r', '\n']).to_string(),
-                    ))),
-                    Ok(_) => {
-                        cx.error(
-                            s.span_of("password_file"),
-                            &s.key_path("password_file"),
-                            format!("secret file `{}` is empty", full.display()),
-                            None,
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        cx.error(
-                            s.span_of("password_file"),
-                            &s.key_path("password_file"),
-                            format!("cannot read secret file `{}`: {e}", full.display()),
-                            Some("relative paths start at the config file's folder; the daemon's user must be able to read it".into()),
-                        );
-                        None
-                    }
-                };
+                let key = s.key_path("password_file");
+                let span = s.span_of("password_file");
+                return secret::read_secret_file(cx, span, &key, &base.join(&path))
+                    .map(Credential::Password);
             }
             Some(Credential::Ha1 { md5, sha256 })
         }
@@ -930,6 +911,10 @@ fn check_prompts(cx: &mut Diagnostics<'_>, s: &Section<'_, '_>, dir: &Path) {
 fn read_http(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>, base: &Path) -> Option<HttpConfig> {
     let listen = s.or(cx, "listen", SocketAddr::from(([127, 0, 0, 1], 9111)));
     let token_file: Option<PathBuf> = s.opt(cx, "token_file");
+    if let Some(path) = &token_file {
+        let key = s.key_path("token_file");
+        secret::warn_if_exposed(cx, s.span_of("token_file"), &key, &base.join(path));
+    }
     s.finish(cx);
     Some(HttpConfig { listen, token_file: token_file.map(|p| base.join(p)) })
 }

@@ -192,21 +192,8 @@ pub(super) fn read_password(
     match (password, password_file) {
         (Some(p), None) => Some(Secret::new(p)),
         (None, Some(path)) => {
-            let full = base.join(path);
-            match std::fs::read_to_string(&full) {
-                Ok(text) if !text.trim().is_empty() => {
-                    Some(Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
-                }
-                _ => {
-                    cx.error(
-                        s.span_of("password_file"),
-                        &s.key_path("password_file"),
-                        format!("cannot read a password from `{}`", full.display()),
-                        Some("relative paths start at the config file's folder".into()),
-                    );
-                    None
-                }
-            }
+            let key = s.key_path("password_file");
+            super::secret::read_secret_file(cx, s.span_of("password_file"), &key, &base.join(path))
         }
         _ => {
             cx.error(
