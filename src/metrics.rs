@@ -262,4 +262,50 @@ fn describe() {
     for province in provinces.chain([crate::acd::province::UNKNOWN]) {
         counter!(CALLS_OFFERED_BY_PROVINCE, "province" => province).increment(0);
     }
+    describe_limits();
+}
+
+/// Counter of SIP messages dropped by the per-source rate limit; label `transport` = `udp` | `tcp`.
+pub const RATE_LIMITED: &str = "tongdai_rate_limited_total";
+/// Counter of rate bans started (one stable log line each, target `tongdai::limits`).
+pub const RATE_BANS: &str = "tongdai_rate_bans_total";
+/// Gauge of sources banned by the rate limit.
+pub const RATE_BANS_ACTIVE: &str = "tongdai_rate_bans_active";
+/// Gauge of open SIP TCP connections.
+pub const SIP_TCP_CONNECTIONS: &str = "tongdai_sip_tcp_connections";
+/// Counter of SIP TCP connections refused at accept; label `reason` = `max_connections` |
+/// `rate_banned`.
+pub const SIP_TCP_REFUSED: &str = "tongdai_sip_tcp_refused_total";
+/// Gauge of calls in progress, in any phase (prompt, queue, ringing, bridged, half-open).
+pub const CALLS_ACTIVE: &str = "tongdai_calls_active";
+/// Gauge of SIP dialogs alive in the endpoint.
+pub const SIP_DIALOGS: &str = "tongdai_sip_dialogs";
+
+fn describe_limits() {
+    describe_counter!(
+        RATE_LIMITED,
+        Unit::Count,
+        "SIP messages dropped by the per-source rate limit."
+    );
+    for transport in ["udp", "tcp"] {
+        counter!(RATE_LIMITED, "transport" => transport).increment(0);
+    }
+    describe_counter!(RATE_BANS, Unit::Count, "Sources banned for exceeding the rate limit.");
+    counter!(RATE_BANS).increment(0);
+    describe_gauge!(RATE_BANS_ACTIVE, "Sources banned by the rate limit now.");
+    gauge!(RATE_BANS_ACTIVE).set(0.0);
+    describe_gauge!(SIP_TCP_CONNECTIONS, "Open SIP TCP connections.");
+    gauge!(SIP_TCP_CONNECTIONS).set(0.0);
+    describe_counter!(
+        SIP_TCP_REFUSED,
+        Unit::Count,
+        "SIP TCP connections refused at accept, by reason."
+    );
+    for reason in ["max_connections", "rate_banned"] {
+        counter!(SIP_TCP_REFUSED, "reason" => reason).increment(0);
+    }
+    describe_gauge!(CALLS_ACTIVE, "Calls in progress, in any phase.");
+    gauge!(CALLS_ACTIVE).set(0.0);
+    describe_gauge!(SIP_DIALOGS, "SIP dialogs alive.");
+    gauge!(SIP_DIALOGS).set(0.0);
 }

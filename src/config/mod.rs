@@ -6,6 +6,7 @@
 //! Later subsystems add their own section: a `read_*` function here and a struct in their own module.
 
 mod diag;
+mod limits;
 mod overflow;
 mod privacy;
 mod provinces;
@@ -91,6 +92,8 @@ pub struct Config {
     pub service_level: ServiceLevelConfig,
     /// How calls are attributed to provinces (`[provinces]`).
     pub provinces: crate::acd::province::ProvinceMap,
+    /// Per-source rate limiting of SIP traffic (`[limits]`).
+    pub limits: crate::sip::ratelimit::RateLimitConfig,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -385,6 +388,7 @@ impl Config {
         // Today's live service level keeps one pair of thresholds for the whole run.
         note("service_level", self.service_level != old.service_level, true);
         note("provinces", self.provinces != old.provinces, false);
+        note("limits", self.limits != old.limits, false);
         out
     }
 }
@@ -463,6 +467,9 @@ fn read_config(
     let service_level = service_level::read_service_level(cx, section);
     let section = root.table(cx, "provinces");
     let provinces = provinces::read_provinces(cx, section, trunk.as_ref());
+    let section = root.table(cx, "limits");
+    let never_limited = registrar.as_ref().map(|r| r.bans.allow.clone()).unwrap_or_default();
+    let limits = limits::read_limits(cx, section, &never_limited);
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -485,6 +492,7 @@ fn read_config(
         overflow: overflow?,
         service_level: service_level?,
         provinces: provinces?,
+        limits: limits?,
     })
 }
 

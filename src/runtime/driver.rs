@@ -392,6 +392,8 @@ impl Core {
         gauge!(crate::metrics::REGISTRATIONS)
             .set(self.switchboard.registrar().binding_count() as f64);
         gauge!(crate::metrics::AUTH_BANS_ACTIVE).set(self.switchboard.active_bans(now()) as f64);
+        gauge!(crate::metrics::CALLS_ACTIVE).set(self.switchboard.calls() as f64);
+        gauge!(crate::metrics::SIP_DIALOGS).set(self.endpoint.dialog_count() as f64);
         if let Some(up) = self.switchboard.trunk_registration_up(now()) {
             gauge!(crate::metrics::TRUNK_REGISTRATION_UP).set(f64::from(u8::from(up)));
         }

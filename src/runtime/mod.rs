@@ -9,6 +9,7 @@ pub mod admin;
 pub mod driver;
 mod http;
 pub mod lifecycle;
+mod limits;
 mod media;
 pub mod notify;
 pub mod pseudonym_key;
@@ -42,6 +43,8 @@ pub struct Shared {
     metrics: PrometheusHandle,
     /// What `/readyz` checks besides draining.
     ready: http::Readiness,
+    /// The per-source rate limit of the SIP socket tasks.
+    limits: limits::Limits,
 }
 
 impl Shared {
@@ -85,6 +88,7 @@ impl Daemon {
             active_calls: AtomicUsize::new(0),
             metrics: crate::metrics::install(),
             ready: http::Readiness::new(&config),
+            limits: limits::Limits::new(config.limits.clone()),
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -112,7 +116,8 @@ impl Daemon {
                 let socket = Arc::new(socket);
                 sip_udp.push(socket.local_addr()?);
                 udp_sockets.push(socket.clone());
-                tasks.spawn(sip_udp::serve(socket, core_tx.clone(), stop.clone()));
+                let limits = shared.limits.clone();
+                tasks.spawn(sip_udp::serve(socket, core_tx.clone(), limits, stop.clone()));
             }
             if config.sip.tcp {
                 // With port 0, TCP takes the port UDP got, so one address serves both transports.
@@ -120,7 +125,8 @@ impl Daemon {
                 let listener =
                     bind_tcp(want, *addr).await.with_context(|| format!("SIP TCP {addr}"))?;
                 sip_tcp.push(listener.local_addr()?);
-                tasks.spawn(sip_tcp::serve(listener, core_tx.clone(), stop.clone(), tasks.clone()));
+                let (limits, stop) = (shared.limits.clone(), stop.clone());
+                tasks.spawn(sip_tcp::serve(listener, core_tx.clone(), limits, stop, tasks.clone()));
             }
         }
         let mut core = driver::Core::new(shared.clone(), udp_sockets, prompts);
@@ -132,6 +138,7 @@ impl Daemon {
         }
         tasks.spawn(core.run(core_rx, stop.clone()));
         tasks.spawn(media::metrics_upkeep(shared.metrics.clone(), stop.clone()));
+        tasks.spawn(shared.limits.clone().upkeep(stop.clone()));
         let listener = TcpListener::bind(config.http.listen)
             .await
             .with_context(|| format!("HTTP {}", config.http.listen))?;
@@ -168,6 +175,7 @@ impl Daemon {
         for change in changes.iter().filter(|c| c.needs_restart) {
             tracing::warn!(section = change.section, "changed; takes effect after a restart");
         }
+        self.shared.limits.reload(new.limits.clone());
         self.shared.config.send_replace(Arc::new(new));
         counter!(crate::metrics::CONFIG_RELOADS, "result" => "applied").increment(1);
         changes

@@ -9,6 +9,9 @@
 //! response expires (a later 2xx re-pins or, with no live binding, unpins), and a 2xx to an INVITE
 //! in either direction pins it until a BYE for that Call-ID passes either way (at most 12 hours,
 //! in case the BYE took another path). See [`Pins`].
+//!
+//! Caps: at most [`MAX_CONNECTIONS`] connections (more are refused at accept and counted); a source
+//! over its rate limit ([`Limits`]) has its connection closed and new ones refused while banned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::driver::CoreInput;
+use super::limits::Limits;
+use crate::metrics::{SIP_TCP_CONNECTIONS, SIP_TCP_REFUSED};
 use crate::sip::message::{Frame, Message, Method, StreamFramer, parse_datagram};
 use crate::sip::transport::{Flow, Transport};
 
@@ -47,6 +52,7 @@ const WRITE_QUEUE: usize = 256;
 pub async fn serve(
     listener: TcpListener,
     core: mpsc::Sender<CoreInput>,
+    limits: Limits,
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -60,16 +66,24 @@ pub async fn serve(
             Ok((stream, remote)) => {
                 if open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
                     tracing::warn!(%remote, "SIP TCP connection refused: too many connections");
+                    metrics::counter!(SIP_TCP_REFUSED, "reason" => "max_connections").increment(1);
+                    continue;
+                }
+                if limits.is_banned(remote.ip()) {
+                    tracing::debug!(%remote, "SIP TCP connection refused: source rate-banned");
+                    metrics::counter!(SIP_TCP_REFUSED, "reason" => "rate_banned").increment(1);
                     continue;
                 }
                 let Ok(local) = stream.local_addr() else { continue };
                 let flow = Flow { transport: Transport::Tcp, local, remote };
-                open.fetch_add(1, Ordering::AcqRel);
+                let now_open = open.fetch_add(1, Ordering::AcqRel) + 1;
+                metrics::gauge!(SIP_TCP_CONNECTIONS).set(now_open as f64);
                 let open = open.clone();
-                let (core, stop) = (core.clone(), stop.clone());
+                let (core, stop, limits) = (core.clone(), stop.clone(), limits.clone());
                 tasks.spawn(async move {
-                    connection(stream, flow, core, stop, IDLE_TIMEOUT).await;
-                    open.fetch_sub(1, Ordering::AcqRel);
+                    connection(stream, flow, core, &limits, stop, IDLE_TIMEOUT).await;
+                    let now_open = open.fetch_sub(1, Ordering::AcqRel) - 1;
+                    metrics::gauge!(SIP_TCP_CONNECTIONS).set(now_open as f64);
                 });
             }
             Err(e) => {
@@ -84,6 +98,7 @@ async fn connection(
     stream: TcpStream,
     flow: Flow,
     core: mpsc::Sender<CoreInput>,
+    limits: &Limits,
     stop: CancellationToken,
     idle_timeout: Duration,
 ) {
@@ -116,6 +131,11 @@ async fn connection(
                 let mut failed = false;
                 loop {
                     match framer.pop() {
+                        Ok(Some(_)) if !limits.admit(flow.remote.ip(), "tcp") => {
+                            tracing::debug!(%flow, "SIP TCP source over its rate limit; closing");
+                            failed = true;
+                            break;
+                        }
                         Ok(Some(frame)) => {
                             pins.incoming(&frame, tokio::time::Instant::now());
                             if core.send(CoreInput::Frame(flow, Box::new(frame))).await.is_err() { return; }
@@ -329,7 +349,11 @@ mod tests {
                 remote: server.peer_addr().unwrap(),
             };
             let (core_tx, mut core_rx) = mpsc::channel(16);
-            let task = tokio::spawn(connection(server, flow, core_tx, stop.clone(), idle));
+            let limits = Limits::new(Default::default());
+            let stop = stop.clone();
+            let task = tokio::spawn(async move {
+                connection(server, flow, core_tx, &limits, stop, idle).await
+            });
             let Some(CoreInput::Connected(_, tx)) = core_rx.recv().await else { panic!() };
             if pinned {
                 tx.send(response("200 OK", "INVITE", "c1", "")).await.unwrap();

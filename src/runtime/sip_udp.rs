@@ -2,7 +2,8 @@
 //! by the core itself with `try_send_to` (UDP sends do not block; a full buffer drops the datagram,
 //! which SIP's retransmissions cover). Datagrams larger than [`MAX_UDP_MESSAGE`] are dropped here,
 //! counted under `tongdai_sip_invalid_messages_total{reason="too_large"}`, and never answered.
-//! Runtime layer.
+//! Datagrams from a source over its rate limit ([`Limits`]) are dropped here, before they cost
+//! the core anything. Runtime layer.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::CoreInput;
+use super::limits::Limits;
 use crate::metrics::SIP_INVALID;
 use crate::sip::transport::{Flow, Transport};
 
@@ -31,7 +33,12 @@ const RECEIVE_BUFFER: usize = 65_535;
 pub const TOO_LARGE: &str = "too_large";
 
 /// Receives datagrams on `socket` until `stop` is cancelled.
-pub async fn serve(socket: Arc<UdpSocket>, core: mpsc::Sender<CoreInput>, stop: CancellationToken) {
+pub async fn serve(
+    socket: Arc<UdpSocket>,
+    core: mpsc::Sender<CoreInput>,
+    limits: Limits,
+    stop: CancellationToken,
+) {
     let Ok(local) = socket.local_addr() else { return };
     let mut buf = vec![0u8; RECEIVE_BUFFER];
     loop {
@@ -40,6 +47,7 @@ pub async fn serve(socket: Arc<UdpSocket>, core: mpsc::Sender<CoreInput>, stop: 
             r = socket.recv_from(&mut buf) => r,
         };
         match received {
+            Ok((_, remote)) if !limits.admit(remote.ip(), "udp") => {}
             Ok((len, remote)) if len > MAX_UDP_MESSAGE => {
                 // No reply: a response to a forged source would make us an amplifier.
                 tracing::debug!(%remote, len, "oversized SIP UDP datagram dropped");

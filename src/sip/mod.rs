@@ -8,6 +8,7 @@ pub mod dialog;
 pub mod endpoint;
 pub mod keepalive;
 pub mod message;
+pub mod ratelimit;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;
