@@ -5,6 +5,7 @@ pub mod agent;
 pub mod callers;
 pub mod config_text;
 pub mod daemon;
+pub mod mutate;
 pub mod process;
 pub mod prompts;
 pub mod rig;
