@@ -25,7 +25,8 @@ fn options(n: usize, via: SocketAddr) -> Vec<u8> {
 }
 
 /// Sends `count` OPTIONS from `source`, twenty at a time (each group once the last one's answers
-/// came, or after 200 ms without them, so no socket buffer ever overflows), and counts the 200s.
+/// came, or after 200 ms without them, so no socket buffer ever overflows), and counts the 200s
+/// (waiting up to 2 s for the last ones).
 fn flood(d: &DaemonProcess, source: &str, count: usize) -> usize {
     let socket = UdpSocket::bind((source.parse::<IpAddr>().unwrap(), 0)).unwrap();
     let me = socket.local_addr().unwrap();
@@ -38,7 +39,9 @@ fn flood(d: &DaemonProcess, source: &str, count: usize) -> usize {
             socket.send_to(&options(n, me), d.sip).unwrap();
         }
         sent += group;
-        let deadline = Instant::now() + Duration::from_millis(200);
+        // The last group's answers get longer: a loaded machine must not lose the trunk's.
+        let wait = if sent == count { 2000 } else { 200 };
+        let deadline = Instant::now() + Duration::from_millis(wait);
         while answered < sent {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
             socket.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
