@@ -80,6 +80,11 @@ impl DaemonProcess {
             .unwrap_or(0)
     }
 
+    /// How many file descriptors it has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+
     /// Its log so far.
     pub fn log_text(&self) -> String {
         read(&self.log)
