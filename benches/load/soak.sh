@@ -11,7 +11,9 @@
 #
 #   benches/load/soak.sh [MINUTES (default 30)]
 #   env: RATE (calls/s, default 10), AGENTS (default 40), TALK_MS (default 2000),
-#        WARMUP_S (left out of the summary, default 60), SKIP_BUILD=1 (use TONGDAI_BIN as is)
+#        WARMUP_S (left out of the summary, default 60), RECORDS=0 (no call records: tells the
+#        records database's page cache apart from the rest of the memory), SKIP_BUILD=1 (use
+#        TONGDAI_BIN as is)
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000/41002, SIPp 15081 (agents) and 15082
 # (trunk).
@@ -21,6 +23,7 @@ RATE=${RATE:-10}
 AGENTS=${AGENTS:-40}
 TALK_MS=${TALK_MS:-2000}
 WARMUP_S=${WARMUP_S:-60}
+RECORDS=${RECORDS:-1}
 SECS=$((MINUTES * 60))
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     (cd "$REPO" && cargo build --release --bin tongdai --examples) >&2
@@ -28,15 +31,16 @@ fi
 need sipp python3 curl
 [[ -x "$RTP_LOAD" ]] || { log "no $RTP_LOAD: cargo build --release --examples"; exit 1; }
 bounded $((SECS + 120))
-W=$(workdir soak)
+W=$(workdir "soak-records$RECORDS")
 
 # Agents stay registered for the whole run (SIPp does not refresh a registration): a day-long
 # Expires, and the registrar's cap raised to match. No OPTIONS keep-alives: SIPp's answer scenario
 # takes them for unexpected calls. Records and bindings are kept in SQLite next to the config
 # (the defaults).
+extra='[queue]\nwrap_up = "0s"\nmax_queue = 10000\n\n[registrar]\nmax_expires = "24h"\nkeepalive_interval = "0s"'
+[[ "$RECORDS" == 0 ]] && extra+='\n\n[records]\npath = ""'
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$AGENTS" --lines "$AGENTS" \
-    --sip-port 15060 --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
-    --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000\n\n[registrar]\nmax_expires = "24h"\nkeepalive_interval = "0s"' \
+    --sip-port 15060 --http-port 19111 --rtp-min 30000 --rtp-max 39999 --extra "$extra" \
     >/dev/null
 grep -q 'max_expires = "24h"' "$W/tongdai.toml" || { log "soak config refused"; exit 1; }
 sed 's/Expires: 600/Expires: 86400/' "$LOAD/agent-register-load.xml" >"$W/agent-register-soak.xml"
@@ -89,7 +93,7 @@ while :; do
 done
 wait "$TRUNK_PID" 2>/dev/null || true
 
-python3 - "$CSV" "$WARMUP_S" "$RATE" "$MINUTES" >"$W/summary.md" <<'PY'
+python3 - "$CSV" "$WARMUP_S" "$RATE" "$MINUTES" "$RECORDS" >"$W/summary.md" <<'PY'
 import csv, sys
 path, warmup, rate, minutes = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = [r for r in csv.DictReader(open(path))]
@@ -104,8 +108,9 @@ def slope(key):
     den = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else 0.0
 last = rows[-1]
-print(f"Soak: {minutes} min at {rate} calls/s; {len(rows)} samples every 10 s; summary after "
-      f"{int(warmup)} s of warm-up.\n")
+records = "with call records" if sys.argv[5] != "0" else "without call records"
+print(f"Soak: {minutes} min at {rate} calls/s, {records}; {len(rows)} samples every 10 s; "
+      f"summary after {int(warmup)} s of warm-up.\n")
 print(f"Calls: offered {last['offered']}, answered {last['answered']}, abandoned "
       f"{last['abandoned']}, refused {last['refused']}; SIPp trunk successful "
       f"{last['sipp_ok']}, failed {last['sipp_failed']}.\n")
