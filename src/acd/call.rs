@@ -160,6 +160,15 @@ pub enum Outcome {
         /// Why.
         reason: RefuseReason,
     },
+    /// An agent transferred the call (blind transfer) and the target answered.
+    Transferred {
+        /// The agent who transferred it.
+        agent: AgentId,
+        /// Time in the queue before the agent answered.
+        wait: Duration,
+        /// Time bridged to agents.
+        talk: Duration,
+    },
     /// The call was handed to the national centre (its INVITE answered, or a 302 sent).
     Overflowed {
         /// Why.
@@ -170,12 +179,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The record label: `answered`, `abandoned`, `rejected`, `overflowed`.
+    /// The record label: `answered`, `abandoned`, `rejected`, `transferred`, `overflowed`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Answered { .. } => "answered",
             Outcome::Abandoned { .. } => "abandoned",
             Outcome::Rejected { .. } => "rejected",
+            Outcome::Transferred { .. } => "transferred",
             Outcome::Overflowed { .. } => "overflowed",
         }
     }
@@ -228,6 +238,9 @@ pub(crate) struct Call {
     pub overflowing: Option<OverflowReason>,
     /// After a hand-over failed: no new attempt before this instant.
     pub overflow_retry: Option<Instant>,
+    /// Being transferred by this agent (blind transfer): the caller waits at the front of their
+    /// lane, rung for nobody, until the target answers or fails.
+    pub transfer_from: Option<AgentId>,
 }
 
 impl Call {
@@ -251,6 +264,7 @@ impl Call {
             may_overflow,
             overflowing: None,
             overflow_retry: None,
+            transfer_from: None,
         }
     }
 
@@ -263,6 +277,12 @@ impl Call {
         may_overflow: bool,
     ) -> Self {
         Call::new(lane, province, now + config.prompt_timeout, may_overflow)
+    }
+
+    /// Being handed to someone outside the queue (the national centre or a transfer target):
+    /// rung for no agent, announced no position.
+    pub fn handed_over(&self) -> bool {
+        self.overflowing.is_some() || self.transfer_from.is_some()
     }
 
     /// The leg ringing `agent`, if any.

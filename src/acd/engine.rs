@@ -142,6 +142,9 @@ impl Engine {
                 self.draining = true;
                 Ok(())
             }
+            Input::TransferStarted { call, agent } => self.on_transfer_started(now, call, agent),
+            Input::TransferAnswered { call } => self.on_transfer_answered(call),
+            Input::TransferFailed { call } => self.on_transfer_failed(now, call),
             Input::ConfigChanged { config, agents } => {
                 self.on_config_changed(config, agents);
                 Ok(())
@@ -302,7 +305,7 @@ impl Engine {
         now: Instant,
         call: CallId,
     ) -> Result<(), InputError> {
-        if self.abandoned_in_overflow(now, call) {
+        if self.abandoned_in_overflow(now, call) || self.ended_in_transfer(call) {
             return Ok(());
         }
         let c = self.calls.get(&call).ok_or(InputError::UnknownCall(call))?;
@@ -547,7 +550,7 @@ impl Engine {
         self.outputs.push_back(Output::CallFinished { call, outcome });
     }
 
-    fn start_wrap_up(&mut self, now: Instant, i: usize) {
+    pub(super) fn start_wrap_up(&mut self, now: Instant, i: usize) {
         if self.config.wrap_up.is_zero() {
             self.become_idle(i, now);
         } else {
@@ -623,7 +626,7 @@ impl Engine {
         for (&call, c) in &self.calls {
             match c.phase {
                 Phase::Prompt { deadline } => visit(deadline, Timer::Prompt { call }),
-                Phase::Queued { .. } if c.overflowing.is_some() => {}
+                Phase::Queued { .. } if c.handed_over() => {}
                 Phase::Queued { .. } => {
                     if let Some((Some(at), _)) = self.overflow_due(call, c) {
                         visit(at, Timer::Overflow { call });
@@ -733,7 +736,7 @@ impl Engine {
                 break;
             }
             let Some(c) = self.calls.get_mut(&call) else { continue };
-            if c.overflowing.is_some() || (!c.legs.is_empty() && !ring_all) {
+            if c.handed_over() || (!c.legs.is_empty() && !ring_all) {
                 continue;
             }
             // Prefer agents not yet tried for this caller; once all were, start over, unless some
@@ -787,7 +790,7 @@ impl Engine {
                 continue;
             }
             c.next_announce = Some(now + interval);
-            if !c.legs.is_empty() || c.overflowing.is_some() {
+            if !c.legs.is_empty() || c.handed_over() {
                 continue;
             }
             let here = u32::try_from(n + 1).unwrap_or(u32::MAX);

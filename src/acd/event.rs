@@ -150,6 +150,24 @@ pub enum Input {
     /// The daemon is draining (SIGTERM): new and waiting calls are overflowed while a target is
     /// up; bridged calls go on.
     Drain,
+    /// The agent bridged to `call` transferred it (blind transfer, REFER): the agent goes to
+    /// wrap-up, the caller waits at the front of their lane, rung for nobody, for the target.
+    TransferStarted {
+        /// The call.
+        call: CallId,
+        /// The agent transferring it.
+        agent: AgentId,
+    },
+    /// The transfer target answered: the call is finished as transferred.
+    TransferAnswered {
+        /// The call.
+        call: CallId,
+    },
+    /// The transfer target failed: the caller is served by the next free agent, first in line.
+    TransferFailed {
+        /// The call.
+        call: CallId,
+    },
     /// A reload: new tunables and the configured agents in priority order. New agents start logged
     /// out; removed agents ringing are cancelled, removed agents on a call keep it to its end. A lower
     /// line cap cuts no call; it only holds back new rings.
@@ -265,6 +283,12 @@ pub enum InputError {
     /// The call is not being handed to the national centre.
     #[error("{call} is not being overflowed")]
     NotOverflowing {
+        /// The call.
+        call: CallId,
+    },
+    /// The call is not being transferred.
+    #[error("{call} is not being transferred")]
+    NotTransferring {
         /// The call.
         call: CallId,
     },

@@ -165,8 +165,8 @@ impl Engine {
             let ring_all = self.config.strategy == Strategy::RingAll;
             for call in self.queue.iter() {
                 let c = &self.calls[&call];
-                // A caller being handed to the national centre is rung for nobody.
-                if c.overflowing.is_some() {
+                // A caller being handed to the national centre or transferred is rung for nobody.
+                if c.handed_over() {
                     continue;
                 }
                 let free = self.agents.iter().find(|a| {

@@ -40,6 +40,7 @@ pub mod schedule;
 mod settings;
 mod strategy;
 mod timer;
+mod transfer;
 mod wait;
 
 pub use agent::{AgentId, AgentState, PauseReason};

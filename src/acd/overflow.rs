@@ -60,7 +60,7 @@ impl Engine {
         call: CallId,
         c: &Call,
     ) -> Option<(Option<Instant>, OverflowReason)> {
-        if !self.overflow_active() || !c.may_overflow || c.overflowing.is_some() {
+        if !self.overflow_active() || !c.may_overflow || c.handed_over() {
             return None;
         }
         let rules = &self.config.overflow;

@@ -231,6 +231,9 @@ impl Recorder {
                     Outcome::Abandoned { phase, wait } => {
                         (Some(phase.as_str()), None, ms(*wait), None)
                     }
+                    Outcome::Transferred { agent, wait, talk } => {
+                        (None, name(agent), ms(*wait), ms(*talk))
+                    }
                     Outcome::Rejected { reason } => (Some(reason.as_str()), None, None, None),
                     Outcome::Overflowed { reason, wait } => {
                         (Some(reason.as_str()), None, ms(*wait), None)

@@ -52,7 +52,8 @@ impl Figures {
         let wait = row.wait_ms.unwrap_or(0);
         let wait_d = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
         match row.outcome.as_deref() {
-            Some("answered") => {
+            // A transferred call was answered by an agent first.
+            Some("answered" | "transferred") => {
                 self.answered += 1;
                 sl.answered(&mut self.judged, wait_d);
                 self.waits.push(wait);

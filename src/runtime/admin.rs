@@ -207,7 +207,9 @@ impl Board {
             Report::Engine(Output::CallFinished { call, outcome }) => {
                 self.calls_since.remove(call);
                 match outcome {
-                    Outcome::Answered { agent, wait, .. } => {
+                    // A transferred call was answered by an agent first.
+                    Outcome::Answered { agent, wait, .. }
+                    | Outcome::Transferred { agent, wait, .. } => {
                         t.answered += 1;
                         t.wait_total += *wait;
                         sl.answered(&mut t.service_level, *wait);

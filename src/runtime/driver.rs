@@ -424,7 +424,10 @@ fn report_metrics(report: &Report) {
     use crate::metrics as m;
     match report {
         Report::Engine(Output::CallFinished { outcome, .. }) => match outcome {
-            Outcome::Answered { wait, talk, .. } => {
+            Outcome::Answered { wait, talk, .. } | Outcome::Transferred { wait, talk, .. } => {
+                if matches!(outcome, Outcome::Transferred { .. }) {
+                    counter!(m::CALLS_TRANSFERRED).increment(1);
+                }
                 counter!(m::CALLS_ANSWERED).increment(1);
                 histogram!(m::QUEUE_WAIT, "outcome" => "answered").record(wait.as_secs_f64());
                 histogram!(m::TALK).record(talk.as_secs_f64());
