@@ -268,7 +268,7 @@ impl Switchboard {
                 agents: Vec::new(),
                 offered: true,
                 max_forwards: 69,
-                national: None,
+                outside: None,
             },
         );
         self.reports.push(Report::Offered);

@@ -55,7 +55,7 @@ impl Switchboard {
     ) {
         // Either leg of a call bridged to the national centre died: end both (overflow.rs).
         if let MediaEvent::LegDead { call, leg } = &event
-            && self.calls.get(call).is_some_and(|c| c.national.is_some())
+            && self.calls.get(call).is_some_and(|c| c.outside.is_some())
         {
             self.reports.push(Report::LegDead { leg: *leg });
             self.end_overflowed(now, *call, None, sip, media);

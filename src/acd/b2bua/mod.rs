@@ -190,8 +190,9 @@ struct Call {
     offered: bool,
     /// Max-Forwards for the legs this call creates: the trunk INVITE's minus one.
     max_forwards: u8,
-    /// The national centre's leg once an overflow is bridged (overflow.rs).
-    national: Option<overflow::NationalLeg>,
+    /// The outside party's leg once the call is bridged to the national centre (overflow.rs) or
+    /// a transfer target (transfer.rs).
+    outside: Option<overflow::OutsideLeg>,
 }
 
 #[derive(Debug)]
@@ -523,7 +524,7 @@ impl Switchboard {
                     None => sip.cancel(now, leg.txn),
                 }
             }
-            if let Some(n) = c.national {
+            if let Some(n) = c.outside {
                 sip.bye(now, &n.dialog);
             }
             match c.trunk_dialog {
@@ -548,7 +549,7 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         self.overflow_abort(now, call, sip);
-        if let Some(c) = self.calls.get_mut(&call).filter(|c| c.national.is_some()) {
+        if let Some(c) = self.calls.get_mut(&call).filter(|c| c.outside.is_some()) {
             // Bridged to the national centre: the engine is done, the legs stay up (overflow.rs).
             c.offered = false;
             return;

@@ -65,9 +65,10 @@ struct Attempt {
     current: Option<Try>,
 }
 
-/// The national centre's leg of a bridged overflow.
+/// The outside party's leg once the call left the queue for good: the national centre after an
+/// overflow, or a transfer target (transfer.rs). The caller is bridged to it through us.
 #[derive(Debug)]
-pub(super) struct NationalLeg {
+pub(super) struct OutsideLeg {
     pub(super) dialog: DialogId,
     pub(super) sdp: LegSdp,
     pub(super) format: LegFormat,
@@ -190,7 +191,7 @@ impl Switchboard {
 
     /// Trunk channels in use: callers' legs plus our outbound legs (bridged centres included).
     fn channels_in_use(&self) -> usize {
-        let bridged = self.calls.values().filter(|c| c.national.is_some()).count();
+        let bridged = self.calls.values().filter(|c| c.outside.is_some()).count();
         self.calls.len() + bridged + self.overflow.outbound_legs()
     }
 
@@ -548,7 +549,7 @@ impl Switchboard {
                 media.bridge(call);
                 self.by_dialog.insert(dialog.clone(), call);
                 if let Some(c) = self.calls.get_mut(&call) {
-                    c.national = Some(NationalLeg { dialog, sdp: t.sdp, format });
+                    c.outside = Some(OutsideLeg { dialog, sdp: t.sdp, format });
                 }
                 let _ = self.engine.handle(now, Input::OverflowAnswered { call });
             }
@@ -626,7 +627,7 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) -> bool {
         let Some(call) = self.by_dialog.get(dialog).copied() else { return false };
-        if self.calls.get(&call).is_none_or(|c| c.national.is_none()) {
+        if self.calls.get(&call).is_none_or(|c| c.outside.is_none()) {
             return false;
         }
         self.end_overflowed(now, call, Some(dialog), sip, media);
@@ -644,7 +645,7 @@ impl Switchboard {
     ) {
         let Some(c) = self.calls.remove(&call) else { return };
         self.by_trunk_txn.remove(&c.trunk_txn);
-        let legs = c.trunk_dialog.into_iter().chain(c.national.map(|n| n.dialog));
+        let legs = c.trunk_dialog.into_iter().chain(c.outside.map(|n| n.dialog));
         for d in legs {
             self.by_dialog.remove(&d);
             if Some(&d) != gone {

@@ -33,7 +33,7 @@ impl Switchboard {
             (&mut c.caller_sdp, c.caller_format.codec, MediaLeg::Caller)
         } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
             (&mut l.sdp, l.format.map_or(c.caller_format.codec, |f| f.codec), MediaLeg::Agent)
-        } else if let Some(n) = c.national.as_mut().filter(|n| &n.dialog == dialog) {
+        } else if let Some(n) = c.outside.as_mut().filter(|n| &n.dialog == dialog) {
             // The national centre's leg sits where an agent's would, on the agent side.
             (&mut n.sdp, n.format.codec, MediaLeg::Agent)
         } else {

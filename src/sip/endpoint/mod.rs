@@ -1015,6 +1015,35 @@ impl Endpoint {
         self.flush(now);
     }
 
+    /// Sends a non-INVITE request in `dialog` (a NOTIFY for a REFER's progress, RFC 3515 §2.4.4)
+    /// with `extra` headers and `body`; its response comes back as [`UaEvent::Response`] or
+    /// [`UaEvent::Timeout`]. `None` when the dialog is gone.
+    pub fn request_in_dialog(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        method: Method,
+        extra: &[(&str, String)],
+        body: Bytes,
+    ) -> Option<TxnId> {
+        if matches!(method, Method::Invite | Method::Ack | Method::Cancel | Method::Bye) {
+            return None;
+        }
+        let d = self.dialogs.get_mut(dialog)?;
+        let branch = self.txns.new_branch();
+        let flow = d.flow;
+        let mut r = d.request(method, &via_host(flow.local), &branch);
+        for (n, v) in extra {
+            r.headers.push(*n, v.clone());
+        }
+        self.contact_header(&mut r.headers, flow);
+        r.body = body;
+        let txn = self.txns.send_request(now, flow, r).ok()?;
+        self.stats.requests_out += 1;
+        self.flush(now);
+        Some(txn)
+    }
+
     /// Hangs up an established dialog with BYE; the dialog is forgotten at once (the BYE's
     /// response is only informative).
     pub fn bye(&mut self, now: Instant, dialog: &DialogId) -> Option<TxnId> {
