@@ -53,45 +53,6 @@ fn header(r: &Request, name: &str) -> Option<String> {
     r.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
-/// The requests sent to `to` with `method` since the last look (retransmissions folded); the
-/// other messages stay for later looks.
-fn sent_to(rig: &mut Rig, to: &str, method: Method) -> Vec<Request> {
-    let to = addr(to);
-    let (mine, rest): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut rig.sent).into_iter().partition(|(f, m)| {
-            f.remote == to && matches!(m, Message::Request(r) if r.method == method)
-        });
-    rig.sent = rest;
-    let mut out: Vec<Request> = Vec::new();
-    for (_, m) in mine {
-        let Message::Request(r) = m else { continue };
-        let copy = out.iter().any(|o| {
-            o.headers.call_id() == r.headers.call_id()
-                && o.headers.cseq().ok() == r.headers.cseq().ok()
-        });
-        if !copy {
-            out.push(r);
-        }
-    }
-    out
-}
-
-/// A response from a target to our request `r`.
-fn reply(r: &Request, status: u16, extra: &str, body: &str) -> String {
-    let h = |n: &str| header(r, n).unwrap_or_default();
-    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
-    format!(
-        "SIP/2.0 {status} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=nat{status}\r\nCall-ID: {}\r\n\
-         CSeq: {}\r\nContact: <sip:111@{A}>\r\n{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
-        h("Via"),
-        h("From"),
-        h("To"),
-        h("Call-ID"),
-        h("CSeq"),
-        body.len()
-    )
-}
-
 fn target_sdp() -> String {
     trunk_offer(1, "sendrecv").replace("o=trunk", "o=national")
 }
@@ -125,7 +86,7 @@ fn answer_probes(rig: &mut Rig) {
         Message::Response(_) => None,
     });
     for (from, r) in probes {
-        rig.receive(from, &reply(&r, 200, "", ""));
+        rig.receive(from, &support::rig::reply(&from.to_string(), &r, 200, "", ""));
     }
 }
 
@@ -136,18 +97,18 @@ fn nobody_on_duty_the_caller_hears_the_prompt_then_the_centre_answers_and_bye_cr
     let tag = rig.call_trunk();
     // The "outside hours" prompt plays for 2 s before any INVITE goes out.
     rig.advance(S);
-    assert!(sent_to(&mut rig, A, Method::Invite).is_empty(), "INVITE before the prompt ended");
+    assert!(rig.sent_to(A, Method::Invite).is_empty(), "INVITE before the prompt ended");
     rig.advance(2 * S);
-    let invites = sent_to(&mut rig, A, Method::Invite);
+    let invites = rig.sent_to(A, Method::Invite);
     assert_eq!(invites.len(), 1);
     let invite = &invites[0];
     assert_eq!(invite.uri.as_str(), "sip:111@127.0.0.1:5090");
     assert_eq!(header(invite, "X-Tongdai-Overflow").as_deref(), Some("no_agents"));
     assert_eq!(header(invite, "Max-Forwards").as_deref(), Some("69"));
     assert!(header(invite, "From").unwrap().contains("+84901234567"), "the centre sees the number");
-    rig.receive(addr(A), &reply(invite, 180, "", ""));
-    rig.receive(addr(A), &reply(invite, 200, "", &target_sdp()));
-    assert_eq!(sent_to(&mut rig, A, Method::Ack).len(), 1);
+    rig.receive(addr(A), &support::rig::reply(A, invite, 180, "", ""));
+    rig.receive(addr(A), &support::rig::reply(A, invite, 200, "", &target_sdp()));
+    assert_eq!(rig.sent_to(A, Method::Ack).len(), 1);
     assert!(matches!(
         outcomes(&rig)[..],
         [Outcome::Overflowed { reason: OverflowReason::NoAgents, .. }]
@@ -155,7 +116,7 @@ fn nobody_on_duty_the_caller_hears_the_prompt_then_the_centre_answers_and_bye_cr
     assert_eq!(rig.sb.calls(), 1, "the bridged overflow is still a call (drains wait for it)");
     // The caller hangs up: the centre's leg gets a BYE and the call is gone.
     rig.send_trunk(trunk_request("BYE", 2, "bye", Some(&tag), ""));
-    assert_eq!(sent_to(&mut rig, A, Method::Bye).len(), 1);
+    assert_eq!(rig.sent_to(A, Method::Bye).len(), 1);
     assert_eq!(rig.sb.calls(), 0);
 }
 
@@ -165,13 +126,13 @@ fn a_failing_target_hands_over_to_the_next_which_challenges_once() {
     answer_probes(&mut rig);
     rig.call_trunk();
     rig.advance(3 * S);
-    let first = sent_to(&mut rig, A, Method::Invite).remove(0);
-    rig.receive(addr(A), &reply(&first, 503, "", ""));
-    let to_b = sent_to(&mut rig, B, Method::Invite).remove(0);
+    let first = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &first, 503, "", ""));
+    let to_b = rig.sent_to(B, Method::Invite).remove(0);
     let challenge = "Proxy-Authenticate: Digest realm=\"national\", nonce=\"n0nce\", qop=\"auth\", \
                      algorithm=MD5\r\n";
-    rig.receive(addr(B), &reply(&to_b, 407, challenge, ""));
-    let again = sent_to(&mut rig, B, Method::Invite);
+    rig.receive(addr(B), &support::rig::reply(B, &to_b, 407, challenge, ""));
+    let again = rig.sent_to(B, Method::Invite);
     assert_eq!(again.len(), 1, "one retry with credentials");
     let again = &again[0];
     assert_eq!(again.headers.call_id().unwrap(), to_b.headers.call_id().unwrap());
@@ -180,11 +141,9 @@ fn a_failing_target_hands_over_to_the_next_which_challenges_once() {
     // The digest is right for the configured password.
     assert!(auth.contains("username=\"region-south\"") && auth.contains("realm=\"national\""));
     let expected = {
-        let resp = tongdai::sip::message::parse_datagram(bytes::Bytes::from(reply(
-            &to_b, 407, challenge, "",
-        )))
-        .unwrap();
-        let tongdai::sip::message::Message::Response(resp) = resp else { unreachable!() };
+        let text = support::rig::reply(B, &to_b, 407, challenge, "");
+        let resp = tongdai::sip::message::parse_datagram(bytes::Bytes::from(text)).unwrap();
+        let Message::Response(resp) = resp else { unreachable!() };
         let challenges = resp.headers.proxy_authenticate().unwrap();
         let chosen = preferred_challenge(&challenges).unwrap().clone();
         let cnonce = auth.split("cnonce=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
@@ -201,8 +160,8 @@ fn a_failing_target_hands_over_to_the_next_which_challenges_once() {
     let response_of = |s: &str| s.split("response=\"").nth(1).unwrap()[..32].to_string();
     assert_eq!(response_of(&auth), response_of(&expected));
     // A second challenge for the same attempt is a failure, not a loop.
-    rig.receive(addr(B), &reply(again, 407, challenge, ""));
-    assert!(sent_to(&mut rig, B, Method::Invite).is_empty());
+    rig.receive(addr(B), &support::rig::reply(B, again, 407, challenge, ""));
+    assert!(rig.sent_to(B, Method::Invite).is_empty());
     let results: Vec<&str> = attempts(&rig).iter().map(|a| a.1).collect();
     assert_eq!(results, ["failed", "challenged", "failed"]);
     assert!(outcomes(&rig).is_empty(), "the caller is back in the queue, not dropped");
@@ -215,19 +174,19 @@ fn a_target_that_rings_too_long_is_cancelled_and_the_next_one_tried() {
     answer_probes(&mut rig);
     rig.call_trunk();
     rig.advance(3 * S);
-    let first = sent_to(&mut rig, A, Method::Invite).remove(0);
-    rig.receive(addr(A), &reply(&first, 180, "", ""));
+    let first = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &first, 180, "", ""));
     // answer_timeout (30 s after the INVITE, which left when the 2 s prompt ended): the ringing
     // target gets CANCEL, the next one the INVITE.
     rig.advance(28 * S);
     answer_probes(&mut rig);
-    assert!(sent_to(&mut rig, B, Method::Invite).is_empty(), "{:?}", attempts(&rig));
+    assert!(rig.sent_to(B, Method::Invite).is_empty(), "{:?}", attempts(&rig));
     rig.advance(3 * S);
     answer_probes(&mut rig);
-    let cancels = sent_to(&mut rig, A, Method::Cancel);
+    let cancels = rig.sent_to(A, Method::Cancel);
     assert_eq!(cancels.len(), 1, "the ringing target is cancelled");
     assert_eq!(cancels[0].headers.call_id().unwrap(), first.headers.call_id().unwrap());
-    assert_eq!(sent_to(&mut rig, B, Method::Invite).len(), 1, "the next target is tried");
+    assert_eq!(rig.sent_to(B, Method::Invite).len(), 1, "the next target is tried");
     assert_eq!(attempts(&rig).first(), Some(&("national-a".to_string(), "timeout")));
 }
 
@@ -237,21 +196,21 @@ fn all_targets_failing_return_the_caller_to_the_queue_and_it_is_retried_later() 
     answer_probes(&mut rig);
     rig.call_trunk();
     rig.advance(3 * S);
-    let a = sent_to(&mut rig, A, Method::Invite).remove(0);
-    rig.receive(addr(A), &reply(&a, 486, "", ""));
-    let b = sent_to(&mut rig, B, Method::Invite).remove(0);
-    rig.receive(addr(B), &reply(&b, 480, "", ""));
+    let a = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &a, 486, "", ""));
+    let b = rig.sent_to(B, Method::Invite).remove(0);
+    rig.receive(addr(B), &support::rig::reply(B, &b, 480, "", ""));
     assert_eq!(rig.sb.engine().waiting(), 1);
     assert!(outcomes(&rig).is_empty());
     // Probes keep both targets up; the next attempt starts after retry_interval (30 s).
     rig.advance(25 * S);
     answer_probes(&mut rig);
-    assert!(sent_to(&mut rig, A, Method::Invite).is_empty());
+    assert!(rig.sent_to(A, Method::Invite).is_empty());
     rig.advance(10 * S);
     answer_probes(&mut rig);
-    let retry = sent_to(&mut rig, A, Method::Invite);
+    let retry = rig.sent_to(A, Method::Invite);
     assert_eq!(retry.len(), 1, "tried again after the retry interval");
-    rig.receive(addr(A), &reply(&retry[0], 200, "", &target_sdp()));
+    rig.receive(addr(A), &support::rig::reply(A, &retry[0], 200, "", &target_sdp()));
     assert!(matches!(outcomes(&rig)[..], [Outcome::Overflowed { .. }]));
 }
 
@@ -274,7 +233,7 @@ fn unanswered_probes_mark_targets_down_and_callers_stay_queued_until_one_is_up()
     rig.take_sent();
     rig.call_trunk();
     rig.advance(20 * S);
-    assert!(sent_to(&mut rig, A, Method::Invite).is_empty());
+    assert!(rig.sent_to(A, Method::Invite).is_empty());
     assert_eq!(rig.sb.engine().waiting(), 1, "the caller waits in the regional queue");
     // Target a answers two probes (up_after = 2): the waiting caller is handed over.
     for _ in 0..2 {
@@ -283,7 +242,7 @@ fn unanswered_probes_mark_targets_down_and_callers_stay_queued_until_one_is_up()
     }
     assert!(rig.sb.overflow_available());
     rig.advance(3 * S);
-    assert_eq!(sent_to(&mut rig, A, Method::Invite).len(), 1);
+    assert_eq!(rig.sent_to(A, Method::Invite).len(), 1);
 }
 
 #[test]
@@ -298,7 +257,7 @@ fn a_call_that_arrives_overflowed_is_never_sent_back() {
     rig.send_trunk(trunk_request("ACK", 1, "ack", Some(&tag), ""));
     rig.advance(120 * S);
     answer_probes(&mut rig);
-    assert!(sent_to(&mut rig, A, Method::Invite).is_empty());
+    assert!(rig.sent_to(A, Method::Invite).is_empty());
     assert_eq!(rig.sb.engine().waiting(), 1);
 }
 
@@ -309,8 +268,8 @@ fn the_trunk_channel_limit_counts_the_overflow_leg_and_prefers_a_redirect() {
     answer_probes(&mut rig);
     rig.call_trunk();
     rig.advance(3 * S);
-    let invite = sent_to(&mut rig, A, Method::Invite).remove(0);
-    rig.receive(addr(A), &reply(&invite, 200, "", &target_sdp()));
+    let invite = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &invite, 200, "", &target_sdp()));
     let call = |n: u32| {
         trunk_request("INVITE", 1, &format!("inv{n}"), None, &trunk_offer(1, "sendrecv"))
             .replace("sb-1@trunk", &format!("sb-{n}@trunk"))
@@ -365,7 +324,7 @@ fn a_drain_overflows_the_waiting_caller() {
     rig.sb.drain(rig.now, &mut rig.ep, &mut rig.media);
     rig.pump();
     rig.advance(3 * S);
-    let invite = sent_to(&mut rig, A, Method::Invite);
+    let invite = rig.sent_to(A, Method::Invite);
     assert_eq!(invite.len(), 1);
     assert_eq!(header(&invite[0], "X-Tongdai-Overflow").as_deref(), Some("draining"));
 }

@@ -275,6 +275,29 @@ impl<M: MediaControl> Rig<M> {
         self.finals().pop().expect("an answer").status
     }
 
+    /// The requests sent to `to` with `method` since the last look (retransmissions folded); the
+    /// other messages stay for later looks.
+    pub fn sent_to(&mut self, to: &str, method: Method) -> Vec<Request> {
+        let to: SocketAddr = to.parse().unwrap();
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.sent).into_iter().partition(|(f, m)| {
+                f.remote == to && matches!(m, Message::Request(r) if r.method == method)
+            });
+        self.sent = rest;
+        let mut out: Vec<Request> = Vec::new();
+        for (_, m) in mine {
+            let Message::Request(r) = m else { continue };
+            let copy = out.iter().any(|o| {
+                o.headers.call_id() == r.headers.call_id()
+                    && o.headers.cseq().ok() == r.headers.cseq().ok()
+            });
+            if !copy {
+                out.push(r);
+            }
+        }
+        out
+    }
+
     pub fn state(&self, agent: &str) -> Option<AgentState> {
         self.sb.engine().agent_state(&AgentId::new(agent))
     }
@@ -293,6 +316,25 @@ pub fn answer(challenge: &Response, user: &str, password: &str) -> String {
         nc: 1,
     };
     authorization(chosen, &a).unwrap()
+}
+
+/// A response from the peer at `from` (its Contact) to our request `r`, with `extra` header lines
+/// and an SDP `body` when not empty; its To tag is `peer<status>`.
+pub fn reply(from: &str, r: &Request, status: u16, extra: &str, body: &str) -> String {
+    let h = |n: &str| {
+        r.headers.get(n).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+    };
+    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "SIP/2.0 {status} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=peer{status}\r\nCall-ID: {}\r\n\
+         CSeq: {}\r\nContact: <sip:peer@{from}>\r\n{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
+        h("Via"),
+        h("From"),
+        h("To"),
+        h("Call-ID"),
+        h("CSeq"),
+        body.len()
+    )
 }
 
 /// A socket address.

@@ -47,6 +47,7 @@ mod overflow;
 mod register;
 mod reinvite;
 mod shifts;
+mod transfer;
 
 pub use audit::AUDIT_INTERVAL;
 pub use feature::FEATURE_PROMPTS;
@@ -274,6 +275,8 @@ pub struct Switchboard {
     overflow: overflow::Overflow,
     /// `[trunk] channels`: callers' legs plus our outbound legs at most.
     trunk_channels: Option<u32>,
+    /// Blind transfers in progress (transfer.rs).
+    transfers: transfer::Transfers,
 }
 
 impl Switchboard {
@@ -305,6 +308,7 @@ impl Switchboard {
             rota: shifts::Rota::new(config),
             overflow: overflow::Overflow::new(config, epoch),
             trunk_channels: config.trunk.channels,
+            transfers: transfer::Transfers::default(),
         };
         switchboard.tell_availability(epoch);
         for t in switchboard.overflow_targets() {
@@ -372,6 +376,7 @@ impl Switchboard {
             self.features.poll_timeout(),
             self.access.poll_timeout(),
             self.overflow.poll_timeout(),
+            self.transfers.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -401,6 +406,7 @@ impl Switchboard {
         self.feature_timeouts(now, sip, media);
         self.access_due(now, sip);
         self.overflow_due(now, sip, media);
+        self.transfer_due(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -423,6 +429,10 @@ impl Switchboard {
         };
         // Probes and hand-overs to the national centre are overflow.rs's.
         let Some(event) = self.overflow_event(now, event, sip, media) else {
+            return self.drive(now, sip, media);
+        };
+        // Transfer targets' INVITEs are transfer.rs's.
+        let Some(event) = self.transfer_event(now, event, sip, media) else {
             return self.drive(now, sip, media);
         };
         match event {
@@ -549,6 +559,7 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         self.overflow_abort(now, call, sip);
+        self.transfer_abort(now, call, sip);
         if let Some(c) = self.calls.get_mut(&call).filter(|c| c.outside.is_some()) {
             // Bridged to the national centre: the engine is done, the legs stay up (overflow.rs).
             c.offered = false;

@@ -39,7 +39,7 @@ pub(super) struct Access {
     keepalives: Keepalives,
     trunk: Option<TrunkRegistration>,
     /// Our UDP addresses, for requests we originate outside any flow (the trunk registration).
-    local_udp: Vec<SocketAddr>,
+    pub(super) local_udp: Vec<SocketAddr>,
     /// Random material for Call-IDs, tags and client nonces of the trunk registration.
     seed: u64,
     /// The registrar's [`Registrar::membership`] the keep-alives last followed.

@@ -23,6 +23,9 @@ impl Switchboard {
         let refuse = |sip: &mut Endpoint, status: u16| {
             sip.respond(now, txn, Response::for_request(request, status, None));
         };
+        if request.method == Method::Refer {
+            return self.refer(now, dialog, txn, request, sip, media);
+        }
         if !matches!(request.method, Method::Invite | Method::Update) {
             return refuse(sip, 501);
         }
