@@ -12,7 +12,9 @@ use tongdai::config::DEFAULT_TOML;
 /// The shipped config with its commented `[trunk] outbound` and `[[directory]]` example turned on.
 fn example() -> String {
     let start = DEFAULT_TOML.find("# [[directory]]").unwrap();
-    let entries: String = DEFAULT_TOML[start..]
+    // The example runs to the first empty line.
+    let end = start + DEFAULT_TOML[start..].find("\n\n").unwrap();
+    let entries: String = DEFAULT_TOML[start..end]
         .lines()
         .map(|l| l.strip_prefix("# ").unwrap_or(l))
         .filter(|l| !l.starts_with('#'))
@@ -20,7 +22,7 @@ fn example() -> String {
         .collect();
     let head = DEFAULT_TOML[..start]
         .replace("# outbound = \"203.0.113.10:5060\"", "outbound = \"203.0.113.10:5060\"");
-    format!("{head}{entries}")
+    format!("{head}{entries}{}", &DEFAULT_TOML[end..])
 }
 
 #[test]
