@@ -192,9 +192,12 @@ fn refer_sub_false_is_honoured_in_the_202() {
     assert_eq!(r.accepted(&request, None).headers.get("Refer-Sub"), None);
 }
 
+/// Whether an error is the expected one.
+type Is = fn(&ReferError) -> bool;
+
 #[test]
 fn malformed_refers_are_typed_errors() {
-    let cases: [(&str, fn(&ReferError) -> bool); 9] = [
+    let cases: [(&str, Is); 9] = [
         ("", |e| *e == ReferError::MissingReferTo),
         ("Refer-To: <sip:a@b>\r\nRefer-To: <sip:c@d>\r\n", |e| {
             *e == ReferError::Duplicate("Refer-To")
