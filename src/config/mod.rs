@@ -6,8 +6,8 @@
 //! Later subsystems add their own section: a `read_*` function here and a struct in their own module.
 
 mod diag;
-mod limits;
 mod directory;
+mod limits;
 mod overflow;
 mod privacy;
 mod provinces;
