@@ -274,6 +274,14 @@ fn notify_progress_in_the_dialog_the_refer_came_in() {
 
     // The failure NOTIFY, without an id (first REFER of the dialog).
     let failed = ReferNotify::new(ReferProgress::FAILED, None, Duration::from_secs(60));
+    assert_eq!(
+        failed.headers(),
+        [
+            ("Event", "refer".to_string()),
+            ("Subscription-State", "terminated;reason=noresource".to_string()),
+            ("Content-Type", "message/sipfrag;version=2.0".to_string()),
+        ]
+    );
     assert_eq!(failed.event, "refer");
     assert_eq!(failed.subscription_state, "terminated;reason=noresource");
     assert_eq!(&failed.body[..], b"SIP/2.0 503 Service Unavailable");

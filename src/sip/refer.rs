@@ -296,11 +296,21 @@ impl ReferNotify {
         }
     }
 
+    /// The headers as `(name, value)` pairs, in order: the `extra` of the endpoint's
+    /// `request_in_dialog` (with [`ReferNotify::body`] as its body).
+    pub fn headers(&self) -> [(&'static str, String); 3] {
+        [
+            (name::EVENT, self.event.clone()),
+            (SUBSCRIPTION_STATE, self.subscription_state.clone()),
+            (name::CONTENT_TYPE, self.content_type.to_string()),
+        ]
+    }
+
     /// Adds the headers and the body to `request` (a NOTIFY built for the dialog).
     pub fn apply_to(self, request: &mut Request) {
-        request.headers.push(name::EVENT, self.event);
-        request.headers.push(SUBSCRIPTION_STATE, self.subscription_state);
-        request.headers.push(name::CONTENT_TYPE, self.content_type);
+        for (n, v) in self.headers() {
+            request.headers.push(n, v);
+        }
         request.body = self.body;
     }
 
