@@ -161,6 +161,7 @@ fn changes_are_refused_without_a_token_file_and_the_document_names_every_route()
         "/api/v1/queue",
         "/api/v1/agents",
         "/api/v1/calls",
+        "/api/v1/directory",
         "/api/v1/agents/{id}/pause",
         "/api/v1/agents/{id}/resume",
     ];

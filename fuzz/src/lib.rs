@@ -52,6 +52,8 @@ pub fn datagram(data: &[u8]) {
             match &m {
                 Message::Request(r) => {
                     let _ = check_request(r, &Capabilities::tongdai());
+                    let _ = tongdai::sip::refer::Refer::parse(r);
+                    let _ = tongdai::sip::refer::invite_replaces(r);
                 }
                 Message::Response(r) => {
                     let _ = check_response(r);

@@ -29,6 +29,7 @@ mod agent;
 mod audit;
 pub mod b2bua;
 mod call;
+pub mod directory;
 mod engine;
 mod event;
 pub mod identity;

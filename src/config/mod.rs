@@ -6,6 +6,7 @@
 //! Later subsystems add their own section: a `read_*` function here and a struct in their own module.
 
 mod diag;
+mod directory;
 mod limits;
 mod overflow;
 mod privacy;
@@ -94,6 +95,8 @@ pub struct Config {
     pub provinces: crate::acd::province::ProvinceMap,
     /// Per-source rate limiting of SIP traffic (`[limits]`).
     pub limits: crate::sip::ratelimit::RateLimitConfig,
+    /// The transfer targets operators hand calls over to (`[[directory]]`).
+    pub directory: crate::acd::directory::Directory,
 }
 
 /// `[centre]`: the regional centre this instance serves.
@@ -151,6 +154,9 @@ pub struct TrunkConfig {
     /// The channels the trunk contract allows at once, when bounded: callers' legs plus our
     /// outbound legs through it (a bridged overflow uses two).
     pub channels: Option<u32>,
+    /// Where calls to a number go (the provider's SBC), e.g. `[[directory]]` entries with a
+    /// `number`; `None`: tongdai dials no numbers.
+    pub outbound: Option<SocketAddr>,
 }
 
 /// `[[agents]]`: one operator.
@@ -389,6 +395,7 @@ impl Config {
         note("service_level", self.service_level != old.service_level, true);
         note("provinces", self.provinces != old.provinces, false);
         note("limits", self.limits != old.limits, false);
+        note("directory", self.directory != old.directory, false);
         out
     }
 }
@@ -470,6 +477,8 @@ fn read_config(
     let section = root.table(cx, "limits");
     let never_limited = registrar.as_ref().map(|r| r.bans.allow.clone()).unwrap_or_default();
     let limits = limits::read_limits(cx, section, &never_limited);
+    let section = root.tables(cx, "directory");
+    let directory = directory::read_directory(cx, section, trunk.as_ref(), queue.as_ref());
     root.finish(cx);
     Some(Config {
         origin: origin.to_path_buf(),
@@ -493,6 +502,7 @@ fn read_config(
         service_level: service_level?,
         provinces: provinces?,
         limits: limits?,
+        directory: directory?,
     })
 }
 
@@ -622,6 +632,7 @@ fn read_trunk(
             Some("leave `channels` out for no limit, or give the contract's number".into()),
         );
     }
+    let outbound: Option<SocketAddr> = s.opt(cx, "outbound");
     let exposed = sip.map(|sip| sip.listen.iter().any(|a| !a.ip().is_loopback())).unwrap_or(false);
     if allow.is_empty() && exposed {
         cx.error(
@@ -633,7 +644,7 @@ fn read_trunk(
     }
     s.finish(cx);
     let numbers = numbers.into_iter().map(Spanned::into_inner).collect();
-    Some(TrunkConfig { allow, numbers, channels })
+    Some(TrunkConfig { allow, numbers, channels, outbound })
 }
 
 fn read_agents(

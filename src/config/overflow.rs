@@ -218,43 +218,7 @@ fn read_target(
         }
         ok
     });
-    let parsed = uri_text.as_deref().map(|text| match Uri::parse(text) {
-        Ok(uri) => {
-            let ip = match uri.host() {
-                Some(Host::Ipv4(ip)) => Some(IpAddr::V4(*ip)),
-                Some(Host::Ipv6(ip)) => Some(IpAddr::V6(*ip)),
-                _ => None,
-            };
-            match (uri.scheme(), ip) {
-                (Scheme::Sip, Some(ip)) => {
-                    let address = SocketAddr::new(ip, uri.port().unwrap_or(5060));
-                    Some((uri, address))
-                }
-                _ => {
-                    cx.error(
-                        s.span_of("uri"),
-                        &s.key_path("uri"),
-                        format!("`{text}` is not a sip: URI with an IP address"),
-                        Some(
-                            "targets are reached over UDP at an address, e.g. \
-                             uri = \"sip:111@198.51.100.20:5060\""
-                                .into(),
-                        ),
-                    );
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            cx.error(
-                s.span_of("uri"),
-                &s.key_path("uri"),
-                format!("`{text}` is not a SIP URI: {e}"),
-                Some("e.g. uri = \"sip:111@198.51.100.20:5060\"".into()),
-            );
-            None
-        }
-    });
+    let parsed = uri_text.as_deref().map(|text| sip_address(cx, &s, "uri", text));
     let credentials = match (user, realm) {
         (None, None) if password.is_none() && password_file.is_none() => Some(None),
         (Some(user), Some(realm)) => read_password(cx, &s, password, password_file, base)
@@ -272,4 +236,52 @@ fn read_target(
     s.finish(cx);
     let (uri, address) = parsed??;
     Some(OverflowTarget { name: name?, uri, address, credentials: credentials? })
+}
+
+/// Reads `key`'s value `text` as a `sip:` URI with an IP host (the only kind tongdai dials
+/// directly: no DNS), and the UDP address it names (port 5060 by default); `None` after an error.
+/// Shared by `[[overflow.targets]]` and `[[directory]]`.
+pub(super) fn sip_address(
+    cx: &mut Diagnostics<'_>,
+    s: &Section<'_, '_>,
+    key: &str,
+    text: &str,
+) -> Option<(Uri, SocketAddr)> {
+    match Uri::parse(text) {
+        Ok(uri) => {
+            let ip = match uri.host() {
+                Some(Host::Ipv4(ip)) => Some(IpAddr::V4(*ip)),
+                Some(Host::Ipv6(ip)) => Some(IpAddr::V6(*ip)),
+                _ => None,
+            };
+            match (uri.scheme(), ip) {
+                (Scheme::Sip, Some(ip)) => {
+                    let address = SocketAddr::new(ip, uri.port().unwrap_or(5060));
+                    Some((uri, address))
+                }
+                _ => {
+                    cx.error(
+                        s.span_of(key),
+                        &s.key_path(key),
+                        format!("`{text}` is not a sip: URI with an IP address"),
+                        Some(
+                            "targets are reached over UDP at an address, e.g. \
+                         uri = \"sip:111@198.51.100.20:5060\""
+                                .into(),
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            cx.error(
+                s.span_of(key),
+                &s.key_path(key),
+                format!("`{text}` is not a SIP URI: {e}"),
+                Some("e.g. uri = \"sip:111@198.51.100.20:5060\"".into()),
+            );
+            None
+        }
+    }
 }

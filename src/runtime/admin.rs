@@ -17,6 +17,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::acd::b2bua::{Report, Switchboard};
+use crate::acd::directory::{Destination, Directory, TargetKind};
 use crate::acd::{AgentId, AgentState, CallId, Lane, Outcome, Output};
 use crate::config::{Config, ServiceLevelConfig, Tally};
 
@@ -145,6 +146,48 @@ pub struct TargetView {
     pub uri: String,
     /// Probes answered.
     pub up: bool,
+}
+
+/// One transfer directory entry (`[[directory]]`), as `/api/v1/directory` and the wallboard show
+/// it: configuration only (service numbers and addresses, never a caller's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirectoryEntryView {
+    /// The name operators see.
+    pub name: String,
+    /// `focal_point`, `police`, `medical`, `national` or `other`.
+    pub kind: TargetKind,
+    /// The province served, by its official name.
+    pub province: Option<String>,
+    /// The short code dialled from a softphone.
+    pub code: Option<String>,
+    /// The SIP URI, for an entry reached directly.
+    pub uri: Option<String>,
+    /// The number, for an entry dialled through the trunk.
+    pub number: Option<String>,
+}
+
+impl DirectoryEntryView {
+    /// Every entry of `directory`, in configuration order.
+    pub fn list(directory: &Directory) -> Vec<DirectoryEntryView> {
+        directory
+            .entries()
+            .iter()
+            .map(|e| {
+                let (uri, number) = match &e.destination {
+                    Destination::Sip { uri, .. } => (Some(uri.to_string()), None),
+                    Destination::Number(n) => (None, Some(n.clone())),
+                };
+                DirectoryEntryView {
+                    name: e.name.clone(),
+                    kind: e.kind,
+                    province: e.province.map(|p| p.as_str().to_string()),
+                    code: e.code.clone(),
+                    uri,
+                    number,
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Default)]

@@ -1,7 +1,8 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
 //! `/readyz` (taking calls: see [`Readiness`]), the admin API under `/api/v1/` (described by
-//! `/api/v1/openapi.json`) and the wallboard page at `/`. Runtime layer: every view comes from the
-//! core task through [`AdminRequest`]; changes need the bearer token of `[http] token_file`.
+//! `/api/v1/openapi.json`) and the wallboard page at `/`. Runtime layer: every live view comes from
+//! the core task through [`AdminRequest`] (the transfer directory, being configuration, from the
+//! configuration in force); changes need the bearer token of `[http] token_file`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::admin::{AdminRequest, BoardView};
+use super::admin::{AdminRequest, BoardView, DirectoryEntryView};
 use super::driver::CoreInput;
 use crate::records::writer::Health;
 
@@ -52,6 +53,7 @@ pub async fn serve(
         .route("/api/v1/queue", get(queue))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/calls", get(calls))
+        .route("/api/v1/directory", get(directory))
         .route("/api/v1/agents/{id}/pause", post(pause))
         .route("/api/v1/agents/{id}/resume", post(resume))
         .with_state(App { shared, core });
@@ -189,6 +191,13 @@ async fn agents(State(app): State<App>) -> Result<Response, Response> {
 async fn calls(State(app): State<App>) -> Result<Response, Response> {
     let v = view(&app).await?;
     Ok(Json(serde_json::json!({ "calls": v.calls })).into_response())
+}
+
+/// The transfer directory in force (configuration: no need to ask the core).
+async fn directory(State(app): State<App>) -> Response {
+    let config = app.shared.config();
+    let entries = DirectoryEntryView::list(&config.directory);
+    Json(serde_json::json!({ "directory": entries })).into_response()
 }
 
 async fn pause(state: State<App>, id: Path<String>, headers: HeaderMap) -> Response {
