@@ -18,8 +18,12 @@ const AGENT: &str = "127.0.0.1:5080";
 const TARGET: &str = "127.0.0.1:5099";
 const S: Duration = Duration::from_secs(1);
 
+fn value(h: &tongdai::sip::message::Headers, name: &str) -> String {
+    h.get(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+}
+
 fn header(r: &Request, name: &str) -> String {
-    r.headers.get(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+    value(&r.headers, name)
 }
 
 fn sdp() -> String {
@@ -28,7 +32,12 @@ fn sdp() -> String {
 
 /// A trunk call bridged to op1; returns the rig, the trunk dialog's tag and op1's INVITE.
 fn bridged() -> (Rig, String, Request) {
-    let mut rig = Rig::new(&[]);
+    bridged_with(&[], "")
+}
+
+/// [`bridged`] on the default configuration with `edits` and `extra` appended.
+fn bridged_with(edits: &[(&str, &str)], extra: &str) -> (Rig, String, Request) {
+    let mut rig = Rig::with_text(edits, extra);
     let status = rig.register("op1", "op1-test-password", AGENT.parse().unwrap(), AGENT);
     assert_eq!(status, 200);
     let tag = rig.call_trunk();
@@ -81,9 +90,9 @@ fn a_blind_transfer_bridges_the_caller_to_the_target_and_releases_the_agent() {
     rig.sent = sent;
     let notify = rig.sent_to(AGENT, Method::Notify);
     assert_eq!(notify.len(), 1);
-    assert_eq!(header(&notify[0], "Event"), "refer");
+    assert_eq!(header(&notify[0], "Event"), "refer;id=1");
     assert!(header(&notify[0], "Content-Type").starts_with("message/sipfrag"));
-    assert_eq!(String::from_utf8_lossy(&notify[0].body), "SIP/2.0 100 Trying\r\n");
+    assert_eq!(String::from_utf8_lossy(&notify[0].body), "SIP/2.0 100 Trying");
     // The agent is done with the call; the caller waits on hold, first in line.
     assert!(matches!(rig.state("op1"), Some(AgentState::WrapUp { .. })));
     let to_target = rig.sent_to(TARGET, Method::Invite);
@@ -96,7 +105,7 @@ fn a_blind_transfer_bridges_the_caller_to_the_target_and_releases_the_agent() {
     assert_eq!(rig.sent_to(TARGET, Method::Ack).len(), 1);
     let last = rig.sent_to(AGENT, Method::Notify);
     assert_eq!(last.len(), 1);
-    assert_eq!(String::from_utf8_lossy(&last[0].body), "SIP/2.0 200 OK\r\n");
+    assert_eq!(String::from_utf8_lossy(&last[0].body), "SIP/2.0 200 OK");
     assert!(header(&last[0], "Subscription-State").starts_with("terminated"));
     assert_eq!(rig.sent_to(AGENT, Method::Bye).len(), 1, "the agent's leg is hung up");
     let agent = AgentId::new("op1");
@@ -117,7 +126,7 @@ fn a_busy_target_sends_the_caller_back_first_in_line_and_tells_the_agent() {
     rig.sent_to(AGENT, Method::Notify);
     rig.receive(TARGET.parse().unwrap(), &reply(TARGET, &to_target, 486, "", ""));
     let last = rig.sent_to(AGENT, Method::Notify);
-    assert_eq!(String::from_utf8_lossy(&last[0].body), "SIP/2.0 486 X\r\n");
+    assert_eq!(String::from_utf8_lossy(&last[0].body), "SIP/2.0 486 Busy Here");
     assert!(header(&last[0], "Subscription-State").starts_with("terminated"));
     assert_eq!(rig.sent_to(AGENT, Method::Bye).len(), 1);
     assert!(outcomes(&rig).is_empty(), "the caller is not dropped");
@@ -151,4 +160,27 @@ fn refers_that_cannot_be_carried_out_are_refused_clearly() {
     // Nothing changed: op1 still talks with the caller.
     assert!(matches!(rig.state("op1"), Some(AgentState::OnCall { .. })));
     assert!(rig.sent_to(TARGET, Method::Invite).is_empty());
+}
+
+#[test]
+fn a_directory_code_is_dialled_through_the_trunk_and_refer_sub_false_gets_no_notify() {
+    let directory = "\n[[directory]]\nname = \"Công an 113\"\nkind = \"police\"\nnumber = \"113\"\n\
+                     code = \"*31\"\n";
+    let outbound =
+        ("numbers = [\"111\"]\n", "numbers = [\"111\"]\noutbound = \"127.0.0.1:5098\"\n");
+    let (mut rig, _tag, invite) = bridged_with(&[outbound], directory);
+    rig.take_sent();
+    // The softphone dials the short code at our address, escaped as many do, and wants no NOTIFY.
+    let extra = "Refer-To: <sip:%2A31@127.0.0.1:5060>\r\nRefer-Sub: false\r\n";
+    rig.receive(AGENT.parse().unwrap(), &from_agent(&invite, "REFER", 1, extra));
+    let out = rig.sent_to("127.0.0.1:5098", Method::Invite);
+    assert_eq!(out.len(), 1, "the directory entry's number goes to the trunk");
+    assert_eq!(out[0].uri.as_str(), "sip:113@127.0.0.1:5098");
+    assert!(rig.sent_to(AGENT, Method::Notify).is_empty(), "Refer-Sub: false: no NOTIFY");
+    let accepted = rig.finals().into_iter().find(|r| r.status == 202).expect("202");
+    assert_eq!(header_of(&accepted, "Refer-Sub"), "false");
+}
+
+fn header_of(r: &tongdai::sip::message::Response, name: &str) -> String {
+    value(&r.headers, name)
 }

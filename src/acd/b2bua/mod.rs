@@ -310,6 +310,7 @@ impl Switchboard {
             trunk_channels: config.trunk.channels,
             transfers: transfer::Transfers::default(),
         };
+        switchboard.transfers.configure(config);
         switchboard.tell_availability(epoch);
         for t in switchboard.overflow_targets() {
             switchboard.reports.push(Report::OverflowTarget { target: t.name, up: t.up });
@@ -343,6 +344,7 @@ impl Switchboard {
         self.rota.reload(config);
         self.overflow.reload(config, now);
         self.trunk_channels = config.trunk.channels;
+        self.transfers.configure(config);
         self.tell_availability(now);
         self.drive(now, sip, media);
     }

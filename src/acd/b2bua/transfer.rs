@@ -9,13 +9,15 @@
 //! - if it fails (a final error, no answer in time), the last NOTIFY says why and the caller goes
 //!   to the next free agent, first in line ([`Input::TransferFailed`]): never left alone.
 //!
-//! Only a target the Refer-To names by IP address is reached for now; a number or a short code
-//! (dialled through the trunk, the transfer directory) and attended transfer (Replaces) are
-//! answered with clear refusals until they are built.
+//! The Refer-To names the target: a transfer directory short code (`*31`, `[[directory]]`), a
+//! number (dialled through the trunk, `[trunk] outbound`), or a `sip:` URI with an IP address.
+//! Attended transfer (Replaces) is refused with 501 until it is built.
 
 use super::*;
+use crate::acd::directory::{Destination, Directory};
 use crate::sip::endpoint::OutgoingIds;
 use crate::sip::message::{Host, Scheme, Uri, name};
+use crate::sip::refer::{Refer, ReferNotify, ReferProgress};
 
 /// How long a transfer target may ring.
 const TRANSFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,26 +27,62 @@ const TRANSFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct TransferAttempt {
     /// The agent's dialog, where the NOTIFYs go.
     agent_dialog: DialogId,
+    /// The REFER's CSeq (the subscription's `id`); `None`: the agent asked for no NOTIFYs.
+    subscription: Option<u32>,
     txn: TxnId,
     sdp: LegSdp,
     deadline: Instant,
 }
 
-/// Transfers in progress, by call and by the target INVITE's transaction.
+/// Transfers in progress, by call and by the target INVITE's transaction, and where targets are.
 #[derive(Debug, Default)]
 pub(super) struct Transfers {
     by_call: HashMap<CallId, TransferAttempt>,
     by_txn: HashMap<TxnId, CallId>,
+    /// `[[directory]]`: short codes → targets.
+    directory: Directory,
+    /// `[trunk] outbound`: where numbers are dialled.
+    outbound: Option<SocketAddr>,
 }
 
 impl Transfers {
+    /// The directory and trunk of `config` (at start and on reload).
+    pub(super) fn configure(&mut self, config: &Config) {
+        self.directory = config.directory.clone();
+        self.outbound = config.trunk.outbound;
+    }
+
+    /// Where a transfer to `uri` goes: a directory code or a number at any host (ours, as
+    /// softphones write it), else a `sip:` URI with an IP address that is not one of `ours`.
+    fn resolve(&self, uri: &Uri, ours: &[SocketAddr]) -> Option<(Uri, SocketAddr)> {
+        let user = uri.user().unwrap_or("");
+        let number = |n: &str, outbound: SocketAddr| {
+            let text = format!("sip:{n}@{outbound}");
+            Uri::parse(&text).ok().map(|u| (u, outbound))
+        };
+        if let Some(entry) = self.directory.by_code(user) {
+            return match &entry.destination {
+                Destination::Sip { uri, address } => Some((uri.clone(), *address)),
+                Destination::Number(n) => number(n, self.outbound?),
+            };
+        }
+        let digits = user.strip_prefix('+').unwrap_or(user);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Some(address) = direct_address(uri, ours) {
+                return Some((uri.clone(), address));
+            }
+            return number(user, self.outbound?);
+        }
+        direct_address(uri, ours).map(|a| (uri.clone(), a))
+    }
+
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.by_call.values().map(|t| t.deadline).min()
     }
 }
 
-/// Where a transfer to `uri` goes: a `sip:` URI with an IP address that is not ours.
-fn target_address(uri: &Uri, ours: &[SocketAddr]) -> Option<SocketAddr> {
+/// The address of a `sip:` URI with an IP host that is not one of `ours`.
+fn direct_address(uri: &Uri, ours: &[SocketAddr]) -> Option<SocketAddr> {
     if *uri.scheme() != Scheme::Sip {
         return None;
     }
@@ -82,23 +120,26 @@ impl Switchboard {
         if self.transfers.by_call.contains_key(&call) {
             return respond(sip, 491);
         }
-        let refer_to = match request.headers.refer_to() {
-            Ok(Some(to)) => to,
-            _ => return respond(sip, 400),
+        let refer = match Refer::parse(request) {
+            Ok(refer) => refer,
+            Err(e) => return respond(sip, e.status()),
         };
         // Attended transfer (Refer-To with Replaces, RFC 3891) is not built yet.
-        if refer_to.uri.headers().iter().any(|(n, _)| n.eq_ignore_ascii_case("Replaces")) {
+        if refer.refer_to.replaces.is_some() {
             return respond(sip, 501);
         }
-        let Some(address) = target_address(&refer_to.uri, &self.access.local_udp) else {
+        let Some((target, address)) =
+            self.transfers.resolve(&refer.refer_to.target, &self.access.local_udp)
+        else {
             return respond(sip, 404);
         };
         let Some(local) = self.local_for(address) else { return respond(sip, 503) };
         if self.engine.handle(now, Input::TransferStarted { call, agent }).is_err() {
             return respond(sip, 403);
         }
-        respond(sip, 202);
-        self.notify_refer(now, dialog, "100 Trying", false, sip);
+        sip.respond(now, txn, refer.accepted(request, None));
+        let subscription = refer.subscribe.then_some(refer.cseq);
+        self.notify_refer(now, dialog, subscription, ReferProgress::TRYING, sip);
         // The agent's media gives way to the target's; the caller hears hold audio meanwhile.
         media.drop_agent(call);
         let max_forwards = self.calls.get(&call).map_or(69, |c| c.max_forwards);
@@ -118,43 +159,41 @@ impl Switchboard {
             let extra = [(name::MAX_FORWARDS, max_forwards.to_string())];
             let ids: OutgoingIds = sip.new_outgoing_ids();
             let body = Bytes::from(sdp.last.to_string());
-            let uri = refer_to.uri.clone();
-            sip.invite_with(now, flow, uri, &from, body, &extra, &ids).map(|txn| (txn, sdp))
+            sip.invite_with(now, flow, target, &from, body, &extra, &ids).map(|txn| (txn, sdp))
         });
         match started {
             Some((txn, sdp)) => {
                 let deadline = now + TRANSFER_ANSWER_TIMEOUT;
-                let attempt = TransferAttempt { agent_dialog: dialog.clone(), txn, sdp, deadline };
+                let agent_dialog = dialog.clone();
+                let attempt = TransferAttempt { agent_dialog, subscription, txn, sdp, deadline };
                 self.transfers.by_txn.insert(txn, call);
                 self.transfers.by_call.insert(call, attempt);
             }
             None => {
                 media.drop_agent(call);
-                self.notify_refer(now, dialog, "503 Service Unavailable", true, sip);
+                self.notify_refer(now, dialog, subscription, ReferProgress::FAILED, sip);
                 self.end_transferring_agent(now, call, dialog, sip);
                 let _ = self.engine.handle(now, Input::TransferFailed { call });
             }
         }
     }
 
-    /// A NOTIFY in the REFER's implicit subscription (RFC 3515 §2.4.4) carrying `status` as a
-    /// `message/sipfrag` status line; `last` ends the subscription.
+    /// A NOTIFY in the REFER's implicit subscription `subscription` (RFC 3515 §2.4.4) with
+    /// `progress` as its `message/sipfrag`; a final status ends the subscription. Nothing when the
+    /// agent asked for no subscription (`Refer-Sub: false`, RFC 4488).
     fn notify_refer(
         &mut self,
         now: Instant,
         dialog: &DialogId,
-        status: &str,
-        last: bool,
+        subscription: Option<u32>,
+        progress: ReferProgress,
         sip: &mut Endpoint,
     ) {
-        let state = if last { "terminated;reason=noresource" } else { "active;expires=60" };
-        let extra = [
-            (name::EVENT, "refer".to_string()),
-            ("Subscription-State", state.to_string()),
-            (name::CONTENT_TYPE, "message/sipfrag;version=2.0".to_string()),
-        ];
-        let body = Bytes::from(format!("SIP/2.0 {status}\r\n"));
-        sip.request_in_dialog(now, dialog, Method::Notify, &extra, body);
+        let Some(id) = subscription else { return };
+        let notify = ReferNotify::new(progress, Some(id), Duration::from_secs(60));
+        let extra = notify.headers();
+        let extra: Vec<(&str, String)> = extra.iter().map(|(n, v)| (*n, v.clone())).collect();
+        sip.request_in_dialog(now, dialog, Method::Notify, &extra, notify.body);
     }
 
     /// Hangs up the transferring agent's leg (their part of the call is over).
@@ -191,7 +230,7 @@ impl Switchboard {
             }
             UaEvent::Timeout { txn } if self.transfers.by_txn.contains_key(txn) => {
                 if let Some(call) = self.transfers.by_txn.remove(txn) {
-                    self.transfer_failed(now, call, "408 Request Timeout", sip, media);
+                    self.transfer_failed(now, call, 408, sip, media);
                 }
                 None
             }
@@ -210,20 +249,19 @@ impl Switchboard {
     ) {
         let Some(call) = self.transfers.by_txn.remove(&txn) else { return };
         if !(200..300).contains(&response.status) {
-            let status = format!("{} {}", response.status, response.reason);
-            return self.transfer_failed(now, call, &status, sip, media);
+            return self.transfer_failed(now, call, response.status, sip, media);
         }
         let audio = std::str::from_utf8(&response.body)
             .ok()
             .and_then(|b| SessionDescription::parse(b).ok())
             .and_then(|a| sdp::negotiate_answer(&a).ok());
         let Some(dialog) = dialog else {
-            return self.transfer_failed(now, call, "488 Not Acceptable Here", sip, media);
+            return self.transfer_failed(now, call, 488, sip, media);
         };
         let Some(audio) = audio else {
             // An answer we cannot use: the target's leg is hung up, the transfer failed.
             sip.bye(now, &dialog);
-            return self.transfer_failed(now, call, "488 Not Acceptable Here", sip, media);
+            return self.transfer_failed(now, call, 488, sip, media);
         };
         let Some(attempt) = self.transfers.by_call.remove(&call) else {
             sip.bye(now, &dialog);
@@ -236,7 +274,8 @@ impl Switchboard {
         if let Some(c) = self.calls.get_mut(&call) {
             c.outside = Some(overflow::OutsideLeg { dialog, sdp: attempt.sdp, format });
         }
-        self.notify_refer(now, &attempt.agent_dialog, "200 OK", true, sip);
+        let (dialog, subscription) = (attempt.agent_dialog.clone(), attempt.subscription);
+        self.notify_refer(now, &dialog, subscription, ReferProgress::OK, sip);
         self.end_transferring_agent(now, call, &attempt.agent_dialog, sip);
         let _ = self.engine.handle(now, Input::TransferAnswered { call });
     }
@@ -246,14 +285,15 @@ impl Switchboard {
         &mut self,
         now: Instant,
         call: CallId,
-        status: &str,
+        status: u16,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
         let Some(attempt) = self.transfers.by_call.remove(&call) else { return };
         self.transfers.by_txn.remove(&attempt.txn);
         media.drop_agent(call);
-        self.notify_refer(now, &attempt.agent_dialog, status, true, sip);
+        let progress = ReferProgress::status(status).unwrap_or(ReferProgress::FAILED);
+        self.notify_refer(now, &attempt.agent_dialog, attempt.subscription, progress, sip);
         self.end_transferring_agent(now, call, &attempt.agent_dialog, sip);
         let _ = self.engine.handle(now, Input::TransferFailed { call });
     }
@@ -276,7 +316,7 @@ impl Switchboard {
             if let Some(t) = self.transfers.by_call.get(&call) {
                 sip.cancel(now, t.txn);
             }
-            self.transfer_failed(now, call, "408 Request Timeout", sip, media);
+            self.transfer_failed(now, call, 408, sip, media);
         }
     }
 
@@ -285,7 +325,8 @@ impl Switchboard {
         if let Some(t) = self.transfers.by_call.remove(&call) {
             self.transfers.by_txn.remove(&t.txn);
             sip.cancel(now, t.txn);
-            self.notify_refer(now, &t.agent_dialog, "487 Request Terminated", true, sip);
+            let progress = ReferProgress::status(487).unwrap_or(ReferProgress::FAILED);
+            self.notify_refer(now, &t.agent_dialog, t.subscription, progress, sip);
         }
     }
 }
