@@ -1,0 +1,123 @@
+//! Blind transfer end to end on loopback (issue 11): a SIPp trunk caller reaches a SIPp agent,
+//! which transfers the call with REFER to a SIPp target; the agent gets 202, the NOTIFYs (100,
+//! then 200 ending the subscription) and the BYE for its leg, the target is called from `111`, and
+//! caller and target then hear each other — checked with the in-repo RTP tool.
+
+mod support;
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use support::daemon::{TestDaemon, test_config_text};
+use support::rtp_tool::{RtpTool, Tone, talk_both_ways};
+use support::sipp::{SippRun, free_port, run, run_on, scenario};
+use tongdai::media::g711::Codec;
+
+const CALLER_HZ: f64 = 440.0;
+const TARGET_HZ: f64 = 1000.0;
+
+fn sf(name: &str) -> String {
+    scenario(name).to_string_lossy().into_owned()
+}
+
+/// SIPp as op1: registers, answers, then REFERs the caller to 127.0.0.1:`target_port`.
+fn transferring_agent(d: &TestDaemon, target_port: u16) -> JoinHandle<SippRun> {
+    let (sip, register, answer) = (d.sip_udp(), sf("agent-register.xml"), sf("agent-transfer.xml"));
+    let (rtp, target) = (free_port().to_string(), target_port.to_string());
+    std::thread::spawn(move || {
+        let args = [
+            "-sf",
+            &register,
+            "-oocsf",
+            &answer,
+            "-key",
+            "user",
+            "op1",
+            "-key",
+            "password",
+            "op1-test-password",
+            "-key",
+            "expires",
+            "120",
+            "-key",
+            "rtp_port",
+            &rtp,
+            "-key",
+            "target_port",
+            &target,
+            "-d",
+            "20000",
+            "-m",
+            "1",
+        ];
+        run(sip, &args, Duration::from_secs(35))
+    })
+}
+
+#[test]
+fn an_agent_transfers_the_caller_blind_and_caller_and_target_hear_each_other() {
+    let _serial = support::serial();
+    let dir = support::prompts::short_prompts("transfer");
+    let text = support::prompts::with_prompts(&test_config_text(), &dir)
+        .replace("menu_timeout = \"4s\"", "menu_timeout = \"1s\"");
+    let d = TestDaemon::with_config(&text);
+    let transferred = d.metric("tongdai_calls_transferred_total");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
+    let (target_rtp, target_addr) = rt.block_on(RtpTool::bind());
+    let target_port = free_port();
+    let target = {
+        let (sip, file, rtp) = (d.sip_udp(), sf("transfer-target.xml"), target_addr.port());
+        std::thread::spawn(move || {
+            let rtp = rtp.to_string();
+            run_on(
+                target_port,
+                sip,
+                &["-sf", &file, "-key", "rtp_port", &rtp],
+                Duration::from_secs(35),
+            )
+        })
+    };
+    let registered = d.metric("tongdai_registrations");
+    let agent = transferring_agent(&d, target_port);
+    assert_eq!(d.wait_metric("tongdai_registrations", registered + 1.0), registered + 1.0);
+    let caller = {
+        let (sip, file, rtp) =
+            (d.sip_udp(), sf("trunk-caller.xml"), caller_addr.port().to_string());
+        std::thread::spawn(move || {
+            let args = ["-sf", &file, "-key", "rtp_port", &rtp, "-d", "12000", "-m", "1"];
+            run(sip, &args, Duration::from_secs(35))
+        })
+    };
+    // Welcome, menu window, op1 answers, talks 1.5 s, transfers: the target answers at once.
+    assert_eq!(
+        d.wait_metric("tongdai_calls_transferred_total", transferred + 1.0),
+        transferred + 1.0,
+        "{}",
+        d.metrics()
+    );
+    let caller_tone = Tone::new(CALLER_HZ, Codec::Pcmu, 0x1111);
+    let target_tone = Tone::new(TARGET_HZ, Codec::Pcmu, 0x2222);
+    let (caller_heard, target_heard) =
+        rt.block_on(talk_both_ways(&caller_rtp, caller_tone, &target_rtp, target_tone));
+    caller.join().unwrap().assert_ok();
+    // op1's side (an out-of-call scenario's failure does not reach SIPp's exit code, so its
+    // message log is read): the 202, both NOTIFYs in order, the last ending the subscription,
+    // then our BYE for its leg.
+    let agent = agent.join().unwrap();
+    agent.assert_ok();
+    let log = &agent.messages;
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("no {needle:?} in\n{log}"));
+    let accepted = at("SIP/2.0 202");
+    let trying = at("\r\nSIP/2.0 100 Trying");
+    let done = at("\r\nSIP/2.0 200 OK");
+    let bye = at("BYE sip:agent@");
+    assert!(accepted < trying && trying < done && done < bye, "out of order:\n{log}");
+    assert!(log.contains("Subscription-State: terminated"), "{log}");
+    // The target's passes only if the INVITE came from 111 and the caller's BYE reached it.
+    target.join().unwrap().assert_stopped_ok();
+    assert!(caller_heard.contains_tone(TARGET_HZ), "the caller never heard the target");
+    assert!(target_heard.contains_tone(CALLER_HZ), "the target never heard the caller");
+    assert_eq!(caller_heard.ssrc_changes(), 0, "one stream to the caller throughout");
+    let _ = std::fs::remove_dir_all(dir);
+}
