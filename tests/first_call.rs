@@ -53,36 +53,8 @@ fn sf(name: &str) -> String {
 /// Starts a SIPp agent `op1` that registers, stays `stay_ms`, and answers with `answer` (an
 /// out-of-call scenario) using `rtp_port`.
 fn agent(d: &TestDaemon, answer: &str, rtp_port: u16, stay_ms: u64) -> JoinHandle<SippRun> {
-    let target = d.sip_udp();
-    let answer = sf(answer);
-    std::thread::spawn(move || {
-        run(
-            target,
-            &[
-                "-sf",
-                &sf("agent-register.xml"),
-                "-oocsf",
-                &answer,
-                "-key",
-                "user",
-                "op1",
-                "-key",
-                "password",
-                "op1-test-password",
-                "-key",
-                "expires",
-                "120",
-                "-key",
-                "rtp_port",
-                &rtp_port.to_string(),
-                "-d",
-                &stay_ms.to_string(),
-                "-m",
-                "1",
-            ],
-            Duration::from_millis(stay_ms + 10_000),
-        )
-    })
+    let rtp = rtp_port.to_string();
+    support::sipp::agent_with(d.sip_udp(), "op1", answer, stay_ms, &[("rtp_port", &rtp)])
 }
 
 fn wait_registered(d: &TestDaemon) {

@@ -22,36 +22,9 @@ fn sf(name: &str) -> String {
 
 /// SIPp as op1: registers, answers, then REFERs the caller to 127.0.0.1:`target_port`.
 fn transferring_agent(d: &TestDaemon, target_port: u16) -> JoinHandle<SippRun> {
-    let (sip, register, answer) = (d.sip_udp(), sf("agent-register.xml"), sf("agent-transfer.xml"));
     let (rtp, target) = (free_port().to_string(), target_port.to_string());
-    std::thread::spawn(move || {
-        let args = [
-            "-sf",
-            &register,
-            "-oocsf",
-            &answer,
-            "-key",
-            "user",
-            "op1",
-            "-key",
-            "password",
-            "op1-test-password",
-            "-key",
-            "expires",
-            "120",
-            "-key",
-            "rtp_port",
-            &rtp,
-            "-key",
-            "target_port",
-            &target,
-            "-d",
-            "20000",
-            "-m",
-            "1",
-        ];
-        run(sip, &args, Duration::from_secs(35))
-    })
+    let keys = [("rtp_port", rtp.as_str()), ("target_port", target.as_str())];
+    support::sipp::agent_with(d.sip_udp(), "op1", "agent-transfer.xml", 20_000, &keys)
 }
 
 #[test]

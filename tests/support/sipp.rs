@@ -132,16 +132,33 @@ pub fn agent(
     answer: &str,
     stay_ms: u64,
 ) -> std::thread::JoinHandle<SippRun> {
+    let rtp = free_port().to_string();
+    agent_with(target, user, answer, stay_ms, &[("rtp_port", &rtp)])
+}
+
+/// [`agent`] with the scenario keys `keys` (`rtp_port` among them, and any the answer scenario
+/// takes, e.g. a transfer's `target_port`).
+pub fn agent_with(
+    target: SocketAddr,
+    user: &str,
+    answer: &str,
+    stay_ms: u64,
+    keys: &[(&str, &str)],
+) -> std::thread::JoinHandle<SippRun> {
     let register = scenario("agent-register.xml").to_string_lossy().into_owned();
     let answer = scenario(answer).to_string_lossy().into_owned();
-    let (user, password) = (user.to_string(), format!("{user}-test-password"));
-    let rtp = free_port().to_string();
+    let password = format!("{user}-test-password");
+    let mut args: Vec<String> =
+        ["-sf", &register, "-oocsf", &answer].into_iter().map(str::to_string).collect();
+    for (key, value) in [("user", user), ("password", &password), ("expires", "120")]
+        .into_iter()
+        .chain(keys.iter().copied())
+    {
+        args.extend(["-key".to_string(), key.to_string(), value.to_string()]);
+    }
+    args.extend(["-d".to_string(), stay_ms.to_string(), "-m".to_string(), "1".to_string()]);
     std::thread::spawn(move || {
-        let stay = stay_ms.to_string();
-        let args = [
-            "-sf", &register, "-oocsf", &answer, "-key", "user", &user, "-key", "password",
-            &password, "-key", "expires", "120", "-key", "rtp_port", &rtp, "-d", &stay, "-m", "1",
-        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         run(target, &args, Duration::from_millis(stay_ms + 10_000))
     })
 }

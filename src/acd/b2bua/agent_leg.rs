@@ -34,10 +34,7 @@ impl Switchboard {
             100..=199 => {}
             200..=299 => {
                 self.by_agent_txn.remove(&txn);
-                let audio = std::str::from_utf8(&response.body)
-                    .ok()
-                    .and_then(|t| SessionDescription::parse(t).ok())
-                    .and_then(|a| sdp::negotiate_answer(&a).ok());
+                let audio = answer_in(&response.body);
                 if let Some(d) = &dialog {
                     self.by_dialog.insert(d.clone(), call);
                     if let Some(leg) = self

@@ -294,10 +294,7 @@ impl Switchboard {
             return;
         }
         c.awaiting_answer = false;
-        let audio = std::str::from_utf8(body)
-            .ok()
-            .and_then(|t| SessionDescription::parse(t).ok())
-            .and_then(|a| sdp::negotiate_answer(&a).ok());
+        let audio = answer_in(body);
         match audio {
             Some(a) => {
                 c.caller_format = a.leg_format();

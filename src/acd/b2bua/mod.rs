@@ -232,6 +232,13 @@ impl LegSdp {
     }
 }
 
+/// The audio an SDP answer in `body` agrees on (a 2xx to our offer, or the ACK of a late offer);
+/// `None` when the body is no usable answer.
+fn answer_in(body: &[u8]) -> Option<sdp::NegotiatedAudio> {
+    let text = std::str::from_utf8(body).ok()?;
+    sdp::negotiate_answer(&SessionDescription::parse(text).ok()?).ok()
+}
+
 /// An `o=` session id for a leg: stable for the dialog, different between dialogs (RFC 4566 §5.2
 /// asks only for uniqueness), kept below 2^53 so every SDP stack reads it as a number.
 fn session_id(call_id: &[u8], salt: u64) -> u64 {

@@ -528,10 +528,7 @@ impl Switchboard {
         };
         match response.status {
             200..=299 => {
-                let audio = std::str::from_utf8(&response.body)
-                    .ok()
-                    .and_then(|b| SessionDescription::parse(b).ok())
-                    .and_then(|a| sdp::negotiate_answer(&a).ok());
+                let audio = answer_in(&response.body);
                 let (Some(dialog), Some(audio)) = (dialog.clone(), audio) else {
                     // An answer we cannot use: hang it up and try the next target.
                     if let Some(d) = &dialog {

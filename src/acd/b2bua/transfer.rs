@@ -251,10 +251,7 @@ impl Switchboard {
         if !(200..300).contains(&response.status) {
             return self.transfer_failed(now, call, response.status, sip, media);
         }
-        let audio = std::str::from_utf8(&response.body)
-            .ok()
-            .and_then(|b| SessionDescription::parse(b).ok())
-            .and_then(|a| sdp::negotiate_answer(&a).ok());
+        let audio = answer_in(&response.body);
         let Some(dialog) = dialog else {
             return self.transfer_failed(now, call, 488, sip, media);
         };
