@@ -26,9 +26,13 @@
 //! assert_eq!(mixer.payload(CALLER).len(), 160); // A-law, ready for the caller's RTP
 //! ```
 
+use std::time::Instant;
+
 use thiserror::Error;
 
 use super::g711::Codec;
+use super::pacing::RtpSender;
+use super::rtp::RtpHeader;
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = super::pacing::FRAME_SAMPLES as usize;
@@ -42,6 +46,11 @@ pub const CALLER: usize = 0;
 pub const AGENT: usize = 1;
 /// The third leg's index: a transfer target or a supervisor.
 pub const THIRD: usize = 2;
+
+/// Frames a leg may have waiting for the next ticks. Packets arrive on the sender's clock, not the
+/// mixer's, so two may land in one tick and none in the next; a short queue absorbs that jitter,
+/// and dropping the oldest when it is full bounds the delay to this many frames.
+pub const QUEUE_FRAMES: usize = 3;
 
 /// One decoded 20 ms frame.
 pub type Frame = [i16; FRAME_SAMPLES];
@@ -116,6 +125,71 @@ impl Hearing {
     }
 }
 
+/// The modes of a call of three legs (caller, agent and a third leg), as the runtime switches
+/// between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixMode {
+    /// Everyone hears everyone else: a warm handover to the third leg, or a supervisor's barge.
+    Conference,
+    /// The third leg (a supervisor) hears caller and agent; nobody hears it.
+    Listen,
+    /// The third leg (a supervisor) hears caller and agent; the agent hears it, the caller not.
+    Whisper,
+}
+
+impl MixMode {
+    /// Who hears whom among [`CALLER`], [`AGENT`] and [`THIRD`].
+    pub fn hearing(self) -> Hearing {
+        match self {
+            MixMode::Conference => Hearing::conference(3),
+            MixMode::Listen => Hearing::listen(3, THIRD),
+            MixMode::Whisper => Hearing::whisper(3, THIRD, AGENT),
+        }
+    }
+}
+
+/// One leg's outgoing stream while it hears a mix: a packet per tick on the leg's continuous
+/// [`RtpSender`] (the one hold music or a relay used before, so the leg's peer sees one stream).
+pub struct MixedStream {
+    sender: RtpSender,
+    timestamp: u32,
+    marker: bool,
+}
+
+impl MixedStream {
+    /// Continues `sender`'s stream with mixed audio from `now`.
+    pub fn new(sender: RtpSender, now: Instant) -> MixedStream {
+        let (_, timestamp) = sender.continuation(now);
+        MixedStream { sender, timestamp, marker: true }
+    }
+
+    /// The stream (for RTCP sender reports).
+    pub fn sender(&self) -> &RtpSender {
+        &self.sender
+    }
+
+    /// Gives the stream back, for whatever feeds the leg next.
+    pub fn into_sender(self) -> RtpSender {
+        self.sender
+    }
+
+    /// Writes into `out` the packet carrying one mixed frame `payload` with `payload_type`, sent
+    /// at `now`: the next sequence number, the timestamp one frame on, the marker on the first.
+    pub fn packet(&mut self, now: Instant, payload_type: u8, payload: &[u8], out: &mut Vec<u8>) {
+        let header = RtpHeader {
+            marker: self.marker,
+            payload_type,
+            sequence: self.sender.next_sequence(),
+            timestamp: self.timestamp,
+            ssrc: 0,
+        };
+        let header = self.sender.record(now, header, FRAME_SAMPLES as u32, payload.len());
+        header.write_vec(payload, out);
+        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
+        self.marker = false;
+    }
+}
+
 /// Why a mixer could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum MixError {
@@ -138,7 +212,11 @@ pub struct Mixer {
     legs: usize,
     hearing: Hearing,
     codecs: [Codec; MAX_LEGS],
-    input: [Frame; MAX_LEGS],
+    /// Per leg, a ring of [`QUEUE_FRAMES`] frames: `head[leg]` is the oldest, `queued[leg]` many.
+    input: [[Frame; QUEUE_FRAMES]; MAX_LEGS],
+    head: [usize; MAX_LEGS],
+    queued: [usize; MAX_LEGS],
+    /// The frame each leg gave to the last tick, if any.
     present: [bool; MAX_LEGS],
     mixed: [Frame; MAX_LEGS],
     heard: [bool; MAX_LEGS],
@@ -158,7 +236,9 @@ impl Mixer {
             legs,
             hearing: Hearing::silent(legs),
             codecs: all,
-            input: [[0; FRAME_SAMPLES]; MAX_LEGS],
+            input: [[[0; FRAME_SAMPLES]; QUEUE_FRAMES]; MAX_LEGS],
+            head: [0; MAX_LEGS],
+            queued: [0; MAX_LEGS],
             present: [false; MAX_LEGS],
             mixed: [[0; FRAME_SAMPLES]; MAX_LEGS],
             heard: [false; MAX_LEGS],
@@ -202,44 +282,60 @@ impl Mixer {
         self.codecs[leg.min(MAX_LEGS - 1)]
     }
 
-    /// `leg`'s frame for this tick, as samples: the first [`FRAME_SAMPLES`] are taken, a short
-    /// frame is padded with silence. A second frame in the same tick replaces the first.
+    /// Queues a frame from `leg`, as samples: the first [`FRAME_SAMPLES`] are taken, a short
+    /// frame is padded with silence. The next tick takes the oldest queued frame; with
+    /// [`QUEUE_FRAMES`] already waiting, the oldest is dropped.
     pub fn put_samples(&mut self, leg: usize, samples: &[i16]) {
-        if leg >= self.legs {
-            return;
-        }
+        let Some(frame) = self.slot(leg) else { return };
         let n = samples.len().min(FRAME_SAMPLES);
-        let frame = &mut self.input[leg];
         frame[..n].copy_from_slice(&samples[..n]);
         frame[n..].fill(0);
-        self.present[leg] = true;
     }
 
-    /// `leg`'s frame for this tick, as a G.711 payload in `codec` (the law the packet's payload
+    /// Queues a frame from `leg`, as a G.711 payload in `codec` (the law the packet's payload
     /// type names, which a peer may switch), decoded; sizes as [`Mixer::put_samples`].
     pub fn put_payload(&mut self, leg: usize, codec: Codec, payload: &[u8]) {
-        if leg >= self.legs {
-            return;
-        }
+        let Some(frame) = self.slot(leg) else { return };
         let n = payload.len().min(FRAME_SAMPLES);
-        let frame = &mut self.input[leg];
         for (sample, byte) in frame.iter_mut().zip(&payload[..n]) {
             *sample = codec.decode(*byte);
         }
         frame[n..].fill(0);
-        self.present[leg] = true;
     }
 
-    /// Whether `leg` gave a frame this tick.
-    pub fn has_frame(&self, leg: usize) -> bool {
-        leg < self.legs && self.present[leg]
+    /// The queue slot for `leg`'s next frame, making room by dropping the oldest.
+    fn slot(&mut self, leg: usize) -> Option<&mut Frame> {
+        if leg >= self.legs {
+            return None;
+        }
+        if self.queued[leg] == QUEUE_FRAMES {
+            self.head[leg] = (self.head[leg] + 1) % QUEUE_FRAMES;
+            self.queued[leg] -= 1;
+        }
+        let at = (self.head[leg] + self.queued[leg]) % QUEUE_FRAMES;
+        self.queued[leg] += 1;
+        Some(&mut self.input[leg][at])
     }
 
-    /// Mixes this tick: each leg's output becomes the clipped sum of the frames of the legs it
-    /// hears (the sum is taken whole, then clipped to the i16 range, so two loud legs in
-    /// opposite phase cancel rather than clip), encoded in its law. Legs without a frame count as
-    /// silence. The inputs are then cleared for the next tick.
+    /// Frames `leg` has waiting for the next ticks.
+    pub fn queued(&self, leg: usize) -> usize {
+        if leg < self.legs { self.queued[leg] } else { 0 }
+    }
+
+    /// Mixes this tick: each leg gives its oldest queued frame (a leg with none is silent), and
+    /// each leg's output becomes the clipped sum of the frames of the legs it hears (the sum is
+    /// taken whole, then clipped to the i16 range, so two loud legs in opposite phase cancel
+    /// rather than clip), encoded in its law.
     pub fn tick(&mut self) {
+        let mut frame = [0usize; MAX_LEGS];
+        for leg in 0..self.legs {
+            self.present[leg] = self.queued[leg] > 0;
+            frame[leg] = self.head[leg];
+            if self.present[leg] {
+                self.head[leg] = (self.head[leg] + 1) % QUEUE_FRAMES;
+                self.queued[leg] -= 1;
+            }
+        }
         for listener in 0..self.legs {
             let mut sum = [0i32; FRAME_SAMPLES];
             let mut heard = false;
@@ -248,7 +344,7 @@ impl Mixer {
                     continue;
                 }
                 heard = true;
-                for (acc, s) in sum.iter_mut().zip(&self.input[speaker]) {
+                for (acc, s) in sum.iter_mut().zip(&self.input[speaker][frame[speaker]]) {
                     *acc += i32::from(*s);
                 }
             }
@@ -261,7 +357,6 @@ impl Mixer {
                 *e = codec.encode(*m);
             }
         }
-        self.present = [false; MAX_LEGS];
     }
 
     /// What `leg` hears after the last tick, as samples (silence for an out-of-range leg).
@@ -398,6 +493,21 @@ mod tests {
     }
 
     #[test]
+    fn frames_arriving_together_play_on_successive_ticks_and_the_oldest_goes_first() {
+        let mut m = three(Hearing::conference(3));
+        for level in [100, 200, 300, 400] {
+            m.put_samples(CALLER, &[level; FRAME_SAMPLES]);
+        }
+        assert_eq!(m.queued(CALLER), QUEUE_FRAMES, "the queue is bounded");
+        let mut heard = Vec::new();
+        for _ in 0..4 {
+            m.tick();
+            heard.push(m.samples(AGENT)[0]);
+        }
+        assert_eq!(heard, vec![200, 300, 400, 0], "100 dropped as the oldest, then silence");
+    }
+
+    #[test]
     fn a_short_frame_is_padded_with_silence() {
         let mut m = three(Hearing::conference(3));
         m.put_samples(CALLER, &[700; FRAME_SAMPLES]);
@@ -442,6 +552,35 @@ mod tests {
                 assert_eq!(law.decode(out), sample, "{law:?} {byte:#04x}");
             }
         }
+    }
+
+    #[test]
+    fn mix_modes_are_the_three_leg_matrices() {
+        assert_eq!(MixMode::Conference.hearing(), Hearing::conference(3));
+        assert_eq!(MixMode::Listen.hearing(), Hearing::listen(3, THIRD));
+        assert_eq!(MixMode::Whisper.hearing(), Hearing::whisper(3, THIRD, AGENT));
+    }
+
+    #[test]
+    fn a_mixed_stream_continues_the_legs_stream_one_frame_per_packet() {
+        use crate::media::rtp::RtpPacket;
+        let t0 = Instant::now();
+        let mut sender = RtpSender::new(0xABCD, 100, 5000);
+        let h =
+            RtpHeader { marker: true, payload_type: 8, sequence: 100, timestamp: 5000, ssrc: 0 };
+        sender.record(t0, h, 160, 160); // hold music's last frame
+        let mut stream = MixedStream::new(sender, t0 + std::time::Duration::from_millis(20));
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for k in 0..3u32 {
+            let at = t0 + std::time::Duration::from_millis(20 * u64::from(k + 1));
+            stream.packet(at, 8, &[0xD5; FRAME_SAMPLES], &mut out);
+            let p = RtpPacket::parse(&out).unwrap();
+            assert_eq!((p.ssrc, p.payload_type, p.payload.len()), (0xABCD, 8, FRAME_SAMPLES));
+            seen.push((p.marker, p.sequence, p.timestamp));
+        }
+        assert_eq!(seen, vec![(true, 101, 5160), (false, 102, 5320), (false, 103, 5480)]);
+        assert_eq!(stream.into_sender().packets_sent(), 4);
     }
 
     #[test]
