@@ -5,17 +5,18 @@
 //! nothing, when the leg sent nothing this tick: silence), and takes back, per leg, the clipped sum
 //! of the legs it may hear, never its own, encoded in that leg's G.711 law.
 //!
-//! Who hears whom is a [`Hearing`] matrix; its constructors are the call modes: [`Hearing::conference`]
-//! (everyone hears everyone else; a barge is a conference), [`Hearing::listen`] (the supervisor hears
-//! the call, nobody hears the supervisor) and [`Hearing::whisper`] (as listen, but the agent hears the
-//! supervisor; the caller never does).
+//! Who hears whom is a [`Hearing`] matrix; its constructors are the call modes:
+//! [`Hearing::conference`] (everyone hears everyone else; a barge is a conference),
+//! [`Hearing::listen`] (the supervisor hears the call, nobody hears the supervisor) and
+//! [`Hearing::whisper`] (as listen, but the agent hears the supervisor; the caller never does).
+//! [`MixMode`] names the three for a call of caller, agent and third leg.
 //!
 //! ```
 //! use tongdai::media::g711::Codec;
 //! use tongdai::media::mix::{AGENT, CALLER, Hearing, Mixer, THIRD};
 //!
-//! let mut mixer = Mixer::new(&[Codec::Pcma, Codec::Pcmu, Codec::Pcmu], Hearing::whisper(3, THIRD, AGENT))
-//!     .unwrap();
+//! let laws = [Codec::Pcma, Codec::Pcmu, Codec::Pcmu];
+//! let mut mixer = Mixer::new(&laws, Hearing::whisper(3, THIRD, AGENT)).unwrap();
 //! mixer.put_samples(CALLER, &[1000; 160]);
 //! mixer.put_samples(AGENT, &[200; 160]);
 //! mixer.put_samples(THIRD, &[30; 160]); // the supervisor whispers
@@ -216,8 +217,6 @@ pub struct Mixer {
     input: [[Frame; QUEUE_FRAMES]; MAX_LEGS],
     head: [usize; MAX_LEGS],
     queued: [usize; MAX_LEGS],
-    /// The frame each leg gave to the last tick, if any.
-    present: [bool; MAX_LEGS],
     mixed: [Frame; MAX_LEGS],
     heard: [bool; MAX_LEGS],
     encoded: [[u8; FRAME_SAMPLES]; MAX_LEGS],
@@ -239,14 +238,13 @@ impl Mixer {
             input: [[[0; FRAME_SAMPLES]; QUEUE_FRAMES]; MAX_LEGS],
             head: [0; MAX_LEGS],
             queued: [0; MAX_LEGS],
-            present: [false; MAX_LEGS],
             mixed: [[0; FRAME_SAMPLES]; MAX_LEGS],
             heard: [false; MAX_LEGS],
             encoded: [[0; FRAME_SAMPLES]; MAX_LEGS],
         };
         mixer.set_hearing(hearing)?;
-        for leg in 0..legs {
-            mixer.encoded[leg] = [all[leg].silence(); FRAME_SAMPLES];
+        for (encoded, codec) in mixer.encoded.iter_mut().zip(all) {
+            *encoded = [codec.silence(); FRAME_SAMPLES];
         }
         Ok(mixer)
     }
@@ -327,11 +325,11 @@ impl Mixer {
     /// taken whole, then clipped to the i16 range, so two loud legs in opposite phase cancel
     /// rather than clip), encoded in its law.
     pub fn tick(&mut self) {
-        let mut frame = [0usize; MAX_LEGS];
-        for leg in 0..self.legs {
-            self.present[leg] = self.queued[leg] > 0;
-            frame[leg] = self.head[leg];
-            if self.present[leg] {
+        // The queue slot each leg gives to this tick, if any.
+        let mut taken = [None; MAX_LEGS];
+        for (leg, slot) in taken.iter_mut().enumerate().take(self.legs) {
+            if self.queued[leg] > 0 {
+                *slot = Some(self.head[leg]);
                 self.head[leg] = (self.head[leg] + 1) % QUEUE_FRAMES;
                 self.queued[leg] -= 1;
             }
@@ -339,12 +337,13 @@ impl Mixer {
         for listener in 0..self.legs {
             let mut sum = [0i32; FRAME_SAMPLES];
             let mut heard = false;
-            for speaker in 0..self.legs {
-                if !self.present[speaker] || !self.hearing.hears(listener, speaker) {
+            for (speaker, slot) in taken.iter().enumerate().take(self.legs) {
+                let Some(at) = slot else { continue };
+                if !self.hearing.hears(listener, speaker) {
                     continue;
                 }
                 heard = true;
-                for (acc, s) in sum.iter_mut().zip(&self.input[speaker][frame[speaker]]) {
+                for (acc, s) in sum.iter_mut().zip(&self.input[speaker][*at]) {
                     *acc += i32::from(*s);
                 }
             }
@@ -399,8 +398,8 @@ mod tests {
     }
 
     fn speak_all(m: &mut Mixer) {
-        for leg in 0..m.legs() {
-            m.put_samples(leg, &[LEVEL[leg]; FRAME_SAMPLES]);
+        for (leg, level) in LEVEL.iter().enumerate().take(m.legs()) {
+            m.put_samples(leg, &[*level; FRAME_SAMPLES]);
         }
         m.tick();
     }
