@@ -1,6 +1,7 @@
 //! Media hot paths: transcoding one 20 ms G.711 frame, one relay step (parse, rewrite, transcode),
 //! one received datagram through a leg's receiver and the relay (demux, latch, parse, payload
-//! type, watchdog, reception statistics, rewrite), and one paced playout frame.
+//! type, watchdog, reception statistics, rewrite), one paced playout frame, and one 20 ms tick of
+//! a three-leg mixer (decode three frames, sum per leg, encode three frames).
 //! Run: `cargo bench --bench media`.
 
 use std::hint::black_box;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tongdai::media::g711::{Codec, transcode_in_place, transcode_into};
 use tongdai::media::leg::{Inbound, LegReceiver};
+use tongdai::media::mix::{AGENT, CALLER, Hearing, Mixer, THIRD};
 use tongdai::media::pacing::{FRAME_DURATION, Playlist, Playout, RtpSender};
 use tongdai::media::prompt::Prompt;
 use tongdai::media::relay::{LegFormat, Relay};
@@ -105,5 +107,24 @@ fn leg_receive_and_relay(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, transcoding, relay_step, leg_receive_and_relay, playout_frame);
+/// What a conference call's media task does every 20 ms, without the socket calls: three legs'
+/// payloads decoded, each leg's mix summed and encoded in its law.
+fn mix_tick(c: &mut Criterion) {
+    let codecs = [Codec::Pcma, Codec::Pcmu, Codec::Pcmu];
+    let mut mixer = Mixer::new(&codecs, Hearing::conference(3)).unwrap();
+    let payload = frame();
+    let mut group = c.benchmark_group("mix");
+    group.bench_function("tick_3_legs_conference", |b| {
+        b.iter(|| {
+            for leg in [CALLER, AGENT, THIRD] {
+                mixer.put_payload(leg, codecs[leg], black_box(&payload));
+            }
+            mixer.tick();
+            black_box(mixer.payload(CALLER));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transcoding, relay_step, leg_receive_and_relay, playout_frame, mix_tick);
 criterion_main!(benches);

@@ -1,10 +1,11 @@
 //! The sans-IO rule (ARCHITECTURE.md §3), checked rather than hoped: the protocol and domain core and
-//! the media pacing/relay logic never import tokio, open sockets or read a clock. Time comes in as a
-//! value; only `src/runtime` does I/O.
+//! the media pacing/relay/mix logic never import tokio, open sockets or read a clock. Time comes in
+//! as a value; only `src/runtime` does I/O.
 
 use std::path::Path;
 
-const CORE: &[&str] = &["src/sip", "src/acd", "src/media/pacing.rs", "src/media/relay.rs"];
+const CORE: &[&str] =
+    &["src/sip", "src/acd", "src/media/pacing.rs", "src/media/relay.rs", "src/media/mix.rs"];
 const FORBIDDEN: &[&str] = &[
     "tokio",
     "Instant::now",

@@ -7,7 +7,8 @@
 //! - protocol, sans-IO: [`pacing`] (each leg's [`pacing::RtpSender`] and the 20 ms
 //!   [`pacing::Playout`]), [`relay`] (source latching and the per-direction [`relay::Relay`]),
 //!   [`liveness`] (dead-leg detection), [`rtcp`] (reports terminated per leg, never relayed),
-//!   [`leg`] (what each datagram on a leg's ports is: relay, terminate, or drop by reason).
+//!   [`leg`] (what each datagram on a leg's ports is: relay, terminate, or drop by reason),
+//!   [`mix`] (who hears whom when a call has more than two legs: conference, listen, whisper).
 //!
 //! A leg's outgoing stream is one [`pacing::RtpSender`] that moves between a playout and a relay,
 //! which is what keeps a caller's stream continuous from hold music to the agent and back:
@@ -49,6 +50,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod leg;
 pub mod liveness;
+pub mod mix;
 pub mod pacing;
 pub mod prompt;
 pub mod relay;

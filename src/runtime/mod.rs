@@ -10,7 +10,7 @@ pub mod driver;
 mod http;
 pub mod lifecycle;
 mod limits;
-mod media;
+pub mod media;
 pub mod notify;
 pub mod pseudonym_key;
 pub mod rtp_io;

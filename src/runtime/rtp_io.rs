@@ -8,6 +8,10 @@
 //! [`Lease`] drops, whatever path the call took. What arrives is judged by [`LegReceiver`]: bad packets are
 //! dropped and counted by reason, never ending the task; key presses and dead legs go back to the
 //! core task as [`MediaEvent`]s.
+//!
+//! A call may gain a third leg (a transfer target, a supervisor); while the call is mixed
+//! ([`MediaCommand::Mix`]), what each leg sends goes to the call's [`Mixer`] instead of a relay,
+//! and every 20 ms each leg is sent what the mixer says it hears.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -24,7 +28,8 @@ use super::driver::now;
 use crate::acd::CallId;
 use crate::acd::b2bua::{MediaEvent, MediaLeg};
 use crate::media::leg::{Inbound, LegReceiver};
-use crate::media::pacing::{Playlist, Playout, RtpSender};
+use crate::media::mix::{AGENT, CALLER, MixMode, MixedStream, Mixer, THIRD};
+use crate::media::pacing::{FRAME_DURATION, MAX_CATCH_UP_FRAMES, Playlist, Playout, RtpSender};
 use crate::media::relay::{LegFormat, Relay};
 use crate::metrics as m;
 
@@ -168,6 +173,22 @@ pub enum MediaCommand {
         /// `sendonly`/`inactive`: the dead-leg timer sleeps.
         on_hold: bool,
     },
+    /// A third leg's sockets (a transfer target, a supervisor), bound for our offer. It has no
+    /// dead-leg watchdog yet: [`MediaLeg`] names only caller and agent, so its SIP side must
+    /// notice a vanished third party.
+    ThirdLeg(BoundLeg),
+    /// The third leg answered: where its RTP goes and what it speaks.
+    ThirdAnswered {
+        /// The address from the third leg's SDP (before latching).
+        remote: Option<SocketAddr>,
+        /// Codec and payload numbering.
+        format: LegFormat,
+    },
+    /// Caller, agent and third leg hear each other through the mixer, in this mode (needs the
+    /// agent and third legs; a mode change applies from the next 20 ms tick).
+    Mix(MixMode),
+    /// The third leg is gone; caller and agent are bridged again (or the caller waits).
+    DropThird,
 }
 
 /// What a media task needs to know about its call, besides its sockets.
@@ -247,6 +268,8 @@ enum Outgoing {
     Playing(Playout),
     /// The other leg's audio.
     Relaying(Relay),
+    /// What the call's mixer says this leg hears.
+    Mixing(MixedStream),
 }
 
 impl Outgoing {
@@ -255,6 +278,7 @@ impl Outgoing {
             Outgoing::Idle(s) => s,
             Outgoing::Playing(p) => p.into_sender(),
             Outgoing::Relaying(r) => r.into_sender(),
+            Outgoing::Mixing(m) => m.into_sender(),
         }
     }
 
@@ -263,6 +287,7 @@ impl Outgoing {
             Outgoing::Idle(s) => s,
             Outgoing::Playing(p) => p.sender(),
             Outgoing::Relaying(r) => r.sender(),
+            Outgoing::Mixing(m) => m.sender(),
         }
     }
 }
@@ -323,8 +348,10 @@ async fn run(
 ) {
     let meters = Meters::new();
     let mut agent: Option<Leg> = None;
+    let mut third: Option<Leg> = None;
+    let mut mix: Option<Mix> = None;
     let mut bridged = false;
-    let mut bufs = [[0u8; 2048]; 4];
+    let mut bufs = [[0u8; 2048]; 6];
     let mut out = Vec::with_capacity(2048);
     let report = |leg: MediaLeg, event: MediaEvent| {
         tracing::debug!(call = %context.call, ?leg, ?event, "media event");
@@ -338,16 +365,34 @@ async fn run(
             },
             caller.rx.poll_timeout(),
             agent.as_ref().and_then(|a| a.rx.poll_timeout()),
+            third.as_ref().and_then(|l| l.rx.poll_timeout()),
+            mix.as_ref().map(|m| m.next_tick),
         ]
         .into_iter()
         .flatten()
         .min()
         .map(tokio::time::Instant::from_std);
-        let [b0, b1, b2, b3] = &mut bufs;
+        let [b0, b1, b2, b3, b4, b5] = &mut bufs;
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
-                apply(command, &mut caller, &mut agent, &mut bridged, &mut seed, &context);
+                match command {
+                    c @ (MediaCommand::ThirdLeg(_)
+                    | MediaCommand::ThirdAnswered { .. }
+                    | MediaCommand::Mix(_)
+                    | MediaCommand::DropThird) => {
+                        let a = agent.as_mut();
+                        let (t, m, b) = (&mut third, &mut mix, &mut bridged);
+                        apply_third(c, &mut caller, a, t, m, b, &mut seed);
+                    }
+                    c => {
+                        if matches!(c, MediaCommand::Bridge) {
+                            // A plain bridge again: the mix (if any) ends.
+                            mix = None;
+                        }
+                        apply(c, &mut caller, &mut agent, &mut bridged, &mut seed, &context)
+                    }
+                }
             }
             received = caller.rtp.recv_from(b0) => {
                 let Ok((n, from)) = received else { continue };
@@ -359,7 +404,9 @@ async fn run(
                             let event = MediaEvent::Dtmf { call: context.call, digit };
                             report(MediaLeg::Caller, event);
                         }
-                        if let Some(a) = agent.as_mut()
+                        if let Some(m) = mix.as_mut() {
+                            m.put(CALLER, &caller.rx, &packet);
+                        } else if let Some(a) = agent.as_mut()
                             && let Outgoing::Relaying(relay) = &mut a.out
                         {
                             match relay.relay(t, &packet, &mut out) {
@@ -388,7 +435,9 @@ async fn run(
                 match a.rx.on_rtp(t, from, &b2[..n]) {
                     Inbound::Rtp { packet, .. } => {
                         meters.rtp_in.increment(1);
-                        if let Outgoing::Relaying(relay) = &mut caller.out {
+                        if let Some(m) = mix.as_mut() {
+                            m.put(AGENT, &a.rx, &packet);
+                        } else if let Outgoing::Relaying(relay) = &mut caller.out {
                             match relay.relay(t, &packet, &mut out) {
                                 Ok(()) => {
                                     send_rtp(&caller.rtp, &caller.rx, &out, &meters)
@@ -409,8 +458,34 @@ async fn run(
                     Err(reason) => Meters::dropped(reason),
                 }
             }
+            received = recv_opt(third.as_ref().map(|l| &l.rtp), b4) => {
+                let Some((n, from)) = received else { continue };
+                let Some(l) = third.as_mut() else { continue };
+                match l.rx.on_rtp(now(), from, &b4[..n]) {
+                    Inbound::Rtp { packet, .. } => {
+                        meters.rtp_in.increment(1);
+                        if let Some(m) = mix.as_mut() {
+                            m.put(THIRD, &l.rx, &packet);
+                        }
+                    }
+                    Inbound::Rtcp => meters.rtcp_received.increment(1),
+                    Inbound::Dropped(reason) => Meters::dropped(reason),
+                }
+            }
+            received = recv_opt(third.as_ref().map(|l| &l.rtcp), b5) => {
+                let Some((n, from)) = received else { continue };
+                let Some(l) = third.as_mut() else { continue };
+                match l.rx.on_rtcp(now(), from, &b5[..n]) {
+                    Ok(()) => meters.rtcp_received.increment(1),
+                    Err(reason) => Meters::dropped(reason),
+                }
+            }
             _ = sleep_opt(wake) => {
                 let t = now();
+                if let Some(m) = mix.as_mut() {
+                    let mut legs = [Some(&mut caller), agent.as_mut(), third.as_mut()];
+                    m.run_due(t, &mut legs, &mut out, &meters);
+                }
                 if let Outgoing::Playing(playout) = &mut caller.out {
                     while let Some(due) = playout.poll_timeout().filter(|d| *d <= t) {
                         if !playout.poll_transmit_into(t, &mut out) {
@@ -429,7 +504,8 @@ async fn run(
                     report(MediaLeg::Agent, event);
                 }
                 let ntp = ntp_now();
-                for leg in std::iter::once(&mut caller).chain(agent.as_mut()) {
+                let extra = agent.as_mut().into_iter().chain(third.as_mut());
+                for leg in std::iter::once(&mut caller).chain(extra) {
                     if let Some(to) = leg.rx.poll_report(t, ntp, leg.out.sender(), &mut out) {
                         let _ = leg.rtcp.try_send_to(&out, to);
                         meters.rtcp_sent.increment(1);
@@ -504,6 +580,114 @@ fn apply(
                 l.rx.update(remote, on_hold, now());
             }
         }
+        // The task hands these to `apply_third`.
+        MediaCommand::ThirdLeg(_)
+        | MediaCommand::ThirdAnswered { .. }
+        | MediaCommand::Mix(_)
+        | MediaCommand::DropThird => {}
+    }
+}
+
+/// A call's mixer and when its next 20 ms tick is due.
+struct Mix {
+    mixer: Mixer,
+    next_tick: std::time::Instant,
+}
+
+impl Mix {
+    /// Queues the audio of a packet from leg `index`; telephone events and unknown payload
+    /// types are not mixed.
+    fn put(&mut self, index: usize, rx: &LegReceiver, packet: &crate::media::rtp::RtpPacket<'_>) {
+        if let Some(codec) = rx.format().audio_codec(packet.payload_type) {
+            self.mixer.put_payload(index, codec, packet.payload);
+        }
+    }
+
+    /// Runs the ticks due by `t` (at most a few, after a stall) and sends each mixing leg its
+    /// frame.
+    fn run_due(
+        &mut self,
+        t: std::time::Instant,
+        legs: &mut [Option<&mut Leg>; 3],
+        out: &mut Vec<u8>,
+        meters: &Meters,
+    ) {
+        let behind = t.saturating_duration_since(self.next_tick);
+        if behind > FRAME_DURATION * MAX_CATCH_UP_FRAMES as u32 {
+            self.next_tick = t;
+        }
+        while self.next_tick <= t {
+            for (index, leg) in legs.iter().enumerate() {
+                if let Some(l) = leg {
+                    self.mixer.set_codec(index, l.rx.format().codec);
+                }
+            }
+            self.mixer.tick();
+            for (index, leg) in legs.iter_mut().enumerate() {
+                let Some(l) = leg else { continue };
+                if let Outgoing::Mixing(stream) = &mut l.out {
+                    let pt = l.rx.format().payload_type;
+                    stream.packet(t, pt, self.mixer.payload(index), out);
+                    send_rtp(&l.rtp, &l.rx, out, meters);
+                }
+            }
+            self.next_tick += FRAME_DURATION;
+        }
+    }
+}
+
+/// Carries out a command about the third leg and the mixer.
+fn apply_third(
+    command: MediaCommand,
+    caller: &mut Leg,
+    agent: Option<&mut Leg>,
+    third: &mut Option<Leg>,
+    mix: &mut Option<Mix>,
+    bridged: &mut bool,
+    seed: &mut u64,
+) {
+    match command {
+        MediaCommand::ThirdLeg(bound) => {
+            let rx = LegReceiver::new(None, caller.rx.format());
+            *third = Some(Leg::new(bound, rx, Outgoing::Idle(new_sender(seed))));
+        }
+        MediaCommand::ThirdAnswered { remote, format } => {
+            if let Some(l) = third.as_mut() {
+                l.rx.answered(remote, format);
+            }
+        }
+        MediaCommand::Mix(mode) => {
+            let (Some(a), Some(l)) = (agent, third.as_mut()) else { return };
+            if let Some(m) = mix.as_mut() {
+                // Same three legs: only who hears whom changes.
+                let _ = m.mixer.set_hearing(mode.hearing());
+                return;
+            }
+            let codecs = [caller.rx.format().codec, a.rx.format().codec, l.rx.format().codec];
+            let Ok(mixer) = Mixer::new(&codecs, mode.hearing()) else { return };
+            let t = now();
+            for leg in [caller, a, l] {
+                leg.feed(|s| Outgoing::Mixing(MixedStream::new(s, t)));
+            }
+            *mix = Some(Mix { mixer, next_tick: t + FRAME_DURATION });
+            *bridged = false;
+        }
+        MediaCommand::DropThird => {
+            *third = None;
+            if mix.take().is_none() {
+                return;
+            }
+            match agent {
+                Some(a) => {
+                    let (from_agent, from_caller) = (a.rx.format(), caller.rx.format());
+                    caller.feed(|s| Outgoing::Relaying(Relay::new(from_agent, from_caller, s)));
+                    a.feed(|s| Outgoing::Relaying(Relay::new(from_caller, from_agent, s)));
+                    *bridged = true;
+                }
+                None => caller.feed(Outgoing::Idle),
+            }
+        }
+        _ => {}
     }
 }
 
