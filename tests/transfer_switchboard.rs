@@ -184,3 +184,23 @@ fn a_directory_code_is_dialled_through_the_trunk_and_refer_sub_false_gets_no_not
 fn header_of(r: &tongdai::sip::message::Response, name: &str) -> String {
     value(&r.headers, name)
 }
+
+#[test]
+fn the_caller_id_policy_and_the_trunk_channels_apply_to_the_targets_leg() {
+    // Policy on: the target sees the caller's number.
+    let shown =
+        ("show_number_to_transfer_targets = false", "show_number_to_transfer_targets = true");
+    let (mut rig, _tag, invite) = bridged_with(&[shown], "");
+    let refer = from_agent(&invite, "REFER", 1, &format!("Refer-To: <sip:113@{TARGET}>\r\n"));
+    rig.receive(AGENT.parse().unwrap(), &refer);
+    let to_target = rig.sent_to(TARGET, Method::Invite).remove(0);
+    assert!(header(&to_target, "From").starts_with("\"111\" <sip:+84901234567@"));
+    // One channel: the caller's leg takes it, so the target's leg cannot be placed.
+    let one = ("numbers = [\"111\"]\n", "numbers = [\"111\"]\nchannels = 1\n");
+    let (mut rig, _tag, invite) = bridged_with(&[one], "");
+    rig.take_sent();
+    let refer = from_agent(&invite, "REFER", 1, &format!("Refer-To: <sip:113@{TARGET}>\r\n"));
+    rig.receive(AGENT.parse().unwrap(), &refer);
+    assert_eq!(answer_to_agent(&mut rig, 1), 503);
+    assert!(matches!(rig.state("op1"), Some(AgentState::OnCall { .. })), "the call goes on");
+}

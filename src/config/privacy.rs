@@ -30,6 +30,9 @@ pub struct PrivacyConfig {
     pub region: String,
     /// What `{caller}` shows for a caller without a number (anonymous or `Privacy: id`).
     pub anonymous_label: String,
+    /// Who a transfer target sees calling: off (default), the hotline's `111`; on, the caller's
+    /// number unless the caller withheld it (a focal point may need to call back).
+    pub show_number_to_transfer_targets: bool,
 }
 
 impl Default for PrivacyConfig {
@@ -41,6 +44,7 @@ impl Default for PrivacyConfig {
             agent_display: "111 · {province} · {caller}".into(),
             region: "Nam Bộ".into(),
             anonymous_label: "ẩn danh".into(),
+            show_number_to_transfer_targets: false,
         }
     }
 }
@@ -67,6 +71,8 @@ pub(super) fn read_privacy(
     check_template(cx, &s, &agent_display);
     let region = s.or(cx, "region", d.region);
     let anonymous_label = s.or(cx, "anonymous_label", d.anonymous_label);
+    let show_number_to_transfer_targets =
+        s.or(cx, "show_number_to_transfer_targets", d.show_number_to_transfer_targets);
     s.finish(cx);
     Some(PrivacyConfig {
         key_file: base.join(key_file),
@@ -75,6 +81,7 @@ pub(super) fn read_privacy(
         agent_display,
         region,
         anonymous_label,
+        show_number_to_transfer_targets,
     })
 }
 

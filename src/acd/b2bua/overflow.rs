@@ -189,10 +189,11 @@ impl Switchboard {
         }
     }
 
-    /// Trunk channels in use: callers' legs plus our outbound legs (bridged centres included).
+    /// Trunk channels in use: callers' legs plus our outbound legs (bridged outside parties,
+    /// hand-overs and transfers ringing).
     fn channels_in_use(&self) -> usize {
         let bridged = self.calls.values().filter(|c| c.outside.is_some()).count();
-        self.calls.len() + bridged + self.overflow.outbound_legs()
+        self.calls.len() + bridged + self.overflow.outbound_legs() + self.transfers.ringing()
     }
 
     /// True when `[trunk] channels` leaves room for `more` legs.

@@ -3,7 +3,8 @@
 //! An agent bridged to a caller sends REFER in their dialog. tongdai answers 202, tells the
 //! agent the progress in NOTIFYs (`message/sipfrag`), and puts the caller on hold audio; the
 //! agent goes to wrap-up ([`Input::TransferStarted`]). tongdai then INVITEs the target itself,
-//! from the hotline's number `111` (the target never sees the caller's number), and:
+//! from the hotline's number `111` (the caller's number only where `[privacy]
+//! show_number_to_transfer_targets` allows it), and:
 //! - if the target answers, the caller is bridged to it through us (the outside leg, as after an
 //!   overflow), the last NOTIFY says `200 OK`, and the agent's leg is hung up;
 //! - if it fails (a final error, no answer in time), the last NOTIFY says why and the caller goes
@@ -46,6 +47,11 @@ pub(super) struct Transfers {
 }
 
 impl Transfers {
+    /// Targets being rung (each an outbound leg through the trunk).
+    pub(super) fn ringing(&self) -> usize {
+        self.by_call.len()
+    }
+
     /// The directory and trunk of `config` (at start and on reload).
     pub(super) fn configure(&mut self, config: &Config) {
         self.directory = config.directory.clone();
@@ -134,6 +140,10 @@ impl Switchboard {
             return respond(sip, 404);
         };
         let Some(local) = self.local_for(address) else { return respond(sip, 503) };
+        // The target's leg needs a trunk channel (`[trunk] channels`).
+        if !self.channels_free(1) {
+            return respond(sip, 503);
+        }
         if self.engine.handle(now, Input::TransferStarted { call, agent }).is_err() {
             return respond(sip, 403);
         }
@@ -155,7 +165,7 @@ impl Switchboard {
             let sdp = LegSdp::first(session_id(b"transfer", self.next_leg), offer, port);
             let flow =
                 Flow { transport: crate::sip::transport::Transport::Udp, local, remote: address };
-            let from = format!("\"111\" <sip:111@{}>", via_host(local));
+            let from = self.transfer_from(call, &via_host(local));
             let extra = [(name::MAX_FORWARDS, max_forwards.to_string())];
             let ids: OutgoingIds = sip.new_outgoing_ids();
             let body = Bytes::from(sdp.last.to_string());
@@ -175,6 +185,18 @@ impl Switchboard {
                 self.end_transferring_agent(now, call, dialog, sip);
                 let _ = self.engine.handle(now, Input::TransferFailed { call });
             }
+        }
+    }
+
+    /// Who the transfer target sees calling (`[privacy] show_number_to_transfer_targets`): the
+    /// hotline's 111, or the caller's number when allowed and not withheld.
+    fn transfer_from(&self, call: CallId, host: &str) -> String {
+        let number = self.calls.get(&call).and_then(|c| c.identity.number());
+        match number {
+            Some(n) if self.policy.privacy.show_number_to_transfer_targets => {
+                format!("\"111\" <sip:{}@{host}>", n.expose())
+            }
+            _ => format!("\"111\" <sip:111@{host}>"),
         }
     }
 
