@@ -35,3 +35,8 @@ fn sip_framer_corpus() {
 fn sdp_corpus() {
     assert!(replay("sdp", checks::sdp) >= 10);
 }
+
+#[test]
+fn digest_corpus() {
+    assert!(replay("digest", checks::digest) >= 3);
+}
