@@ -534,6 +534,7 @@ impl Switchboard {
         let calls: Vec<CallId> = self.calls.keys().copied().collect();
         for call in calls {
             self.overflow_abort(now, call, sip);
+            self.transfer_abort(now, call, sip);
             let Some(c) = self.calls.remove(&call) else { continue };
             for leg in c.agents {
                 match leg.dialog {
