@@ -159,6 +159,8 @@ impl Core {
     pub async fn run(mut self, mut inputs: mpsc::Receiver<CoreInput>, stop: CancellationToken) {
         let mut config = self.shared.config.subscribe();
         let mut media_events = self.media.take_events();
+        // The day's service level exists from the first scrape (NaN before a judged call).
+        self.export_service_level(self.today());
         loop {
             let next = [
                 self.endpoint.poll_timeout(),
