@@ -168,34 +168,11 @@ fn call_ids(run: &SippRun) -> Vec<String> {
     ids
 }
 
-fn file_bytes(db: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for suffix in ["", "-wal", "-journal"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        if let Ok(b) = std::fs::read(PathBuf::from(name)) {
-            all.extend(b);
-        }
-    }
-    all
-}
-
 /// `tongdai report` for all time, as a table and as CSV.
 fn reports(config: &Path) -> Vec<(String, String)> {
     [&[][..], &["--format", "csv"][..]]
         .iter()
-        .map(|extra| {
-            let out = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-                .args(["report", "--from", "2000-01-01", "--to", "2100-01-01"])
-                .args(*extra)
-                .arg("--config")
-                .arg(config)
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-            (format!("report {extra:?}"), text)
-        })
+        .map(|extra| (format!("report {extra:?}"), support::prompts::report(config, extra)))
         .collect()
 }
 
@@ -281,7 +258,7 @@ fn no_number_in_the_log_metrics_api_report_or_database_and_no_call_id_in_metrics
         assert!(text.contains("unknown") && text.contains("An Giang"), "{what}:\n{text}");
         assert_no_number(&what, text.as_bytes());
     }
-    let bytes = file_bytes(&db);
+    let bytes = support::prompts::database_bytes(&db);
     assert!(bytes.windows(9).any(|w| w == b"abandoned"), "not the records database");
     assert_no_number("the records database file", &bytes);
     let _ = std::fs::remove_dir_all(&dir);

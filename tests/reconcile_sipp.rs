@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -125,14 +124,7 @@ fn metrics_api_report_and_database_agree_after_a_scripted_run() {
     // The report on the same file.
     let config = dir.join("tongdai.toml");
     std::fs::write(&config, &text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .args(["report", "--format", "csv", "--from", "2000-01-01", "--to", "2100-01-01"])
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report = support::prompts::report(&config, &["--format", "csv"]);
     let all: Vec<&str> = report.lines().filter(|l| l.contains(",all,all,")).collect();
     let expected = format!(",all,all,{total},{N_ANSWERED},{M_ABANDONED},{K_OVERFLOWED},");
     assert!(all.len() == 1 && all[0].contains(&expected), "{expected} in\n{report}");

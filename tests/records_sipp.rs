@@ -7,8 +7,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use support::daemon::TestDaemon;
@@ -51,18 +50,6 @@ fn wait_for(d: &TestDaemon, series: &str, value: f64) -> bool {
         }
         ok
     })
-}
-
-fn bytes_of(db: &Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for suffix in ["", "-wal", "-journal"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        if let Ok(b) = std::fs::read(PathBuf::from(name)) {
-            all.extend(b);
-        }
-    }
-    all
 }
 
 fn contains(hay: &[u8], needle: &str) -> bool {
@@ -126,28 +113,16 @@ fn answered_and_abandoned_calls_give_exactly_those_rows_and_report_with_no_numbe
     // `tongdai report` on the same file.
     let config = dir.join("tongdai.toml");
     std::fs::write(&config, &text).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .args(["report", "--format", "csv", "--from", "2000-01-01", "--to", "2100-01-01"])
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    let report = support::prompts::report(&config, &["--format", "csv"]);
     let all: Vec<&str> = report.lines().filter(|l| l.contains(",all,all,")).collect();
     assert_eq!(all.len(), 1, "{report}");
     assert!(all[0].contains(",all,all,5,3,2,0,"), "{report}");
     assert!(report.lines().any(|l| l.contains(",agent,op1,3,3,0,0,")), "{report}");
     assert!(report.lines().any(|l| l.contains(",province,unknown,5,3,2,0,")), "{report}");
-    let table = Command::new(env!("CARGO_BIN_EXE_tongdai"))
-        .args(["report", "--from", "2000-01-01", "--to", "2100-01-01", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let table = support::prompts::report(&config, &[]);
 
     // No form of either number, and no address, anywhere.
-    let file = bytes_of(&db);
+    let file = support::prompts::database_bytes(&db);
     assert!(contains(&file, "answered"), "the database is not where the test looks");
     for nsn in [ANSWERED_NSN, ABANDONING_NSN] {
         for form in forms(nsn).iter().map(String::as_str).chain([nsn]) {

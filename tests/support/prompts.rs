@@ -60,3 +60,32 @@ pub fn records_config(dir: &Path, db: &Path, edits: &[(&str, &str)]) -> String {
     }
     text
 }
+
+/// `tongdai report` for all time on the records of `config` (`extra`: e.g. `["--format", "csv"]`);
+/// fails the test when the command does.
+pub fn report(config: &Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tongdai"))
+        .args(["report", "--from", "2000-01-01", "--to", "2100-01-01"])
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Every byte of the SQLite database `db` with its WAL and journal, to search for what must not
+/// be there.
+pub fn database_bytes(db: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for suffix in ["", "-wal", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        if let Ok(b) = std::fs::read(PathBuf::from(name)) {
+            all.extend(b);
+        }
+    }
+    all
+}
