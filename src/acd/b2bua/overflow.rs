@@ -541,14 +541,7 @@ impl Switchboard {
                 };
                 self.overflow.attempts.remove(&call);
                 self.reports.push(attempt_report(&self.overflow.config, t.target, "answered"));
-                let format = audio.leg_format();
-                media.agent_answered(call, audio.remote, format);
-                self.answer_early(now, call, sip);
-                media.bridge(call);
-                self.by_dialog.insert(dialog.clone(), call);
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.outside = Some(OutsideLeg { dialog, sdp: t.sdp, format });
-                }
+                self.bridge_outside(now, call, dialog, t.sdp, &audio, sip, media);
                 let _ = self.engine.handle(now, Input::OverflowAnswered { call });
             }
             401 | 407 if !t.authed => {
@@ -601,6 +594,29 @@ impl Switchboard {
                 media.drop_agent(call);
                 self.try_next(now, call, sip, media);
             }
+        }
+    }
+
+    /// The outside party (national centre or transfer target) answered with `audio` on
+    /// `dialog`: the caller (answered now if still in early media) is bridged to it through us.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn bridge_outside(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        dialog: DialogId,
+        sdp: LegSdp,
+        audio: &sdp::NegotiatedAudio,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let format = audio.leg_format();
+        media.agent_answered(call, audio.remote, format);
+        self.answer_early(now, call, sip);
+        media.bridge(call);
+        self.by_dialog.insert(dialog.clone(), call);
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.outside = Some(OutsideLeg { dialog, sdp, format });
         }
     }
 

@@ -286,13 +286,7 @@ impl Switchboard {
             sip.bye(now, &dialog);
             return;
         };
-        let format = audio.leg_format();
-        media.agent_answered(call, audio.remote, format);
-        media.bridge(call);
-        self.by_dialog.insert(dialog.clone(), call);
-        if let Some(c) = self.calls.get_mut(&call) {
-            c.outside = Some(overflow::OutsideLeg { dialog, sdp: attempt.sdp, format });
-        }
+        self.bridge_outside(now, call, dialog, attempt.sdp, &audio, sip, media);
         let (dialog, subscription) = (attempt.agent_dialog.clone(), attempt.subscription);
         self.notify_refer(now, &dialog, subscription, ReferProgress::OK, sip);
         self.end_transferring_agent(now, call, &attempt.agent_dialog, sip);
