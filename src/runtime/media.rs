@@ -1,10 +1,6 @@
 //! The runtime side of the switchboard's [`MediaControl`]: binds each leg's RTP/RTCP ports from the
 //! configured range and runs one media task per call ([`MediaSession`]); what the tasks notice
 //! (key presses, dead legs) comes back to the core task as [`MediaEvent`]s. Runtime layer.
-//!
-//! Beyond the switchboard's trait, a call may gain a third leg (a transfer target, a supervisor)
-//! and be mixed ([`RuntimeMedia::open_third`], [`RuntimeMedia::set_mix`]): conference, listen or
-//! whisper, by [`crate::media::mix`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -53,38 +49,6 @@ impl RuntimeMedia {
     /// The events of every call's media, for the core task (taken once, when it starts).
     pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<MediaEvent>> {
         self.receiver.take()
-    }
-
-    /// Binds a third leg for `call` (a transfer target, a supervisor) and returns its RTP port for
-    /// our offer; None when the call has no media or the port range is exhausted.
-    pub fn open_third(&mut self, call: CallId) -> Option<u16> {
-        let session = self.sessions.get(&call)?;
-        let leg = self.pool.bind().ok()?;
-        let port = leg.port();
-        session.send(MediaCommand::ThirdLeg(leg));
-        Some(port)
-    }
-
-    /// The third leg answered: where its RTP goes and what it speaks.
-    pub fn third_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::ThirdAnswered { remote, format });
-        }
-    }
-
-    /// Mixes caller, agent and third leg of `call` in `mode` (or switches the mode of a mixed
-    /// call: listen to whisper to barge). Needs the agent and third legs.
-    pub fn set_mix(&mut self, call: CallId, mode: MixMode) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::Mix(mode));
-        }
-    }
-
-    /// The third leg of `call` is gone: its ports are freed and caller and agent are bridged again.
-    pub fn drop_third(&mut self, call: CallId) {
-        if let Some(s) = self.sessions.get(&call) {
-            s.send(MediaCommand::DropThird);
-        }
     }
 
     /// Applies a reloaded `[media]` section to calls started from now on, and gives the
@@ -162,6 +126,38 @@ impl MediaControl for RuntimeMedia {
 
     fn close(&mut self, call: CallId) {
         self.sessions.remove(&call);
+    }
+
+    /// Binds a third leg for `call` (a transfer target, a supervisor) and returns its RTP port for
+    /// our offer; None when the call has no media or the port range is exhausted.
+    fn open_third(&mut self, call: CallId) -> Option<u16> {
+        let session = self.sessions.get(&call)?;
+        let leg = self.pool.bind().ok()?;
+        let port = leg.port();
+        session.send(MediaCommand::ThirdLeg(leg));
+        Some(port)
+    }
+
+    /// The third leg answered: where its RTP goes and what it speaks.
+    fn third_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::ThirdAnswered { remote, format });
+        }
+    }
+
+    /// Mixes caller, agent and third leg of `call` in `mode` (or switches the mode of a mixed
+    /// call: listen to whisper to barge). Needs the agent and third legs.
+    fn set_mix(&mut self, call: CallId, mode: MixMode) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::Mix(mode));
+        }
+    }
+
+    /// The third leg of `call` is gone: its ports are freed and caller and agent are bridged again.
+    fn drop_third(&mut self, call: CallId) {
+        if let Some(s) = self.sessions.get(&call) {
+            s.send(MediaCommand::DropThird);
+        }
     }
 
     fn update_leg(

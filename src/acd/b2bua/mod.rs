@@ -23,6 +23,7 @@ use bytes::Bytes;
 use super::{AgentId, CallId, EndedBy, Engine, Input, Lane, Output, RejectReason};
 use crate::config::{AgentConfig, Config, Credential};
 use crate::media::g711::Codec;
+use crate::media::mix::MixMode;
 use crate::media::pacing::Playlist;
 use crate::media::prompt::PromptSet;
 use crate::media::relay::LegFormat;
@@ -88,6 +89,25 @@ pub trait MediaControl {
     fn drop_agent(&mut self, call: CallId);
     /// Closes every leg of `call`.
     fn close(&mut self, call: CallId);
+    /// Binds a third leg for `call` (a transfer target in conference, a supervisor) and returns
+    /// its RTP port for our offer; `None` when the call has no media or no port is free.
+    fn open_third(&mut self, call: CallId) -> Option<u16> {
+        let _ = call;
+        None
+    }
+    /// The third leg answered with this address and format.
+    fn third_answered(&mut self, call: CallId, remote: Option<SocketAddr>, format: LegFormat) {
+        let _ = (call, remote, format);
+    }
+    /// Caller, agent and third leg of `call` hear each other as `mode` says (conference, listen,
+    /// whisper); a later call switches the mode.
+    fn set_mix(&mut self, call: CallId, mode: MixMode) {
+        let _ = (call, mode);
+    }
+    /// The third leg of `call` is gone: caller and agent are bridged again.
+    fn drop_third(&mut self, call: CallId) {
+        let _ = call;
+    }
     /// A re-INVITE/UPDATE moved a leg: its peer now sends from (and wants media at) `remote`, and
     /// `on_hold` (`sendonly`/`inactive`/`c=0.0.0.0`) stops its dead-leg timer until it resumes.
     fn update_leg(
