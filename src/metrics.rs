@@ -117,9 +117,11 @@ pub const RECORDS_WRITABLE: &str = "tongdai_records_writable";
 /// `unknown`, so the label is bounded by type.
 pub const CALLS_OFFERED_BY_PROVINCE: &str = "tongdai_calls_offered_by_province_total";
 
-/// Counter of calls an agent answered and then transferred (blind transfer); they are counted
-/// in [`CALLS_ANSWERED`] too.
+/// Counter of calls an agent answered and then transferred (blind or attended transfer, or a
+/// conference the operator left); they are counted in [`CALLS_ANSWERED`] too.
 pub const CALLS_TRANSFERRED: &str = "tongdai_calls_transferred_total";
+/// Counter of three-way conferences made from a consultation (`*3`).
+pub const CONFERENCES: &str = "tongdai_conferences_total";
 /// Counter of calls handed to the national centre; label `reason` = `no_agents` | `max_wait` |
 /// `queue_full` | `predicted_wait` | `draining`.
 pub const CALLS_OVERFLOWED: &str = "tongdai_calls_overflowed_total";
@@ -204,6 +206,8 @@ fn describe() {
         "Calls an agent answered and then transferred (also counted answered)."
     );
     counter!(CALLS_TRANSFERRED).increment(0);
+    describe_counter!(CONFERENCES, Unit::Count, "Three-way conferences made from a consultation.");
+    counter!(CONFERENCES).increment(0);
     describe_counter!(
         CALLS_ABANDONED,
         Unit::Count,

@@ -471,6 +471,7 @@ fn report_metrics(report: &Report) {
             counter!(m::AUTH_FAILURES, "reason" => *reason).increment(1)
         }
         Report::AuthBan(_) => counter!(m::AUTH_BANS).increment(1),
+        Report::Conference { .. } => counter!(m::CONFERENCES).increment(1),
         Report::TrunkRegistration(_) => {}
         Report::Refused { reason } => counter!(m::CALLS_REFUSED, "reason" => *reason).increment(1),
         Report::OverflowTarget { target, up } => {
@@ -504,6 +505,7 @@ fn log_report(report: &Report) {
         }
         Report::MenuChoice { urgent, .. } => tracing::info!(urgent, "urgent-lane menu"),
         Report::LegDead { leg } => tracing::warn!(?leg, "no media from leg; hung up"),
+        Report::Conference { call } => tracing::info!(%call, "three-way conference"),
         Report::OverflowTarget { target, up } => {
             tracing::warn!(target = target.as_str(), up, "overflow target health changed")
         }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::driver::random_bytes;
 use super::rtp_io::{MediaCommand, MediaSession, PortPool, SessionContext};
 use crate::acd::CallId;
-use crate::acd::b2bua::{MediaControl, MediaEvent, MediaLeg, Switchboard};
+use crate::acd::b2bua::{Join, MediaControl, MediaEvent, MediaLeg, Switchboard};
 use crate::config::Config;
 use crate::media::mix::MixMode;
 use crate::media::pacing::Playlist;
@@ -126,6 +126,13 @@ impl MediaControl for RuntimeMedia {
 
     fn close(&mut self, call: CallId) {
         self.sessions.remove(&call);
+    }
+
+    fn join(&mut self, from: CallId, to: CallId, join: Join) {
+        let Some(to) = self.sessions.get(&to).map(MediaSession::commands) else { return };
+        if let Some(from) = self.sessions.remove(&from) {
+            from.send(MediaCommand::HandOver { to, join });
+        }
     }
 
     /// Binds a third leg for `call` (a transfer target, a supervisor) and returns its RTP port for

@@ -12,6 +12,12 @@
 //! A call may gain a third leg (a transfer target, a supervisor); while the call is mixed
 //! ([`MediaCommand::Mix`]), what each leg sends goes to the call's [`Mixer`] instead of a relay,
 //! and every 20 ms each leg is sent what the mixer says it hears.
+//!
+//! A consultation (an agent's second call, to a transfer target) runs as a call of its own; when
+//! it is completed or turned into a conference ([`MediaCommand::HandOver`]) its task ends by
+//! sending its legs, sockets and streams as they are, to the task of the call it was made from
+//! ([`MediaCommand::Adopt`]), so the target's RTP keeps flowing to the same port with the same
+//! SSRC and no re-INVITE is needed.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +32,7 @@ use metrics::{Counter, Histogram, counter, histogram};
 
 use super::driver::now;
 use crate::acd::CallId;
-use crate::acd::b2bua::{MediaEvent, MediaLeg};
+use crate::acd::b2bua::{Join, MediaEvent, MediaLeg};
 use crate::media::leg::{Inbound, LegReceiver};
 use crate::media::mix::{AGENT, CALLER, MixMode, MixedStream, Mixer, THIRD};
 use crate::media::pacing::{FRAME_DURATION, MAX_CATCH_UP_FRAMES, Playlist, Playout, RtpSender};
@@ -189,6 +195,23 @@ pub enum MediaCommand {
     Mix(MixMode),
     /// The third leg is gone; caller and agent are bridged again (or the caller waits).
     DropThird,
+    /// This call is a consultation: its legs join the call behind `to` as `join` says, and this
+    /// task ends.
+    HandOver {
+        /// The commands of the call the legs join.
+        to: mpsc::UnboundedSender<MediaCommand>,
+        /// How they join.
+        join: Join,
+    },
+    /// A consultation's legs, handed over (sent by its task, never by the call logic).
+    Adopt(Box<Adopted>),
+}
+
+/// The legs a consultation hands over (opaque outside this module).
+pub struct Adopted {
+    agent: Option<Leg>,
+    third: Option<Leg>,
+    join: Join,
 }
 
 /// What a media task needs to know about its call, besides its sockets.
@@ -236,6 +259,11 @@ impl MediaSession {
     /// Sends a command; a task that already ended ignores it.
     pub fn send(&self, command: MediaCommand) {
         let _ = self.commands.send(command);
+    }
+
+    /// Where another session sends this one legs ([`MediaCommand::HandOver`]).
+    pub fn commands(&self) -> mpsc::UnboundedSender<MediaCommand> {
+        self.commands.clone()
     }
 }
 
@@ -357,7 +385,7 @@ async fn run(
         tracing::debug!(call = %context.call, ?leg, ?event, "media event");
         let _ = context.events.send(event);
     };
-    loop {
+    let (to, join) = loop {
         let wake = [
             match &caller.out {
                 Outgoing::Playing(p) => p.poll_timeout(),
@@ -377,6 +405,30 @@ async fn run(
             command = commands.recv() => {
                 let Some(command) = command else { return };
                 match command {
+                    MediaCommand::HandOver { to, join } => {
+                        break (to, join);
+                    }
+                    MediaCommand::Adopt(adopted) => {
+                        let Adopted { agent: a, third: l, join } = *adopted;
+                        if let Some(a) = a {
+                            agent = Some(a);
+                        }
+                        if l.is_some() {
+                            third = l;
+                        }
+                        mix = None;
+                        match join {
+                            Join::Transfer => {
+                                let c = MediaCommand::Bridge;
+                                apply(c, &mut caller, &mut agent, &mut bridged, &mut seed, &context)
+                            }
+                            Join::Conference => {
+                                let c = MediaCommand::Mix(MixMode::Conference);
+                                let (a, t, m) = (agent.as_mut(), &mut third, &mut mix);
+                                apply_third(c, &mut caller, a, t, m, &mut bridged, &mut seed);
+                            }
+                        }
+                    }
                     c @ (MediaCommand::ThirdLeg(_)
                     | MediaCommand::ThirdAnswered { .. }
                     | MediaCommand::Mix(_)
@@ -513,7 +565,13 @@ async fn run(
                 }
             }
         }
-    }
+    };
+    // Handed over: this call was a consultation, its legs go on in the other call.
+    let adopted = match join {
+        Join::Transfer => Adopted { agent, third: None, join },
+        Join::Conference => Adopted { agent: Some(caller), third: agent, join },
+    };
+    let _ = to.send(MediaCommand::Adopt(Box::new(adopted)));
 }
 
 /// Sends one RTP packet to the leg's peer, unless the peer holds the leg (`sendonly`/`inactive`
@@ -580,11 +638,13 @@ fn apply(
                 l.rx.update(remote, on_hold, now());
             }
         }
-        // The task hands these to `apply_third`.
+        // The task hands these to `apply_third`, and takes hand-overs itself.
         MediaCommand::ThirdLeg(_)
         | MediaCommand::ThirdAnswered { .. }
         | MediaCommand::Mix(_)
-        | MediaCommand::DropThird => {}
+        | MediaCommand::DropThird
+        | MediaCommand::HandOver { .. }
+        | MediaCommand::Adopt(_) => {}
     }
 }
 

@@ -146,6 +146,7 @@ impl Switchboard {
                         dialog: None,
                         sdp: leg,
                         format: None,
+                        held: false,
                     });
                 }
             }

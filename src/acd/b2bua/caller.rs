@@ -269,6 +269,7 @@ impl Switchboard {
                 offered: true,
                 max_forwards: 69,
                 outside: None,
+                conference: false,
             },
         );
         self.reports.push(Report::Offered);

@@ -124,6 +124,10 @@ impl Switchboard {
         };
         let dialled = request.uri.user().unwrap_or_default();
         let Some(code) = self.policy.feature_codes.lookup(dialled) else {
+            // A transfer directory code: a consultation (consult.rs).
+            if self.transfers.is_directory_code(dialled) {
+                return self.consult_invite(now, txn, request, agent, sip, media);
+            }
             return reject(sip, 404);
         };
         // Answer first: a refused offer must not have changed the agent's state.

@@ -53,6 +53,28 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) {
+        // A consultation's media is consult.rs's.
+        if let MediaEvent::Dtmf { call, .. } | MediaEvent::LegDead { call, .. } = &event
+            && self.is_consult(*call)
+        {
+            self.consult_media_event(now, event, sip, media);
+            return self.drive(now, sip, media);
+        }
+        // A conference's caller or operator went silent: as if they had hung up.
+        if let MediaEvent::LegDead { call, leg } = &event
+            && let Some(c) = self.calls.get(call).filter(|c| c.conference)
+        {
+            let dialog = match leg {
+                MediaLeg::Caller => c.trunk_dialog.clone(),
+                MediaLeg::Agent => c.agents.iter().find_map(|l| l.dialog.clone()),
+            };
+            self.reports.push(Report::LegDead { leg: *leg });
+            if let Some(d) = dialog {
+                sip.bye(now, &d);
+                let _ = self.consult_event(now, UaEvent::Bye { dialog: d }, sip, media);
+            }
+            return self.drive(now, sip, media);
+        }
         // Either leg of a call bridged to the national centre died: end both (overflow.rs).
         if let MediaEvent::LegDead { call, leg } = &event
             && self.calls.get(call).is_some_and(|c| c.outside.is_some())

@@ -41,6 +41,7 @@ mod admin;
 mod agent_leg;
 mod audit;
 mod caller;
+mod consult;
 mod feature;
 mod ivr;
 mod media_events;
@@ -51,6 +52,7 @@ mod shifts;
 mod transfer;
 
 pub use audit::AUDIT_INTERVAL;
+pub use consult::CONFERENCE_KEYS;
 pub use feature::FEATURE_PROMPTS;
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 pub use overflow::TargetStatus;
@@ -62,6 +64,18 @@ pub const PROMPT_WELCOME: &str = "welcome";
 pub const PROMPT_HOLD: &str = "hold-music";
 /// Prompts the switchboard cannot work without.
 pub const REQUIRED_PROMPTS: &[&str] = &[PROMPT_WELCOME, PROMPT_HOLD];
+
+/// How a consultation's legs (its "caller" leg: the agent's second call; its "agent" leg: the
+/// target) join the call it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    /// Attended transfer completed: the target becomes the call's agent leg, bridged to the
+    /// caller; the agent's consultation leg is closed.
+    Transfer,
+    /// Three-way conference: the agent's consultation leg becomes the call's agent leg (its first
+    /// leg, on hold, is closed), the target its third leg, all three mixed.
+    Conference,
+}
 
 /// What the switchboard needs of a call's media; the runtime binds sockets and runs the media task.
 pub trait MediaControl {
@@ -107,6 +121,10 @@ pub trait MediaControl {
     /// The third leg of `call` is gone: caller and agent are bridged again.
     fn drop_third(&mut self, call: CallId) {
         let _ = call;
+    }
+    /// The legs of consultation `from` join call `to` as `join` says; `from` is gone after.
+    fn join(&mut self, from: CallId, to: CallId, join: Join) {
+        let _ = (from, to, join);
     }
     /// A re-INVITE/UPDATE moved a leg: its peer now sends from (and wants media at) `remote`, and
     /// `on_hold` (`sendonly`/`inactive`/`c=0.0.0.0`) stops its dead-leg timer until it resumes.
@@ -186,6 +204,11 @@ pub enum Report {
         /// What happened.
         result: &'static str,
     },
+    /// An operator made a consultation a three-way conference.
+    Conference {
+        /// The caller's call.
+        call: CallId,
+    },
     /// A leg was hung up because nothing arrived from it for `rtp_timeout`.
     LegDead {
         /// Which leg.
@@ -212,8 +235,10 @@ struct Call {
     /// Max-Forwards for the legs this call creates: the trunk INVITE's minus one.
     max_forwards: u8,
     /// The outside party's leg once the call is bridged to the national centre (overflow.rs) or
-    /// a transfer target (transfer.rs).
+    /// a transfer target (transfer.rs, consult.rs).
     outside: Option<overflow::OutsideLeg>,
+    /// Operator, caller and the outside party are mixed in a three-way conference (consult.rs).
+    conference: bool,
 }
 
 #[derive(Debug)]
@@ -225,6 +250,9 @@ struct AgentLeg {
     sdp: LegSdp,
     /// What the agent's answer agreed on.
     format: Option<LegFormat>,
+    /// The agent's phone holds the call (its last offer was `sendonly`/`inactive`): the caller
+    /// hears hold audio until it resumes.
+    held: bool,
 }
 
 /// One leg's side of offer/answer: what we last sent, under its `o=` line.
@@ -304,6 +332,8 @@ pub struct Switchboard {
     trunk_channels: Option<u32>,
     /// Blind transfers in progress (transfer.rs).
     transfers: transfer::Transfers,
+    /// Consultations in progress (consult.rs).
+    consults: consult::Consults,
 }
 
 impl Switchboard {
@@ -336,6 +366,7 @@ impl Switchboard {
             overflow: overflow::Overflow::new(config, epoch),
             trunk_channels: config.trunk.channels,
             transfers: transfer::Transfers::default(),
+            consults: consult::Consults::default(),
         };
         switchboard.transfers.configure(config);
         switchboard.tell_availability(epoch);
@@ -406,6 +437,7 @@ impl Switchboard {
             self.access.poll_timeout(),
             self.overflow.poll_timeout(),
             self.transfers.poll_timeout(),
+            self.consults.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -436,6 +468,7 @@ impl Switchboard {
         self.access_due(now, sip);
         self.overflow_due(now, sip, media);
         self.transfer_due(now, sip, media);
+        self.consult_due(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -462,6 +495,10 @@ impl Switchboard {
         };
         // Transfer targets' INVITEs are transfer.rs's.
         let Some(event) = self.transfer_event(now, event, sip, media) else {
+            return self.drive(now, sip, media);
+        };
+        // Consultations and conferences are consult.rs's.
+        let Some(event) = self.consult_event(now, event, sip, media) else {
             return self.drive(now, sip, media);
         };
         match event {
@@ -520,7 +557,13 @@ impl Switchboard {
                     self.answer_early(now, *call, sip);
                     media.bridge(*call)
                 }
-                Output::StartHold { call } => self.hold_audio(*call, None, media),
+                // A call already with its outside party (an attended transfer, a conference
+                // the operator left) keeps hearing them.
+                Output::StartHold { call } => {
+                    if self.calls.get(call).is_none_or(|c| c.outside.is_none()) {
+                        self.hold_audio(*call, None, media)
+                    }
+                }
                 Output::AnnouncePosition { call, position } => {
                     self.hold_audio(*call, Some(*position), media)
                 }
@@ -555,6 +598,7 @@ impl Switchboard {
         for call in calls {
             self.overflow_abort(now, call, sip);
             self.transfer_abort(now, call, sip);
+            self.consult_abort(now, call, sip, media);
             let Some(c) = self.calls.remove(&call) else { continue };
             for leg in c.agents {
                 match leg.dialog {
@@ -590,6 +634,7 @@ impl Switchboard {
     ) {
         self.overflow_abort(now, call, sip);
         self.transfer_abort(now, call, sip);
+        self.consult_abort(now, call, sip, media);
         if let Some(c) = self.calls.get_mut(&call).filter(|c| c.outside.is_some()) {
             // Bridged to the national centre: the engine is done, the legs stay up (overflow.rs).
             c.offered = false;

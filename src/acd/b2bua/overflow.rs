@@ -193,7 +193,8 @@ impl Switchboard {
     /// hand-overs and transfers ringing).
     fn channels_in_use(&self) -> usize {
         let bridged = self.calls.values().filter(|c| c.outside.is_some()).count();
-        self.calls.len() + bridged + self.overflow.outbound_legs() + self.transfers.ringing()
+        let transfers = self.transfers.ringing() + self.consults.outbound_legs();
+        self.calls.len() + bridged + self.overflow.outbound_legs() + transfers
     }
 
     /// True when `[trunk] channels` leaves room for `more` legs.

@@ -4,6 +4,9 @@
 //! An accepted re-offer reaches the media: a new address re-points the leg (its source latch
 //! learns again), and a hold (`sendonly`, `inactive`, `c=0.0.0.0`) stops the leg's dead-leg timer
 //! until the resume, since a phone on hold may rightly send nothing.
+//!
+//! An operator's phone holding a bridged call (before a consultation, consult.rs) gives the caller
+//! hold audio instead of silence; its resume bridges them again.
 
 use super::*;
 
@@ -32,6 +35,19 @@ impl Switchboard {
         let Some(call) = self.by_dialog.get(dialog).copied() else { return refuse(sip, 481) };
         let address = media.address();
         let Some(c) = self.calls.get_mut(&call) else { return refuse(sip, 481) };
+        let is_hold = request.body.is_empty().then_some(false).or_else(|| {
+            let text = std::str::from_utf8(&request.body).ok()?;
+            Some(SessionDescription::parse(text).ok()?.is_hold())
+        });
+        // Did an operator's phone just hold (or resume) a call it talks on alone?
+        let mut hold_change = None;
+        if !c.conference
+            && let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog))
+            && let Some(hold) = is_hold.filter(|h| *h != l.held)
+        {
+            l.held = hold;
+            hold_change = Some(hold);
+        }
         let (leg, codec, which) = if c.trunk_dialog.as_ref() == Some(dialog) {
             (&mut c.caller_sdp, c.caller_format.codec, MediaLeg::Caller)
         } else if let Some(l) = c.agents.iter_mut().find(|l| l.dialog.as_ref() == Some(dialog)) {
@@ -57,6 +73,11 @@ impl Switchboard {
                 let body = leg.next(answer.sdp);
                 sip.accept_in_dialog(now, txn, Some(body));
                 media.update_leg(call, which, answer.audio.remote, offer.is_hold());
+                match hold_change {
+                    Some(true) => self.hold_audio(call, None, media),
+                    Some(false) => media.bridge(call),
+                    None => {}
+                }
             }
             // RFC 3264 §8: a refused re-offer leaves the session as it was.
             Err(_) => refuse(sip, 488),

@@ -12,7 +12,7 @@
 //!
 //! The Refer-To names the target: a transfer directory short code (`*31`, `[[directory]]`), a
 //! number (dialled through the trunk, `[trunk] outbound`), or a `sip:` URI with an IP address.
-//! Attended transfer (Replaces) is refused with 501 until it is built.
+//! A Refer-To with Replaces is an attended transfer: consult.rs completes it.
 
 use super::*;
 use crate::acd::directory::{Destination, Directory};
@@ -38,7 +38,7 @@ pub(super) struct TransferAttempt {
 /// Transfers in progress, by call and by the target INVITE's transaction, and where targets are.
 #[derive(Debug, Default)]
 pub(super) struct Transfers {
-    by_call: HashMap<CallId, TransferAttempt>,
+    pub(super) by_call: HashMap<CallId, TransferAttempt>,
     by_txn: HashMap<TxnId, CallId>,
     /// `[[directory]]`: short codes → targets.
     directory: Directory,
@@ -60,7 +60,7 @@ impl Transfers {
 
     /// Where a transfer to `uri` goes: a directory code or a number at any host (ours, as
     /// softphones write it), else a `sip:` URI with an IP address that is not one of `ours`.
-    fn resolve(&self, uri: &Uri, ours: &[SocketAddr]) -> Option<(Uri, SocketAddr)> {
+    pub(super) fn resolve(&self, uri: &Uri, ours: &[SocketAddr]) -> Option<(Uri, SocketAddr)> {
         let user = uri.user().unwrap_or("");
         let number = |n: &str, outbound: SocketAddr| {
             let text = format!("sip:{n}@{outbound}");
@@ -84,6 +84,11 @@ impl Transfers {
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.by_call.values().map(|t| t.deadline).min()
+    }
+
+    /// True when `user` is a `[[directory]]` short code.
+    pub(super) fn is_directory_code(&self, user: &str) -> bool {
+        self.directory.by_code(user).is_some()
     }
 }
 
@@ -130,9 +135,15 @@ impl Switchboard {
             Ok(refer) => refer,
             Err(e) => return respond(sip, e.status()),
         };
-        // Attended transfer (Refer-To with Replaces, RFC 3891) is not built yet.
-        if refer.refer_to.replaces.is_some() {
-            return respond(sip, 501);
+        // Attended transfer (Refer-To with Replaces, RFC 3891): completes a consultation.
+        if let Some(replaces) = &refer.refer_to.replaces {
+            let done = self.attended_transfer(
+                now, call, agent, dialog, txn, request, &refer, replaces, sip, media,
+            );
+            if let Err(status) = done {
+                respond(sip, status);
+            }
+            return;
         }
         let Some((target, address)) =
             self.transfers.resolve(&refer.refer_to.target, &self.access.local_udp)
@@ -152,25 +163,18 @@ impl Switchboard {
         self.notify_refer(now, dialog, subscription, ReferProgress::TRYING, sip);
         // The agent's media gives way to the target's; the caller hears hold audio meanwhile.
         media.drop_agent(call);
-        let max_forwards = self.calls.get(&call).map_or(69, |c| c.max_forwards);
         let caller_codec = self.calls.get(&call).map_or(Codec::Pcmu, |c| c.caller_format.codec);
-        let started = media.open_agent(call).and_then(|port| {
-            let other = match caller_codec {
-                Codec::Pcmu => Codec::Pcma,
-                Codec::Pcma => Codec::Pcmu,
-            };
-            let offer =
-                sdp::offer(media.address(), port, &[caller_codec, other], Direction::SendRecv);
-            self.next_leg += 1;
-            let sdp = LegSdp::first(session_id(b"transfer", self.next_leg), offer, port);
-            let flow =
-                Flow { transport: crate::sip::transport::Transport::Udp, local, remote: address };
-            let from = self.transfer_from(call, &via_host(local));
-            let extra = [(name::MAX_FORWARDS, max_forwards.to_string())];
-            let ids: OutgoingIds = sip.new_outgoing_ids();
-            let body = Bytes::from(sdp.last.to_string());
-            sip.invite_with(now, flow, target, &from, body, &extra, &ids).map(|txn| (txn, sdp))
-        });
+        let started = self.invite_transfer_target(
+            now,
+            call,
+            call,
+            caller_codec,
+            target,
+            address,
+            local,
+            sip,
+            media,
+        );
         match started {
             Some((txn, sdp)) => {
                 let deadline = now + TRANSFER_ANSWER_TIMEOUT;
@@ -188,6 +192,40 @@ impl Switchboard {
         }
     }
 
+    /// INVITEs a transfer target at `address` for `call` (the target sees [`Self::transfer_from`]),
+    /// offering `codec` first on a new agent-side leg of media call `media_call` (the call itself
+    /// for a blind transfer, the consultation for an attended one). `None` when no port is free.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn invite_transfer_target(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        media_call: CallId,
+        codec: Codec,
+        target: Uri,
+        address: SocketAddr,
+        local: SocketAddr,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) -> Option<(TxnId, LegSdp)> {
+        let max_forwards = self.calls.get(&call).map_or(69, |c| c.max_forwards);
+        let port = media.open_agent(media_call)?;
+        let other = match codec {
+            Codec::Pcmu => Codec::Pcma,
+            Codec::Pcma => Codec::Pcmu,
+        };
+        let offer = sdp::offer(media.address(), port, &[codec, other], Direction::SendRecv);
+        self.next_leg += 1;
+        let sdp = LegSdp::first(session_id(b"transfer", self.next_leg), offer, port);
+        let flow =
+            Flow { transport: crate::sip::transport::Transport::Udp, local, remote: address };
+        let from = self.transfer_from(call, &via_host(local));
+        let extra = [(name::MAX_FORWARDS, max_forwards.to_string())];
+        let ids: OutgoingIds = sip.new_outgoing_ids();
+        let body = Bytes::from(sdp.last.to_string());
+        sip.invite_with(now, flow, target, &from, body, &extra, &ids).map(|txn| (txn, sdp))
+    }
+
     /// Who the transfer target sees calling (`[privacy] show_number_to_transfer_targets`): the
     /// hotline's 111, or the caller's number when allowed and not withheld.
     fn transfer_from(&self, call: CallId, host: &str) -> String {
@@ -203,7 +241,7 @@ impl Switchboard {
     /// A NOTIFY in the REFER's implicit subscription `subscription` (RFC 3515 §2.4.4) with
     /// `progress` as its `message/sipfrag`; a final status ends the subscription. Nothing when the
     /// agent asked for no subscription (`Refer-Sub: false`, RFC 4488).
-    fn notify_refer(
+    pub(super) fn notify_refer(
         &mut self,
         now: Instant,
         dialog: &DialogId,
@@ -219,7 +257,7 @@ impl Switchboard {
     }
 
     /// Hangs up the transferring agent's leg (their part of the call is over).
-    fn end_transferring_agent(
+    pub(super) fn end_transferring_agent(
         &mut self,
         now: Instant,
         call: CallId,
