@@ -137,11 +137,11 @@ fn a_busy_target_sends_the_caller_back_first_in_line_and_tells_the_agent() {
 fn refers_that_cannot_be_carried_out_are_refused_clearly() {
     let (mut rig, tag, invite) = bridged();
     rig.take_sent();
-    // An attended transfer (Replaces) is not built yet: 501.
+    // An attended transfer (Replaces) naming no consultation of this agent: 403.
     let replaces =
         format!("Refer-To: <sip:113@{TARGET}?Replaces=abc%40x%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n");
     rig.receive(AGENT.parse().unwrap(), &from_agent(&invite, "REFER", 1, &replaces));
-    assert_eq!(answer_to_agent(&mut rig, 1), 501);
+    assert_eq!(answer_to_agent(&mut rig, 1), 403);
     // A target by name (no address to reach it at): 404.
     let named = "Refer-To: <sip:113@police.example.vn>\r\n";
     rig.receive(AGENT.parse().unwrap(), &from_agent(&invite, "REFER", 2, named));

@@ -318,6 +318,20 @@ pub fn answer(challenge: &Response, user: &str, password: &str) -> String {
     authorization(chosen, &a).unwrap()
 }
 
+/// The Proxy-Authorization for `method` to `uri` by `user` answering the 407 `challenge`.
+pub fn proxy_answer(
+    challenge: &Response,
+    user: &str,
+    password: &str,
+    method: Method,
+    uri: &str,
+) -> String {
+    let challenges = challenge.headers.proxy_authenticate().unwrap();
+    let chosen = preferred_challenge(&challenges).unwrap();
+    let a = ClientAnswer { user, password, method: &method, uri, cnonce: "c0ffee01", nc: 1 };
+    authorization(chosen, &a).unwrap()
+}
+
 /// A response from the peer at `from` (its Contact) to our request `r`, with `extra` header lines
 /// and an SDP `body` when not empty; its To tag is `peer<status>`.
 pub fn reply(from: &str, r: &Request, status: u16, extra: &str, body: &str) -> String {
