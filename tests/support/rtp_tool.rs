@@ -286,6 +286,11 @@ impl RtpTool {
         self.socket.send_to(bytes, to).await.unwrap();
     }
 
+    /// Forgets what was received so far (what comes next is recorded afresh).
+    pub fn clear(&self) {
+        lock(&self.state).recording = Recording::default();
+    }
+
     /// A copy of what was received so far.
     pub fn recording(&self) -> Recording {
         lock(&self.state).recording.clone()
