@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -178,85 +177,13 @@ fn caller_hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
     std::fs::remove_dir_all(prompts).unwrap();
 }
 
-/// A baresip process, killed by its id and reaped when dropped (on shutdown baresip waits for its
-/// un-REGISTER to be answered, so it is not asked to quit).
-struct Baresip(std::process::Child);
-
-impl Drop for Baresip {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts baresip as agent `op2` registered at `registrar`, answering automatically, sending a
-/// 1000 Hz tone and dumping what it hears into `dir`.
-fn start_baresip(dir: &std::path::Path, registrar: SocketAddr) -> Baresip {
-    let installed = std::process::Command::new("baresip")
-        .arg("-h")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    assert!(installed, "baresip is not installed: run scripts/test, which installs baresip-core");
-    write_tone(&dir.join("source.wav"), AGENT_HZ, 20.0);
-    let config = format!(
-        "sip_listen\t\t127.0.0.1:0\n\
-         net_interface\t\t127.0.0.1\n\
-         dns_server\t\t127.0.0.1:53\n\
-         module_path\t\t/usr/lib/baresip/modules\n\
-         module\t\t\tg711.so\n\
-         module\t\t\taufile.so\n\
-         module\t\t\talsa.so\n\
-         module\t\t\tsndfile.so\n\
-         module\t\t\tuuid.so\n\
-         module_app\t\taccount.so\n\
-         module_app\t\tmenu.so\n\
-         audio_source\t\taufile,{source}\n\
-         audio_player\t\talsa,null\n\
-         snd_path\t\t{dir}\n",
-        source = dir.join("source.wav").display(),
-        dir = dir.display(),
-    );
-    std::fs::write(dir.join("config"), config).unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:op2@{registrar};transport=udp>;auth_user=op2;auth_pass=op2-test-password;\
-             answermode=auto;regint=120\n"
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
-    let child = std::process::Command::new("baresip")
-        .arg("-f")
-        .arg(dir)
-        .args(["-t", "40"])
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Baresip(child)
-}
-
-/// The samples of baresip's dump of what it received (`dump-*-dec.wav`).
-fn baresip_heard(dir: &std::path::Path) -> Vec<i16> {
-    let dump = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .unwrap_or_else(|| panic!("baresip wrote no dump in {}", dir.display()));
-    hound::WavReader::open(&dump).unwrap().samples::<i16>().map(|s| s.unwrap()).collect()
-}
-
 #[test]
 fn a_real_softphone_answers_and_hears_the_caller() {
     let _serial = support::serial();
     let (d, prompts) = daemon("baresip");
     let phone_dir = prompts.join("baresip");
     std::fs::create_dir_all(&phone_dir).unwrap();
-    let phone = start_baresip(&phone_dir, d.sip_udp());
+    let phone = support::baresip::start(&phone_dir, d.sip_udp(), "op2", AGENT_HZ, None);
     wait_registered(&d);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
@@ -271,7 +198,7 @@ fn a_real_softphone_answers_and_hears_the_caller() {
     // baresip's own tone reached the caller, after the welcome prompt.
     assert!(heard.contains_tone(AGENT_HZ), "the caller never heard baresip's tone");
     drop(phone);
-    let samples = baresip_heard(&phone_dir);
+    let samples = support::baresip::heard(&phone_dir);
     assert!(samples.len() > 8000, "baresip heard {} samples", samples.len());
     let ratio = goertzel_ratio(&samples, CALLER_HZ);
     assert!(ratio > 0.3, "baresip's dump holds little of the caller's tone (ratio {ratio:.3})");

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod baresip;
 pub mod callers;
 pub mod config_text;
 pub mod daemon;

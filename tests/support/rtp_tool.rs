@@ -408,3 +408,24 @@ pub async fn talk_both_ways(
     tokio::time::sleep(Duration::from_secs(4)).await;
     (caller.recording(), far.recording())
 }
+
+/// Each `(tool, to, hz)` sends its tone to `to` for 3 s from a clean recording; what each heard.
+pub fn talk(
+    rt: &tokio::runtime::Runtime,
+    parties: &[(&RtpTool, SocketAddr, f64)],
+) -> Vec<Recording> {
+    for (tool, _, _) in parties {
+        tool.clear();
+    }
+    for (i, (tool, to, hz)) in parties.iter().enumerate() {
+        tool.spawn_tone(*to, Tone::new(*hz, Codec::Pcmu, 0x7000 + i as u32), 150);
+    }
+    rt.block_on(tokio::time::sleep(Duration::from_secs(3)));
+    parties.iter().map(|(tool, _, _)| tool.recording()).collect()
+}
+
+/// The share of `r`'s audio energy at `hz`, over its last `seconds`.
+pub fn share(r: &Recording, hz: f64, seconds: usize) -> f64 {
+    let n = r.samples.len();
+    r.window(n.saturating_sub(seconds * 8000), n).tone_ratio(hz)
+}
