@@ -447,3 +447,64 @@ fn a_replaces_naming_no_consultation_is_refused_and_nothing_changes() {
     // Without a call of their own, an operator's directory code is refused too.
     assert!(t.rig.sent_to(TARGET, Method::Invite).is_empty());
 }
+
+/// The REFER with Replaces naming the consultation while its target still rings (the phone
+/// knows our To tag from the 180 we passed on).
+fn refer_while_ringing(t: &mut Talk) -> u32 {
+    let refer_to = format!(
+        "Refer-To: <sip:*31@{US}?Replaces=consult-1%40agent%3Bto-tag%3Dx%3Bfrom-tag%3Dcf1>\r\n"
+    );
+    let cseq = t.cseq;
+    t.in_call("REFER", &refer_to, "");
+    cseq
+}
+
+#[test]
+fn a_transfer_completed_while_the_target_rings_goes_on_blind_and_bridges_on_its_answer() {
+    let mut t = talking();
+    t.hold();
+    let to_target = t.consult();
+    t.rig.receive(TARGET.parse().unwrap(), &reply(TARGET, &to_target, 180, "", ""));
+    t.rig.sent.clear();
+    let cseq = refer_while_ringing(&mut t);
+    let finals = t.consult_finals();
+    assert_eq!(finals.iter().map(|r| r.status).collect::<Vec<_>>(), [487], "consultation ended");
+    assert_eq!(t.status_of(cseq), Some(202));
+    assert!(matches!(t.rig.state("op1"), Some(AgentState::WrapUp { .. })));
+    t.media_log();
+    t.rig.receive(
+        TARGET.parse().unwrap(),
+        &reply(TARGET, &to_target, 200, "", &sdp(43_000, "sendrecv")),
+    );
+    let notify = t.rig.sent_to(AGENT, Method::Notify);
+    assert_eq!(String::from_utf8_lossy(&notify.last().unwrap().body), "SIP/2.0 200 OK");
+    let byes = t.rig.sent_to(AGENT, Method::Bye);
+    assert_eq!(
+        byes.iter().map(|b| header(b, "Call-ID")).collect::<Vec<_>>(),
+        [header(&t.invite, "Call-ID")]
+    );
+    let log = t.media_log();
+    assert!(log.contains(&format!("join {} {} Transfer", CallId(2), t.call())), "{log:?}");
+    assert!(matches!(&t.outcomes()[..], [Outcome::Transferred { .. }]));
+    assert_eq!(t.rig.sb.calls(), 1, "caller and target talk");
+}
+
+#[test]
+fn a_target_failing_after_a_semi_attended_transfer_sends_the_caller_back_first_in_line() {
+    let mut t = talking();
+    t.hold();
+    let to_target = t.consult();
+    t.rig.receive(TARGET.parse().unwrap(), &reply(TARGET, &to_target, 180, "", ""));
+    refer_while_ringing(&mut t);
+    t.rig.sent.clear();
+    t.rig.receive(TARGET.parse().unwrap(), &reply(TARGET, &to_target, 486, "", ""));
+    let notify = t.rig.sent_to(AGENT, Method::Notify);
+    assert_eq!(String::from_utf8_lossy(&notify.last().unwrap().body), "SIP/2.0 486 Busy Here");
+    assert_eq!(t.rig.sent_to(AGENT, Method::Bye).len(), 1, "the operator's leg is hung up");
+    assert!(t.outcomes().is_empty(), "the caller is not dropped");
+    assert_eq!(
+        t.rig.sb.engine().waiting(),
+        1,
+        "the caller waits for the next agent, first in line"
+    );
+}

@@ -26,8 +26,11 @@
 //!   transferred); when the target hangs up, caller and operator go on as before; when the caller
 //!   hangs up, everyone is hung up.
 //!
-//! A REFER with Replaces that names no consultation of this operator, or one whose target has not
-//! answered yet, is refused with 403 (the caller stays with the operator).
+//! A REFER with Replaces while the target still rings (a *semi-attended* transfer, as MicroSIP and
+//! Zoiper allow) hands the ringing target over: the operator's consultation INVITE gets 487, the
+//! caller hears hold audio, and the transfer goes on as a blind one — bridged on the target's
+//! answer, back to the queue, first in line, if it fails. A REFER with Replaces that names no
+//! consultation of this operator is refused with 403 (the caller stays with the operator).
 
 use super::*;
 use crate::acd::AgentId;
@@ -64,6 +67,9 @@ pub(super) struct Consult {
     deadline: Option<Instant>,
     /// The conference keys pressed so far, in order.
     keys: usize,
+    /// Handed over while the target rang (semi-attended): the operator's dialog with the caller
+    /// and the REFER's subscription, for the last NOTIFY.
+    handed: Option<(DialogId, Option<u32>)>,
 }
 
 /// Consultations in progress, by their media call, and how their transactions and dialogs map.
@@ -110,6 +116,16 @@ fn names_dialog(replaces: &Replaces, dialog: &DialogId) -> bool {
     replaces.call_id == dialog.call_id
         && (tags == [dialog.local_tag.as_str(), dialog.remote_tag.as_str()]
             || tags == [dialog.remote_tag.as_str(), dialog.local_tag.as_str()])
+}
+
+/// True when `replaces` names the dialog the operator's still unanswered INVITE `txn` would make
+/// (its Call-ID and From tag; our To tag is not known to the phone yet unless a 1xx carried it).
+fn names_invite(replaces: &Replaces, sip: &Endpoint, txn: TxnId) -> bool {
+    let Some(request) = sip.open_invite(txn) else { return false };
+    let call_id = request.headers.call_id().unwrap_or_default();
+    let from_tag = request.headers.from().ok().and_then(|f| f.tag().map(str::to_owned));
+    let from_tag = from_tag.unwrap_or_default();
+    call_id == replaces.call_id && (replaces.from_tag == from_tag || replaces.to_tag == from_tag)
 }
 
 /// The status the operator's consultation INVITE gets when the target answered `status`.
@@ -200,6 +216,7 @@ impl Switchboard {
             target: None,
             deadline: Some(now + CONSULT_ANSWER_TIMEOUT),
             keys: 0,
+            handed: None,
         };
         self.consults.by_txn.insert(txn, media_call);
         self.consults.by_txn.insert(target_txn, media_call);
@@ -345,6 +362,9 @@ impl Switchboard {
             return self.consult_end(now, media_call, None, Some(status), sip, media);
         }
         let Some(dialog) = dialog else { return };
+        if c.handed.is_some() {
+            return self.handed_answered(now, media_call, response, dialog, sip, media);
+        }
         let Some(audio) = answer_in(&response.body) else {
             sip.bye(now, &dialog);
             return self.consult_end(now, media_call, None, Some(488), sip, media);
@@ -382,6 +402,20 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         let Some(c) = self.consults.remove(media_call) else { return };
+        if let Some((agent_dialog, subscription)) = &c.handed {
+            // A semi-attended transfer failed: the operator hears why, the caller goes back to
+            // the queue, first in line.
+            let status = status.unwrap_or(487);
+            let progress = ReferProgress::status(status).unwrap_or(ReferProgress::FAILED);
+            self.notify_refer(now, agent_dialog, *subscription, progress, sip);
+            self.end_transferring_agent(now, c.call, agent_dialog, sip);
+            if c.target.is_none() {
+                sip.cancel(now, c.target_txn);
+            }
+            media.close(media_call);
+            let _ = self.engine.handle(now, Input::TransferFailed { call: c.call });
+            return;
+        }
         match &c.agent_dialog {
             Some(d) if Some(d) != gone => {
                 sip.bye(now, d);
@@ -495,9 +529,23 @@ impl Switchboard {
     ) -> Result<(), u16> {
         let media_call = self.consults.of_call(call).ok_or(403u16)?;
         let c = self.consults.by_media.get(&media_call).ok_or(403u16)?;
-        let names = c.agent_dialog.as_ref().is_some_and(|d| names_dialog(replaces, d));
-        if !names || c.agent != agent || c.target.is_none() {
+        let names = c.agent_dialog.as_ref().is_some_and(|d| names_dialog(replaces, d))
+            || (c.agent_dialog.is_none() && names_invite(replaces, sip, c.agent_txn));
+        if !names || c.agent != agent || c.handed.is_some() {
             return Err(403);
+        }
+        if c.target.is_none() {
+            return self.semi_attended(
+                now,
+                call,
+                agent,
+                agent_dialog,
+                media_call,
+                txn,
+                request,
+                refer,
+                sip,
+            );
         }
         let c = self.consults.remove(media_call).ok_or(403u16)?;
         let Some((target_dialog, format)) = c.target else { return Err(403) };
@@ -522,6 +570,67 @@ impl Switchboard {
         }
         self.end_transferring_agent(now, call, agent_dialog, sip);
         Ok(())
+    }
+
+    /// A REFER with Replaces while the target rings: the operator's consultation INVITE gets
+    /// 487, the caller hears hold audio, and the ringing target is the transfer's.
+    #[allow(clippy::too_many_arguments)]
+    fn semi_attended(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        agent: AgentId,
+        agent_dialog: &DialogId,
+        media_call: CallId,
+        txn: TxnId,
+        request: &Request,
+        refer: &crate::sip::refer::Refer,
+        sip: &mut Endpoint,
+    ) -> Result<(), u16> {
+        if self.engine.handle(now, Input::TransferStarted { call, agent }).is_err() {
+            return Err(403);
+        }
+        sip.respond(now, txn, refer.accepted(request, None));
+        let subscription = refer.subscribe.then_some(refer.cseq);
+        self.notify_refer(now, agent_dialog, subscription, ReferProgress::TRYING, sip);
+        let Some(c) = self.consults.by_media.get_mut(&media_call) else { return Ok(()) };
+        c.handed = Some((agent_dialog.clone(), subscription));
+        let agent_txn = c.agent_txn;
+        self.consults.by_txn.remove(&agent_txn);
+        sip.reject(now, agent_txn, 487, &[]);
+        Ok(())
+    }
+
+    /// The target of a semi-attended transfer answered: bridged to the caller as in an attended
+    /// one; the operator's leg is hung up.
+    fn handed_answered(
+        &mut self,
+        now: Instant,
+        media_call: CallId,
+        response: &Response,
+        dialog: DialogId,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let Some(audio) = answer_in(&response.body) else {
+            sip.bye(now, &dialog);
+            return self.consult_end(now, media_call, None, Some(488), sip, media);
+        };
+        let Some(c) = self.consults.remove(media_call) else { return };
+        let Some((agent_dialog, subscription)) = c.handed else { return };
+        let call = c.call;
+        let format = audio.leg_format();
+        media.agent_answered(media_call, audio.remote, format);
+        self.by_dialog.insert(dialog.clone(), call);
+        if let Some(x) = self.calls.get_mut(&call) {
+            let sdp = c.target_sdp;
+            x.outside = Some(overflow::OutsideLeg { dialog, sdp, format });
+        }
+        self.notify_refer(now, &agent_dialog, subscription, ReferProgress::OK, sip);
+        self.end_transferring_agent(now, call, &agent_dialog, sip);
+        let _ = self.engine.handle(now, Input::TransferAnswered { call });
+        self.drive(now, sip, media);
+        media.join(media_call, call, Join::Transfer);
     }
 
     /// `*3` in a consultation whose target answered: operator, caller and target in one mixed

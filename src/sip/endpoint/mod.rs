@@ -849,6 +849,11 @@ impl Endpoint {
         true
     }
 
+    /// The INVITE of server transaction `txn` while it awaits our final response.
+    pub fn open_invite(&self, txn: TxnId) -> Option<&Request> {
+        self.open_invites.get(&txn).map(|o| &o.request)
+    }
+
     /// Refuses an incoming INVITE with `status` (486, 480, 503 …) and optional extra headers.
     pub fn reject(
         &mut self,
