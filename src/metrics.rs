@@ -67,6 +67,9 @@ pub const SERVICE_LEVEL: &str = "tongdai_service_level_ratio";
 /// Counter of agents' feature codes carried out; label `code` = `pause` | `resume` |
 /// `end_wrap_up` | `log_out`.
 pub const FEATURE_CODES: &str = "tongdai_feature_codes_total";
+/// Counter of supervisions started (a supervisor joined an operator's call); label `mode` =
+/// `listen` | `whisper` | `barge` (the mode it joined in).
+pub const SUPERVISIONS: &str = "tongdai_supervisions_total";
 /// Counter of failed agent authentications; label `reason`.
 pub const AUTH_FAILURES: &str = "tongdai_auth_failures_total";
 /// Counter of RTP packets; label `direction` = `in` | `out`.
@@ -231,6 +234,10 @@ fn describe() {
     );
     describe_counter!(AUTH_FAILURES, Unit::Count, "Failed agent authentications, by reason.");
     describe_counter!(FEATURE_CODES, Unit::Count, "Agents' feature codes carried out, by code.");
+    describe_counter!(SUPERVISIONS, Unit::Count, "Supervisions started, by the mode joined in.");
+    for mode in crate::config::SupervisionMode::ALL {
+        counter!(SUPERVISIONS, "mode" => mode.as_str()).increment(0);
+    }
     describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction.");
     describe_counter!(RTP_DROPPED, Unit::Count, "Datagrams dropped at RTP ports, by reason.");
     for reason in RTP_DROP_REASONS {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use support::agent::Agent;
 use support::daemon::{TestDaemon, test_config_text};
-use tongdai::config::{AgentConfig, Credential, Secret};
+use tongdai::config::{AgentConfig, AgentRole, Credential, Secret};
 use tongdai::sip::auth::{Algorithm, VerifiedUser};
 use tongdai::sip::message::{Message, Method, Request, parse_datagram};
 use tongdai::sip::registrar::{Presence, Registrar, RegistrarConfig};
@@ -31,6 +31,7 @@ fn agents() -> Vec<AgentConfig> {
             name: (*id).into(),
             user: user.into(),
             credential: Credential::Password(Secret::new("secret".into())),
+            role: AgentRole::Operator,
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tongdai::config::{AgentConfig, Credential, Secret};
+use tongdai::config::{AgentConfig, AgentRole, Credential, Secret};
 use tongdai::sip::auth::{
     Algorithm, ChallengeKind, ClientAnswer, DigestServer, DigestServerConfig, VerifiedUser,
     authorization,
@@ -21,6 +21,7 @@ fn agent(id: &str, user: &str) -> AgentConfig {
         name: id.into(),
         user: user.into(),
         credential: Credential::Password(Secret::new("secret".into())),
+        role: AgentRole::Operator,
     }
 }
 

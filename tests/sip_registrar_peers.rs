@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tongdai::config::{AgentConfig, Credential, Secret};
+use tongdai::config::{AgentConfig, AgentRole, Credential, Secret};
 use tongdai::sip::auth::{
     Algorithm, AuthAnswer, ChallengeKind, DigestServer, DigestServerConfig, VerifiedUser,
 };
@@ -57,6 +57,7 @@ impl Registry {
             name: "An".into(),
             user: "1001".into(),
             credential: Credential::Password(Secret::new("secret".into())),
+            role: AgentRole::Operator,
         }];
         Registry {
             socket,

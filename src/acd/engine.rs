@@ -80,11 +80,12 @@ impl Engine {
         engine
     }
 
-    /// An engine for the validated configuration: `[centre] lines` and the `[[agents]]` ids.
+    /// An engine for the validated configuration: `[centre] lines` and the ids of the
+    /// `[[agents]]` that are operators (supervisors are never rung).
     pub fn from_config(config: &Config) -> Self {
         Engine::new(
             EngineConfig::from_config(config),
-            config.agents.iter().map(|a| AgentId::new(&a.id)),
+            config.agents.iter().filter(|a| a.is_operator()).map(|a| AgentId::new(&a.id)),
         )
     }
 

@@ -34,7 +34,7 @@ use diag::Diagnostics;
 pub use diag::{ConfigError, Diagnostic, Severity, Source};
 pub use overflow::{OverflowConfig, OverflowMethod, OverflowTarget, TargetCredentials};
 pub use privacy::PrivacyConfig;
-pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig};
+pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig, SupervisionMode};
 use read::{FromToml, Problem, Section};
 pub use records::RecordsConfig;
 pub use registrar::{RegistrarSettings, TrunkRegistrationConfig};
@@ -170,6 +170,47 @@ pub struct AgentConfig {
     pub user: String,
     /// How the agent proves who it is.
     pub credential: Credential,
+    /// Operator (rung by the queue) or supervisor (listens, whispers, barges; never rung).
+    pub role: AgentRole,
+}
+
+/// `[[agents]] role`: what an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentRole {
+    /// Takes queue calls and dials the state feature codes (`*21`…).
+    #[default]
+    Operator,
+    /// Supervises operators' calls (listen, whisper, barge); the queue never rings it and it
+    /// holds no operator line.
+    Supervisor,
+}
+
+impl AgentRole {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentRole::Operator => "operator",
+            AgentRole::Supervisor => "supervisor",
+        }
+    }
+}
+
+impl FromToml for AgentRole {
+    fn from_toml(value: &Spanned<toml::de::DeValue<'_>>) -> Result<Self, Problem> {
+        match String::from_toml(value)?.as_str() {
+            "operator" => Ok(AgentRole::Operator),
+            "supervisor" => Ok(AgentRole::Supervisor),
+            other => Err(Problem::new(format!("unknown role `{other}`"))
+                .hint("use \"operator\" (takes queue calls) or \"supervisor\" (supervises them)")),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// True for an operator: an account the queue rings.
+    pub fn is_operator(&self) -> bool {
+        self.role == AgentRole::Operator
+    }
 }
 
 /// A digest credential: the clear password, or pre-computed HA1 values.
@@ -445,7 +486,8 @@ fn read_config(
         schedule::check(cx, sched, shifts, &shift_spans, holidays);
     }
     if let (Some(agents), Some(shifts), Some(span)) = (&agents, &shifts, shifts_span) {
-        for agent in agents.iter().filter(|a| !shifts.iter().any(|s| s.agents.contains(&a.id))) {
+        let off_shift = |a: &&AgentConfig| !shifts.iter().any(|s| s.agents.contains(&a.id));
+        for agent in agents.iter().filter(|a| a.is_operator()).filter(off_shift) {
             cx.warning(
                 span.clone(),
                 "shifts",
@@ -660,6 +702,7 @@ fn read_agents(
         let id: Option<Spanned<String>> = s.required(cx, "id");
         let name = s.opt::<String>(cx, "name");
         let user: Option<Spanned<String>> = s.opt(cx, "user");
+        let role = s.or(cx, "role", AgentRole::Operator);
         let credential = read_credential(cx, &mut s, base);
         let (id_path, user_path) = (s.key_path("id"), s.key_path("user"));
         s.finish(cx);
@@ -705,6 +748,7 @@ fn read_agents(
             id: id.into_inner(),
             user: user.into_inner(),
             credential,
+            role,
         });
     }
     ok.then_some(agents)

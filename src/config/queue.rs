@@ -1,6 +1,6 @@
 //! `[queue]` and `[queue.feature_codes]`: how calls are handed to agents (strategy, ring and
-//! wrap-up times, misses, queue length, announcements), how the trunk leg is answered, and the codes
-//! agents dial to change their own state. Part of the config layer: TOML → [`QueueConfig`], every
+//! wrap-up times, misses, queue length, announcements), how the trunk leg is answered, the codes
+//! agents dial to change their own state, and the prefixes supervisors dial to join a call. Part of the config layer: TOML → [`QueueConfig`], every
 //! problem with its position; the engine's `EngineConfig` is built from it.
 
 use std::time::Duration;
@@ -158,7 +158,40 @@ impl FeatureCode {
     }
 }
 
-/// `[queue.feature_codes]`: the number an agent dials for each [`FeatureCode`].
+/// How a supervisor joins an operator's call (`[queue.feature_codes]` `listen`, `whisper`,
+/// `barge`, or the admin API's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SupervisionMode {
+    /// The supervisor hears caller and operator; nobody hears the supervisor.
+    Listen,
+    /// As listen, and the operator hears the supervisor; the caller never does.
+    Whisper,
+    /// Three-way: everyone hears everyone else.
+    Barge,
+}
+
+impl SupervisionMode {
+    /// Every mode, in configuration order.
+    pub const ALL: [SupervisionMode; 3] =
+        [SupervisionMode::Listen, SupervisionMode::Whisper, SupervisionMode::Barge];
+
+    /// The configuration key, API spelling and bounded metric/log label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SupervisionMode::Listen => "listen",
+            SupervisionMode::Whisper => "whisper",
+            SupervisionMode::Barge => "barge",
+        }
+    }
+
+    /// The mode spelled `text` (`listen`, `whisper`, `barge`).
+    pub fn parse(text: &str) -> Option<SupervisionMode> {
+        SupervisionMode::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+}
+
+/// `[queue.feature_codes]`: the number an agent dials for each [`FeatureCode`], and the prefixes a
+/// supervisor dials before an operator's user or id for each [`SupervisionMode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureCodes {
     /// Default `*21`.
@@ -169,6 +202,12 @@ pub struct FeatureCodes {
     pub end_wrap_up: String,
     /// Default `*24`.
     pub log_out: String,
+    /// Default `*51` (`*51op1`: listen to op1's call).
+    pub listen: String,
+    /// Default `*52`.
+    pub whisper: String,
+    /// Default `*53`.
+    pub barge: String,
 }
 
 impl Default for FeatureCodes {
@@ -178,6 +217,9 @@ impl Default for FeatureCodes {
             resume: "*22".into(),
             end_wrap_up: "*23".into(),
             log_out: "*24".into(),
+            listen: "*51".into(),
+            whisper: "*52".into(),
+            barge: "*53".into(),
         }
     }
 }
@@ -197,6 +239,25 @@ impl FeatureCodes {
     pub fn lookup(&self, dialled: &str) -> Option<FeatureCode> {
         let dialled = dialled.replace("%2A", "*").replace("%2a", "*").replace("%23", "#");
         FeatureCode::ALL.into_iter().find(|c| self.number(*c) == dialled)
+    }
+
+    /// The prefix a supervisor dials for `mode`.
+    pub fn supervision_prefix(&self, mode: SupervisionMode) -> &str {
+        match mode {
+            SupervisionMode::Listen => &self.listen,
+            SupervisionMode::Whisper => &self.whisper,
+            SupervisionMode::Barge => &self.barge,
+        }
+    }
+
+    /// The supervision `dialled` asks for and whom: a mode's prefix followed by an operator's
+    /// user or id (`*51op1` → listen to `op1`); `None` for anything else, a bare prefix included.
+    pub fn supervision(&self, dialled: &str) -> Option<(SupervisionMode, String)> {
+        let dialled = dialled.replace("%2A", "*").replace("%2a", "*").replace("%23", "#");
+        SupervisionMode::ALL.into_iter().find_map(|mode| {
+            let target = dialled.strip_prefix(self.supervision_prefix(mode))?;
+            (!target.is_empty()).then(|| (mode, target.to_string()))
+        })
     }
 
     /// True when `user` (a Request-URI user part) looks like a feature code: it starts with `*`
@@ -298,6 +359,26 @@ fn read_feature_codes(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Optio
     let resume = read(cx, &mut s, "resume", &d.resume);
     let end_wrap_up = read(cx, &mut s, "end_wrap_up", &d.end_wrap_up);
     let log_out = read(cx, &mut s, "log_out", &d.log_out);
+    let listen = read(cx, &mut s, "listen", &d.listen);
+    let whisper = read(cx, &mut s, "whisper", &d.whisper);
+    let barge = read(cx, &mut s, "barge", &d.barge);
+    // A supervision prefix is followed by the operator's name: no other code may start with it
+    // (nor it with another), or `*51` + `1op1` and `*511` + `op1` would be the same number.
+    for key in ["listen", "whisper", "barge"] {
+        let Some((code, _)) = seen.iter().find(|(_, k)| *k == key) else { continue };
+        let clash = seen.iter().find(|(other, k)| {
+            *k != key && other != code && (other.starts_with(code.as_str()) || code.starts_with(other.as_str()))
+        });
+        if let Some((other, other_key)) = clash {
+            ok = false;
+            cx.error(
+                s.span_of(key),
+                &s.key_path(key),
+                format!("`{code}` and `{other}` (`{other_key}`) start alike"),
+                Some("a supervision code is followed by the operator's name: no other code may begin with it, e.g. listen = \"*51\"".into()),
+            );
+        }
+    }
     s.finish(cx);
-    ok.then_some(FeatureCodes { pause, resume, end_wrap_up, log_out })
+    ok.then_some(FeatureCodes { pause, resume, end_wrap_up, log_out, listen, whisper, barge })
 }

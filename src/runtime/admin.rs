@@ -1,6 +1,7 @@
 //! The admin API's view of the centre and its commands. Runtime layer: the core task keeps a
 //! [`Board`] up to date from the switchboard's reports and answers [`AdminRequest`]s from the HTTP
-//! task with a [`BoardView`] (plain data, serialised as JSON) or by pausing/resuming an agent.
+//! task with a [`BoardView`] (plain data, serialised as JSON), by pausing/resuming an agent, or by
+//! calling a supervisor into an operator's call.
 //!
 //! No caller number, Call-ID or address ever reaches a view: calls are shown by the engine's call
 //! number, lane, phase, province and durations only.
@@ -34,6 +35,17 @@ pub enum AdminRequest {
         pause: bool,
         /// The answer: `false` when no such agent is configured.
         reply: oneshot::Sender<bool>,
+    },
+    /// A supervisor joins an operator's bridged call: tongdai calls the supervisor's phone.
+    Supervise {
+        /// The operator's id.
+        operator: String,
+        /// The supervisor's account id.
+        supervisor: String,
+        /// Listen, whisper or barge.
+        mode: crate::config::SupervisionMode,
+        /// The answer: the supervisor's phone rings, or why not.
+        reply: oneshot::Sender<Result<(), crate::acd::b2bua::SuperviseError>>,
     },
 }
 
@@ -334,6 +346,7 @@ impl Board {
         let agents = config
             .agents
             .iter()
+            .filter(|a| a.is_operator())
             .map(|a| {
                 let state =
                     states.get(&AgentId::new(&a.id)).copied().unwrap_or(AgentState::LoggedOut);

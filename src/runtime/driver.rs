@@ -282,6 +282,17 @@ impl Core {
                 );
                 let _ = reply.send(done);
             }
+            AdminRequest::Supervise { operator, supervisor, mode, reply } => {
+                let started = self.switchboard.admin_supervise(
+                    now(),
+                    &operator,
+                    &supervisor,
+                    mode,
+                    &mut self.endpoint,
+                    &mut self.media,
+                );
+                let _ = reply.send(started);
+            }
         }
     }
 
@@ -482,6 +493,11 @@ fn report_metrics(report: &Report) {
             counter!(m::OVERFLOW_ATTEMPTS, "target" => target.clone(), "result" => *result)
                 .increment(1)
         }
+        Report::Supervision { mode, event, .. } => {
+            if *event == "started" {
+                counter!(m::SUPERVISIONS, "mode" => mode.as_str()).increment(1)
+            }
+        }
     }
 }
 
@@ -512,6 +528,13 @@ fn log_report(report: &Report) {
         Report::OverflowAttempt { target, result } => {
             tracing::info!(target = target.as_str(), result, "overflow attempt")
         }
+        Report::Supervision { supervisor, operator, mode, event } => tracing::info!(
+            supervisor = supervisor.as_str(),
+            operator = operator.as_str(),
+            mode = mode.as_str(),
+            event,
+            "supervision"
+        ),
     }
 }
 

@@ -56,6 +56,7 @@ pub async fn serve(
         .route("/api/v1/directory", get(directory))
         .route("/api/v1/agents/{id}/pause", post(pause))
         .route("/api/v1/agents/{id}/resume", post(resume))
+        .route("/api/v1/agents/{id}/supervise", post(supervise))
         .with_state(App { shared, core });
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
     {
@@ -229,6 +230,62 @@ async fn set_paused(
             Json(serde_json::json!({ "agent": id, "action": action })).into_response()
         }
         Ok(Ok(false)) => (StatusCode::NOT_FOUND, "no such agent\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response(),
+    }
+}
+
+/// The body of `POST /api/v1/agents/{id}/supervise`.
+#[derive(Debug, serde::Deserialize)]
+struct SuperviseBody {
+    /// The supervisor's account id.
+    supervisor: String,
+    /// `listen`, `whisper` or `barge`.
+    mode: String,
+}
+
+/// Calls supervisor `supervisor` into the bridged call of operator `id` in `mode`: 202 while the
+/// supervisor's phone rings; 400 for a bad body, 403 for an account that is no supervisor, 404
+/// for an unknown account or an operator in no call, 409 when the call or the supervisor is
+/// already in a supervision or the supervisor's phone is not registered, 503 without a free port.
+async fn supervise(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::acd::b2bua::SuperviseError as E;
+    if let Some(refusal) = refusal(&app, &headers) {
+        return refusal;
+    }
+    let bad = |why: &str| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+    let Ok(body) = serde_json::from_slice::<SuperviseBody>(&body) else {
+        return bad("expected {\"supervisor\": \"<id>\", \"mode\": \"listen|whisper|barge\"}");
+    };
+    let Some(mode) = crate::config::SupervisionMode::parse(&body.mode) else {
+        return bad("mode is listen, whisper or barge");
+    };
+    let (tx, rx) = oneshot::channel();
+    let supervisor = body.supervisor.clone();
+    let request = AdminRequest::Supervise { operator: id.clone(), supervisor, mode, reply: tx };
+    if app.core.send(CoreInput::Admin(request)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
+    }
+    match tokio::time::timeout(CORE_WAIT, rx).await {
+        Ok(Ok(Ok(()))) => {
+            let (supervisor, mode) = (body.supervisor.as_str(), mode.as_str());
+            tracing::info!(agent = %id, supervisor, mode, "supervisor called in");
+            let answer = serde_json::json!({ "agent": id, "supervisor": supervisor, "mode": mode });
+            (StatusCode::ACCEPTED, Json(answer)).into_response()
+        }
+        Ok(Ok(Err(e))) => {
+            let status = match e {
+                E::NotSupervisor => StatusCode::FORBIDDEN,
+                E::UnknownSupervisor | E::UnknownOperator | E::NotInCall => StatusCode::NOT_FOUND,
+                E::AlreadySupervised | E::SupervisorBusy | E::NotRegistered => StatusCode::CONFLICT,
+                E::NoMedia => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, format!("{e}\n")).into_response()
+        }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response(),
     }
 }

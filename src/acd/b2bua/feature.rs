@@ -5,7 +5,8 @@
 //!
 //! Statuses: 407 without (or with stale) credentials, 403 for wrong ones or a user who is no
 //! agent, 404 for a code nobody configured, 488 for an offer without a codec we speak. A feature
-//! call is never offered to the queue and holds no operator line.
+//! call is never offered to the queue and holds no operator line. A supervisor's prefix and
+//! operator (`*51op1`) is authenticated here too, then handed to supervise.rs.
 
 use super::*;
 use crate::acd::PauseReason;
@@ -123,6 +124,10 @@ impl Switchboard {
             return reject(sip, 403);
         };
         let dialled = request.uri.user().unwrap_or_default();
+        // A supervision prefix and an operator (`*51op1`): supervise.rs.
+        if let Some((mode, operator)) = self.policy.feature_codes.supervision(dialled) {
+            return self.supervise_code(now, txn, request, &agent, mode, &operator, sip, media);
+        }
         let Some(code) = self.policy.feature_codes.lookup(dialled) else {
             // A transfer directory code: a consultation (consult.rs).
             if self.transfers.is_directory_code(dialled) {

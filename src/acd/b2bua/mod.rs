@@ -49,6 +49,7 @@ mod overflow;
 mod register;
 mod reinvite;
 mod shifts;
+mod supervise;
 mod transfer;
 
 pub use audit::AUDIT_INTERVAL;
@@ -56,6 +57,7 @@ pub use consult::CONFERENCE_KEYS;
 pub use feature::FEATURE_PROMPTS;
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 pub use overflow::TargetStatus;
+pub use supervise::SuperviseError;
 use register::digest_config;
 
 /// The prompt every caller hears first.
@@ -214,6 +216,17 @@ pub enum Report {
         /// Which leg.
         leg: MediaLeg,
     },
+    /// A supervisor joined an operator's call, switched mode or left (supervise.rs).
+    Supervision {
+        /// The supervisor account.
+        supervisor: AgentId,
+        /// The operator supervised.
+        operator: AgentId,
+        /// The mode (after a switch, the new one).
+        mode: crate::config::SupervisionMode,
+        /// Bounded label: `started`, `switched` or `ended`.
+        event: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -334,6 +347,8 @@ pub struct Switchboard {
     transfers: transfer::Transfers,
     /// Consultations in progress (consult.rs).
     consults: consult::Consults,
+    /// Supervisors listening, whispering or barging in (supervise.rs).
+    supervisions: supervise::Supervisions,
 }
 
 impl Switchboard {
@@ -367,6 +382,7 @@ impl Switchboard {
             trunk_channels: config.trunk.channels,
             transfers: transfer::Transfers::default(),
             consults: consult::Consults::default(),
+            supervisions: supervise::Supervisions::default(),
         };
         switchboard.transfers.configure(config);
         switchboard.tell_availability(epoch);
@@ -394,7 +410,8 @@ impl Switchboard {
         }
         self.policy.reload(config);
         let engine_config = super::EngineConfig::from_config(config);
-        let agents = config.agents.iter().map(|a| AgentId::new(&a.id)).collect();
+        let operators = config.agents.iter().filter(|a| a.is_operator());
+        let agents = operators.map(|a| AgentId::new(&a.id)).collect();
         let _ = self.engine.handle(now, Input::ConfigChanged { config: engine_config, agents });
         self.digest = DigestServer::new(digest_config(config), self.digest_key, self.digest_epoch);
         self.registrar.set_config(config.registrar.limits);
@@ -438,6 +455,7 @@ impl Switchboard {
             self.overflow.poll_timeout(),
             self.transfers.poll_timeout(),
             self.consults.poll_timeout(),
+            self.supervisions.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -469,6 +487,7 @@ impl Switchboard {
         self.overflow_due(now, sip, media);
         self.transfer_due(now, sip, media);
         self.consult_due(now, sip, media);
+        self.supervise_due(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -499,6 +518,10 @@ impl Switchboard {
         };
         // Consultations and conferences are consult.rs's.
         let Some(event) = self.consult_event(now, event, sip, media) else {
+            return self.drive(now, sip, media);
+        };
+        // Supervisors' legs are supervise.rs's.
+        let Some(event) = self.supervise_event(now, event, sip, media) else {
             return self.drive(now, sip, media);
         };
         match event {
@@ -547,6 +570,8 @@ impl Switchboard {
     }
 
     fn drive(&mut self, now: Instant, sip: &mut Endpoint, media: &mut dyn MediaControl) {
+        // A supervisor leaves before the caller's media changes (hold audio, a new agent).
+        self.supervise_sweep(now, sip, media);
         while let Some(output) = self.engine.poll_output() {
             match &output {
                 Output::RingAgent { call, agent } => self.ring(now, *call, agent, sip, media),
@@ -587,6 +612,7 @@ impl Switchboard {
             }
             self.reports.push(Report::Engine(output));
         }
+        self.supervise_sweep(now, sip, media);
     }
 
     /// Shutdown once the drain's grace period is over: every leg still up gets its BYE, every
@@ -623,6 +649,8 @@ impl Switchboard {
         self.by_trunk_txn.clear();
         self.by_agent_txn.clear();
         self.prompt_ends.clear();
+        // Every call is gone: every supervisor is hung up.
+        self.supervise_sweep(now, sip, media);
     }
 
     fn finish(

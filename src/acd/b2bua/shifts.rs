@@ -45,7 +45,8 @@ impl Switchboard {
         media: &mut dyn MediaControl,
     ) {
         let on_duty = self.rota.schedule.on_duty(wall);
-        let ids: Vec<String> = self.agents.iter().map(|a| a.id.clone()).collect();
+        let operators = self.agents.iter().filter(|a| a.is_operator());
+        let ids: Vec<String> = operators.map(|a| a.id.clone()).collect();
         for id in ids {
             let on_shift = on_duty.contains(&id);
             if self.rota.told.insert(id.clone(), on_shift) != Some(on_shift) {

@@ -159,6 +159,8 @@ impl Switchboard {
             return respond(sip, 403);
         }
         sip.respond(now, txn, refer.accepted(request, None));
+        // A supervisor of this call leaves before the operator's media does (supervise.rs).
+        self.supervise_end(now, call, sip, media);
         let subscription = refer.subscribe.then_some(refer.cseq);
         self.notify_refer(now, dialog, subscription, ReferProgress::TRYING, sip);
         // The agent's media gives way to the target's; the caller hears hold audio meanwhile.
