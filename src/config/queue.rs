@@ -367,7 +367,9 @@ fn read_feature_codes(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Optio
     for key in ["listen", "whisper", "barge"] {
         let Some((code, _)) = seen.iter().find(|(_, k)| *k == key) else { continue };
         let clash = seen.iter().find(|(other, k)| {
-            *k != key && other != code && (other.starts_with(code.as_str()) || code.starts_with(other.as_str()))
+            *k != key
+                && other != code
+                && (other.starts_with(code.as_str()) || code.starts_with(other.as_str()))
         });
         if let Some((other, other_key)) = clash {
             ok = false;

@@ -57,8 +57,8 @@ pub use consult::CONFERENCE_KEYS;
 pub use feature::FEATURE_PROMPTS;
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
 pub use overflow::TargetStatus;
-pub use supervise::SuperviseError;
 use register::digest_config;
+pub use supervise::SuperviseError;
 
 /// The prompt every caller hears first.
 pub const PROMPT_WELCOME: &str = "welcome";

@@ -130,7 +130,8 @@ impl Supervisions {
     }
 
     fn by_txn(&self, txn: TxnId) -> Option<CallId> {
-        let ringing = |s: &Supervision| matches!(s.leg, SupervisorLeg::Ringing { txn: t, .. } if t == txn);
+        let ringing =
+            |s: &Supervision| matches!(s.leg, SupervisorLeg::Ringing { txn: t, .. } if t == txn);
         self.by_call.iter().find(|(_, s)| ringing(s)).map(|(c, _)| *c)
     }
 
@@ -147,9 +148,11 @@ impl Supervisions {
 impl Switchboard {
     /// Operators being supervised now: (operator, supervisor, mode), for the admin API.
     pub fn supervisions(&self) -> Vec<(AgentId, AgentId, SupervisionMode)> {
-        let joined = self.supervisions.by_call.values().filter(|s| {
-            matches!(s.leg, SupervisorLeg::Up { .. })
-        });
+        let joined = self
+            .supervisions
+            .by_call
+            .values()
+            .filter(|s| matches!(s.leg, SupervisorLeg::Up { .. }));
         joined.map(|s| (s.operator.clone(), s.supervisor.clone(), s.mode)).collect()
     }
 
@@ -165,7 +168,11 @@ impl Switchboard {
     }
 
     /// The call `supervisor` may join to supervise the operator named `operator` (id or user).
-    fn supervisable(&self, supervisor: &AgentId, operator: &str) -> Result<(CallId, AgentId), SuperviseError> {
+    fn supervisable(
+        &self,
+        supervisor: &AgentId,
+        operator: &str,
+    ) -> Result<(CallId, AgentId), SuperviseError> {
         let named = |a: &&AgentConfig| {
             a.is_operator()
                 && (a.id.eq_ignore_ascii_case(operator) || a.user.eq_ignore_ascii_case(operator))
@@ -213,7 +220,8 @@ impl Switchboard {
         let reject = |sip: &mut Endpoint, status: u16| sip.reject(now, txn, status, &[]);
         let found = self.supervisor_account(account.as_str()).map(|a| AgentId::new(&a.id));
         let started = found.and_then(|supervisor| {
-            self.supervisable(&supervisor, operator).map(|(call, operator)| (supervisor, call, operator))
+            self.supervisable(&supervisor, operator)
+                .map(|(call, operator)| (supervisor, call, operator))
         });
         let (supervisor, call, operator) = match started {
             Ok(s) => s,
@@ -276,12 +284,15 @@ impl Switchboard {
             .iter()
             .find(|a| a.id == operator.as_str())
             .map_or_else(|| operator.as_str().to_string(), |a| a.name.clone());
-        let binding = self.registrar.lookup(supervisor.as_str()).first().map(|b| (b.contact.clone(), b.flow));
+        let binding =
+            self.registrar.lookup(supervisor.as_str()).first().map(|b| (b.contact.clone(), b.flow));
         let (contact, flow) = binding.ok_or(SuperviseError::NotRegistered)?;
         let port = media.open_third(call).ok_or(SuperviseError::NoMedia)?;
-        let offer = sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
+        let offer =
+            sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
         self.next_leg += 1;
-        let sdp = LegSdp::first(session_id(supervisor.as_str().as_bytes(), self.next_leg), offer, port);
+        let sdp =
+            LegSdp::first(session_id(supervisor.as_str().as_bytes(), self.next_leg), offer, port);
         // The supervisor sees what it joins: the mode and the operator, from the hotline's 111.
         let display = format!("111 · {} · {operator_name}", mode.as_str());
         let display = display.replace('\\', "\\\\").replace('"', "\\\"");
@@ -399,62 +410,54 @@ impl Switchboard {
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
     ) -> Option<UaEvent> {
-        if self.supervisions.by_call.is_empty() {
-            return Some(event);
-        }
-        match &event {
-            UaEvent::Response { txn, response, dialog } => {
-                let call = self.supervisions.by_txn(*txn)?;
-                if response.status >= 200 {
-                    self.supervisor_answered(now, call, response, dialog.clone(), sip, media);
-                }
-                None
+        // Whose event it is: a supervisor's INVITE transaction or dialog, else not ours.
+        let ours = match &event {
+            UaEvent::Response { txn, .. } | UaEvent::Timeout { txn } => {
+                self.supervisions.by_txn(*txn)
             }
-            UaEvent::Timeout { txn } => {
-                let call = self.supervisions.by_txn(*txn)?;
-                let s = self.supervisions.by_call.remove(&call)?;
-                self.supervisor_left(call, s, media);
-                None
+            UaEvent::Confirmed { dialog, .. }
+            | UaEvent::AckTimeout { dialog }
+            | UaEvent::Bye { dialog }
+            | UaEvent::Ended { dialog, .. }
+            | UaEvent::Dtmf { dialog, .. }
+            | UaEvent::InDialog { dialog, .. } => self.supervisions.by_dialog(dialog),
+            _ => None,
+        };
+        let Some(call) = ours else { return Some(event) };
+        match event {
+            UaEvent::Response { response, dialog, .. } => {
+                if response.status >= 200 {
+                    self.supervisor_answered(now, call, &response, dialog, sip, media);
+                }
             }
             UaEvent::Confirmed { dialog, body } => {
-                let call = self.supervisions.by_dialog(dialog)?;
-                let s = self.supervisions.by_call.get_mut(&call)?;
+                let Some(s) = self.supervisions.by_call.get_mut(&call) else { return None };
                 if !matches!(s.leg, SupervisorLeg::AwaitingAck { .. }) {
+                    // The ACK of a re-INVITE's 2xx, or a retransmitted ACK.
                     return None;
                 }
-                match answer_in(body) {
+                match answer_in(&body) {
                     Some(audio) => {
-                        s.leg = SupervisorLeg::Up { dialog: dialog.clone() };
+                        s.leg = SupervisorLeg::Up { dialog };
                         self.supervisor_joined(call, &audio, media);
                     }
                     // No usable answer: the session never came up.
                     None => self.supervise_end(now, call, sip, media),
                 }
-                None
             }
-            UaEvent::AckTimeout { dialog } => {
-                let call = self.supervisions.by_dialog(dialog)?;
-                self.supervise_end(now, call, sip, media);
-                None
+            UaEvent::AckTimeout { .. } => self.supervise_end(now, call, sip, media),
+            UaEvent::Dtmf { signal, .. } => self.supervisor_key(call, signal, media),
+            UaEvent::InDialog { txn, request, .. } => {
+                self.supervisor_request(now, call, txn, &request, media.address(), sip)
             }
-            UaEvent::Bye { dialog } | UaEvent::Ended { dialog, .. } => {
-                let call = self.supervisions.by_dialog(dialog)?;
-                let s = self.supervisions.by_call.remove(&call)?;
-                self.supervisor_left(call, s, media);
-                None
+            // Gone already: the supervisor hung up, or its INVITE timed out.
+            _ => {
+                if let Some(s) = self.supervisions.by_call.remove(&call) {
+                    self.supervisor_left(call, s, media);
+                }
             }
-            UaEvent::Dtmf { dialog, signal, .. } => {
-                let call = self.supervisions.by_dialog(dialog)?;
-                self.supervisor_key(call, *signal, media);
-                None
-            }
-            UaEvent::InDialog { dialog, txn, request } => {
-                let call = self.supervisions.by_dialog(dialog)?;
-                self.supervisor_request(now, call, *txn, request, media.address(), sip);
-                None
-            }
-            _ => Some(event),
         }
+        None
     }
 
     /// The final response of the supervisor's phone to our INVITE (admin API).
