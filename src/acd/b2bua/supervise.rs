@@ -431,7 +431,7 @@ impl Switchboard {
                 }
             }
             UaEvent::Confirmed { dialog, body } => {
-                let Some(s) = self.supervisions.by_call.get_mut(&call) else { return None };
+                let s = self.supervisions.by_call.get_mut(&call)?;
                 if !matches!(s.leg, SupervisorLeg::AwaitingAck { .. }) {
                     // The ACK of a re-INVITE's 2xx, or a retransmitted ACK.
                     return None;
