@@ -528,4 +528,37 @@ fn the_config_reads_roles_and_supervision_codes_and_refuses_bad_ones() {
     let clash = DEFAULT_TOML.replace("pause = \"*21\"", "pause = \"*511\"");
     let e = check(&clash).unwrap_err();
     assert!(e.contains("queue.feature_codes.listen") && e.contains("start alike"), "{e}");
+    // So would a transfer directory code that an operator's softphone dials.
+    let directory = "\n[[directory]]\nname = \"X\"\nkind = \"other\"\n\
+                     uri = \"sip:x@127.0.0.1:5099\"\ncode = \"*512\"\n";
+    let e = check(&format!("{DEFAULT_TOML}{directory}")).unwrap_err();
+    assert!(e.contains("supervisors' `listen` prefix"), "{e}");
+}
+
+#[test]
+fn the_operator_holding_the_caller_hangs_the_supervisor_up_and_the_caller_hears_hold_audio() {
+    let (mut rig, _, invite) = bridged();
+    dial(&mut rig, "sup1", "sup1-pw", SUP, "*51op1", &phone_sdp(46_000));
+    rig.media.log.clear();
+    rig.take_sent();
+    // op1's phone holds the caller (before a consultation, say).
+    let body = trunk_offer(2, "sendonly").replace("o=trunk", "o=phone").replace("40000", "44000");
+    let reinvite = format!(
+        "INVITE sip:tongdai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {OP1};branch=z9hG4bKhold1\r\n\
+         From: {};tag=peer200\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 INVITE\r\n\
+         Contact: <sip:op1@{OP1}>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        header(&invite, "To"),
+        header(&invite, "From"),
+        header(&invite, "Call-ID"),
+        body.len()
+    );
+    rig.receive(OP1.parse().unwrap(), &reinvite);
+    assert_eq!(rig.sent_to(SUP, Method::Bye).len(), 1, "the supervisor is hung up");
+    assert!(rig.sb.supervisions().is_empty());
+    // The third leg goes, then the caller hears hold audio (not the held operator).
+    let third = rig.media.log.iter().position(|m| *m == Media::DropThird).expect("dropped");
+    assert_eq!(rig.media.log.get(third + 1), Some(&Media::Other), "{:?}", rig.media.log);
+    // Nobody can supervise a call on hold.
+    assert_eq!(dial(&mut rig, "sup1", "sup1-pw", SUP, "*51op1", &phone_sdp(46_000)).status, 404);
 }

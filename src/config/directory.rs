@@ -146,6 +146,14 @@ fn read_entry(
                 && text[1..].bytes().all(|b| b.is_ascii_digit() || b == b'#' || b == b'*');
             let feature = queue.and_then(|q| q.feature_codes.lookup(text));
             let other = earlier.iter().find(|e| e.code.as_deref() == Some(text.as_str()));
+            // A supervisor's prefix is followed by an operator's name (`*51op1`): a code that
+            // begins with one would be read as a supervision.
+            let supervision = queue.and_then(|q| {
+                let prefix = |m: &crate::config::SupervisionMode| {
+                    text.starts_with(q.feature_codes.supervision_prefix(*m))
+                };
+                crate::config::SupervisionMode::ALL.iter().find(|m| prefix(m))
+            });
             if !valid {
                 cx.error(
                     c.span(),
@@ -163,6 +171,14 @@ fn read_entry(
                         "pick a code not in [queue.feature_codes] ({})",
                         feature_codes(queue)
                     )),
+                );
+                None
+            } else if let Some(m) = supervision {
+                cx.error(
+                    c.span(),
+                    &s.key_path("code"),
+                    format!("`{text}` begins with the supervisors' `{}` prefix", m.as_str()),
+                    Some("pick a code that does not begin with a [queue.feature_codes] supervision prefix (listen, whisper, barge)".into()),
                 );
                 None
             } else if let Some(e) = other {

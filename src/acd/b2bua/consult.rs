@@ -91,7 +91,7 @@ impl Consults {
     }
 
     /// The consultation of the caller's `call`, if any.
-    fn of_call(&self, call: CallId) -> Option<CallId> {
+    pub(super) fn of_call(&self, call: CallId) -> Option<CallId> {
         self.by_media.iter().find(|(_, c)| c.call == call).map(|(m, _)| *m)
     }
 

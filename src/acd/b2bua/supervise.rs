@@ -22,8 +22,11 @@
 //! a codec we speak, 480 when no RTP port is free.
 //!
 //! Ends: the supervisor's BYE drops the third leg, and caller and operator are bridged again as
-//! before. The call ending, or the operator's leg going (transfer, hang-up, dead leg), hangs the
-//! supervisor up (BYE, or CANCEL while it rings). A supervisor's leg is never offered to the queue
+//! before. The call ending, or the operator's leg going (blind transfer, hang-up, dead leg), or a
+//! consultation starting, or the operator holding the caller (reinvite.rs, consult.rs: the call's
+//! media changes, and the third leg is a conference's), hangs the supervisor up (BYE, or CANCEL
+//! while it rings); a held caller hears hold audio again. A call on hold, in a conference or in
+//! a consultation cannot be supervised (404). A supervisor's leg is never offered to the queue
 //! and holds neither an operator line nor a trunk channel; supervisors are not in the engine at
 //! all, so the queue never rings them. The supervisor sees `111` and the operator's name, never the
 //! caller's number.
@@ -156,15 +159,17 @@ impl Switchboard {
         joined.map(|s| (s.operator.clone(), s.supervisor.clone(), s.mode)).collect()
     }
 
-    /// The bridged call of `operator` (on call in the engine, its leg answered, not handed to an
-    /// outside party).
+    /// The bridged call of `operator`: on call in the engine, its leg answered and not holding
+    /// the caller, not handed to an outside party or in a conference, and no consultation in
+    /// progress (the call's media changes then: a supervisor leaves).
     fn bridged_call(&self, operator: &AgentId) -> Option<CallId> {
         let Some(AgentState::OnCall { call }) = self.engine.agent_state(operator) else {
             return None;
         };
         let c = self.calls.get(&call)?;
-        let answered = |l: &AgentLeg| &l.agent == operator && l.dialog.is_some();
-        (c.outside.is_none() && c.agents.iter().any(answered)).then_some(call)
+        let answered = |l: &AgentLeg| &l.agent == operator && l.dialog.is_some() && !l.held;
+        let alone = c.outside.is_none() && self.consults.of_call(call).is_none();
+        (alone && c.agents.iter().any(answered)).then_some(call)
     }
 
     /// The call `supervisor` may join to supervise the operator named `operator` (id or user).
@@ -349,6 +354,12 @@ impl Switchboard {
     /// The supervisor's leg of `call` is gone (already hung up): the third leg is dropped.
     fn supervisor_left(&mut self, call: CallId, s: Supervision, media: &mut dyn MediaControl) {
         media.drop_third(call);
+        // Dropping the third leg bridges caller and operator again: a caller the operator holds
+        // hears hold audio instead (reinvite.rs), as without a supervisor.
+        let held = self.calls.get(&call).is_some_and(|c| c.agents.iter().any(|l| l.held));
+        if held {
+            self.hold_audio(call, None, media);
+        }
         if let SupervisorLeg::Up { .. } = s.leg {
             self.reports.push(Report::Supervision {
                 supervisor: s.supervisor,
