@@ -118,6 +118,9 @@ pub(crate) enum Activity {
     OnCall(CallId),
     /// After-call work.
     WrapUp(Instant),
+    /// On an outbound call the switchboard placed for the agent (a call-back), which the engine
+    /// knows by its id only (one line in use; the queue does not ring the agent meanwhile).
+    Outbound(CallId),
 }
 
 /// The engine's record of one agent.
@@ -182,14 +185,14 @@ impl Agent {
 
     /// Holds one of the centre's lines (ringing or talking).
     pub fn holds_line(&self) -> bool {
-        matches!(self.activity, Activity::Ringing(_) | Activity::OnCall(_))
+        matches!(self.activity, Activity::Ringing(_) | Activity::OnCall(_) | Activity::Outbound(_))
     }
 
     /// The public state, derived from activity and presence.
     pub fn state(&self) -> AgentState {
         match self.activity {
             Activity::Ringing(call) => AgentState::Ringing { call },
-            Activity::OnCall(call) => AgentState::OnCall { call },
+            Activity::OnCall(call) | Activity::Outbound(call) => AgentState::OnCall { call },
             Activity::WrapUp(until) => AgentState::WrapUp { until },
             Activity::Idle if !self.present() => AgentState::LoggedOut,
             Activity::Idle => match self.paused {

@@ -58,6 +58,10 @@ impl Engine {
                 let (call, bridged) = match a.activity {
                     Activity::Ringing(call) => (call, false),
                     Activity::OnCall(call) => (call, true),
+                    Activity::Outbound(call) => {
+                        // A call-back the switchboard lost: the agent is free again.
+                        return (!live_legs.contains(&(call, &a.id))).then_some((i, call, true));
+                    }
                     Activity::Idle | Activity::WrapUp(_) => return None,
                 };
                 (!live_legs.contains(&(call, &a.id))).then_some((i, call, bridged))
@@ -66,7 +70,9 @@ impl Engine {
         for (i, call, bridged) in stuck {
             repairs += 1;
             let agent = self.agents[i].id.clone();
-            if bridged {
+            if self.agents[i].activity == Activity::Outbound(call) {
+                self.start_wrap_up(now, i);
+            } else if bridged {
                 // The caller goes back to the front of the queue; the agent to wrap-up.
                 let _ = self.on_agent_leg_failed(now, call, agent);
             } else {

@@ -146,6 +146,10 @@ impl Engine {
             Input::TransferStarted { call, agent } => self.on_transfer_started(now, call, agent),
             Input::TransferAnswered { call } => self.on_transfer_answered(call),
             Input::TransferFailed { call } => self.on_transfer_failed(now, call),
+            Input::OutboundStarted { call, agent } => self.on_outbound_started(now, call, agent),
+            Input::OutboundEnded { call, agent, talked } => {
+                self.on_outbound_ended(now, call, agent, talked)
+            }
             Input::ConfigChanged { config, agents } => {
                 self.on_config_changed(config, agents);
                 Ok(())

@@ -168,6 +168,26 @@ pub enum Input {
         /// The call.
         call: CallId,
     },
+    /// The switchboard places an outbound call for `agent` (a call-back, [`crate::acd::b2bua`]):
+    /// the agent takes a line and is not rung by the queue until [`Input::OutboundEnded`].
+    /// Refused while the agent is absent (not registered, off shift), ringing or on a call, or
+    /// when every line is in use; a paused agent or one in wrap-up may call back.
+    OutboundStarted {
+        /// The switchboard's id for the outbound call (never offered to the queue).
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The outbound call ended: the agent goes to wrap-up when they talked with someone
+    /// (`talked`), else straight back to what they were (available, or paused).
+    OutboundEnded {
+        /// The outbound call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
+        /// The called party answered and talked with the agent.
+        talked: bool,
+    },
     /// A reload: new tunables and the configured agents in priority order. New agents start logged
     /// out; removed agents ringing are cancelled, removed agents on a call keep it to its end. A lower
     /// line cap cuts no call; it only holds back new rings.
@@ -291,6 +311,20 @@ pub enum InputError {
     NotTransferring {
         /// The call.
         call: CallId,
+    },
+    /// The agent cannot take an outbound call now (absent, ringing or on a call).
+    #[error("agent `{0}` cannot take an outbound call now")]
+    AgentUnavailable(AgentId),
+    /// Every line is in use.
+    #[error("no free line")]
+    NoFreeLine,
+    /// The agent is not on this outbound call.
+    #[error("agent `{agent}` is not on outbound {call}")]
+    NotOutbound {
+        /// The call.
+        call: CallId,
+        /// The agent.
+        agent: AgentId,
     },
     /// The call is not bridged (to this agent).
     #[error("{call} is not bridged")]

@@ -150,7 +150,8 @@ impl Engine {
                     Some(call)
                 }
                 Activity::OnCall(call) => Some(call),
-                Activity::Idle | Activity::WrapUp(_) => None,
+                // The switchboard's own call (a call-back): no queue call lists the agent.
+                Activity::Idle | Activity::WrapUp(_) | Activity::Outbound(_) => None,
             };
             if owner.is_some() && !busy.contains_key(&a.id) {
                 return Err(InvariantViolation::OrphanAgent(a.id.clone()));

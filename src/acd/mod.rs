@@ -34,6 +34,7 @@ mod engine;
 mod event;
 pub mod identity;
 mod invariants;
+mod outbound;
 mod overflow;
 pub mod province;
 mod queue;
