@@ -65,11 +65,14 @@ pub const TALK_BUCKETS: &[f64] =
 /// first judged call of the day (see `config::ServiceLevelConfig` for the formula).
 pub const SERVICE_LEVEL: &str = "tongdai_service_level_ratio";
 /// Counter of agents' feature codes carried out; label `code` = `pause` | `resume` |
-/// `end_wrap_up` | `log_out`.
+/// `end_wrap_up` | `log_out` | `callback`.
 pub const FEATURE_CODES: &str = "tongdai_feature_codes_total";
 /// Counter of supervisions started (a supervisor joined an operator's call); label `mode` =
 /// `listen` | `whisper` | `barge` (the mode it joined in).
 pub const SUPERVISIONS: &str = "tongdai_supervisions_total";
+/// Counter of call-back attempts by how they went; label `outcome` = `answered` | `busy` |
+/// `no_answer` | `failed` | `operator_no_answer` | `cancelled`.
+pub const CALLBACKS: &str = "tongdai_callbacks_total";
 /// Counter of failed agent authentications; label `reason`.
 pub const AUTH_FAILURES: &str = "tongdai_auth_failures_total";
 /// Counter of RTP packets; label `direction` = `in` | `out`.
@@ -237,6 +240,14 @@ fn describe() {
     describe_counter!(SUPERVISIONS, Unit::Count, "Supervisions started, by the mode joined in.");
     for mode in crate::config::SupervisionMode::ALL {
         counter!(SUPERVISIONS, "mode" => mode.as_str()).increment(0);
+    }
+    describe_counter!(
+        CALLBACKS,
+        Unit::Count,
+        "Call-back attempts of abandoned callers, by outcome."
+    );
+    for outcome in crate::acd::b2bua::CallbackOutcome::ALL {
+        counter!(CALLBACKS, "outcome" => outcome.as_str()).increment(0);
     }
     describe_counter!(RTP_PACKETS, Unit::Count, "RTP packets by direction.");
     describe_counter!(RTP_DROPPED, Unit::Count, "Datagrams dropped at RTP ports, by reason.");

@@ -148,10 +148,8 @@ mod tests {
         let (c, agents) = (e.config().clone(), vec![a.clone(), b.clone(), AgentId::new("c")]);
         e.handle(now, Input::ConfigChanged { config: c, agents }).unwrap();
         e.handle(now, Input::AgentLoggedIn { agent: AgentId::new("c") }).unwrap();
-        let full = e.handle(now, Input::OutboundStarted {
-            call: CallId(102),
-            agent: AgentId::new("c"),
-        });
+        let full =
+            e.handle(now, Input::OutboundStarted { call: CallId(102), agent: AgentId::new("c") });
         assert_eq!(full, Err(InputError::NoFreeLine));
         e.check_invariants().unwrap();
         let unknown = e.handle(now, Input::OutboundStarted { call: CallId(9), agent: "x".into() });
@@ -169,8 +167,11 @@ mod tests {
             e.handle(now, wrong),
             Err(InputError::NotOutbound { call: CallId(7), agent: a.clone() })
         );
-        e.handle(now + S, Input::OutboundEnded { call: CallId(100), agent: a.clone(), talked: false })
-            .unwrap();
+        e.handle(
+            now + S,
+            Input::OutboundEnded { call: CallId(100), agent: a.clone(), talked: false },
+        )
+        .unwrap();
         assert_eq!(e.agent_state(&a), Some(AgentState::Paused { reason }));
         assert_eq!(e.lines_busy(), 0);
         e.check_invariants().unwrap();
@@ -187,8 +188,11 @@ mod tests {
         };
         e.handle(now, alive).unwrap();
         assert_eq!(e.audit_repairs(), 0);
-        let lost =
-            Input::Audit { registered: vec![a.clone(), b.clone()], calls: vec![], agent_legs: vec![] };
+        let lost = Input::Audit {
+            registered: vec![a.clone(), b.clone()],
+            calls: vec![],
+            agent_legs: vec![],
+        };
         e.handle(now, lost).unwrap();
         assert_eq!(e.audit_repairs(), 1);
         assert!(matches!(e.agent_state(&a), Some(AgentState::WrapUp { .. })));

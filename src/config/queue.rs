@@ -140,12 +140,20 @@ pub enum FeatureCode {
     EndWrapUp,
     /// Log out: the registration ends and no call is offered until the next REGISTER.
     LogOut,
+    /// Call back the oldest pending abandoned caller (`[records] callbacks`): the agent's own
+    /// call is their leg, and tongdai dials the caller through the trunk.
+    Callback,
 }
 
 impl FeatureCode {
     /// Every code, in configuration order.
-    pub const ALL: [FeatureCode; 4] =
-        [FeatureCode::Pause, FeatureCode::Resume, FeatureCode::EndWrapUp, FeatureCode::LogOut];
+    pub const ALL: [FeatureCode; 5] = [
+        FeatureCode::Pause,
+        FeatureCode::Resume,
+        FeatureCode::EndWrapUp,
+        FeatureCode::LogOut,
+        FeatureCode::Callback,
+    ];
 
     /// The configuration key (`[queue.feature_codes]`) and bounded metric/log label.
     pub fn as_str(self) -> &'static str {
@@ -154,6 +162,7 @@ impl FeatureCode {
             FeatureCode::Resume => "resume",
             FeatureCode::EndWrapUp => "end_wrap_up",
             FeatureCode::LogOut => "log_out",
+            FeatureCode::Callback => "callback",
         }
     }
 }
@@ -208,6 +217,8 @@ pub struct FeatureCodes {
     pub whisper: String,
     /// Default `*53`.
     pub barge: String,
+    /// Default `*25`.
+    pub callback: String,
 }
 
 impl Default for FeatureCodes {
@@ -220,6 +231,7 @@ impl Default for FeatureCodes {
             listen: "*51".into(),
             whisper: "*52".into(),
             barge: "*53".into(),
+            callback: "*25".into(),
         }
     }
 }
@@ -232,6 +244,7 @@ impl FeatureCodes {
             FeatureCode::Resume => &self.resume,
             FeatureCode::EndWrapUp => &self.end_wrap_up,
             FeatureCode::LogOut => &self.log_out,
+            FeatureCode::Callback => &self.callback,
         }
     }
 
@@ -362,6 +375,7 @@ fn read_feature_codes(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Optio
     let listen = read(cx, &mut s, "listen", &d.listen);
     let whisper = read(cx, &mut s, "whisper", &d.whisper);
     let barge = read(cx, &mut s, "barge", &d.barge);
+    let callback = read(cx, &mut s, "callback", &d.callback);
     // A supervision prefix is followed by the operator's name: no other code may start with it
     // (nor it with another), or `*51` + `1op1` and `*511` + `op1` would be the same number.
     for key in ["listen", "whisper", "barge"] {
@@ -382,5 +396,14 @@ fn read_feature_codes(cx: &mut Diagnostics<'_>, mut s: Section<'_, '_>) -> Optio
         }
     }
     s.finish(cx);
-    ok.then_some(FeatureCodes { pause, resume, end_wrap_up, log_out, listen, whisper, barge })
+    ok.then_some(FeatureCodes {
+        pause,
+        resume,
+        end_wrap_up,
+        log_out,
+        listen,
+        whisper,
+        barge,
+        callback,
+    })
 }

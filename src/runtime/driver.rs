@@ -498,6 +498,9 @@ fn report_metrics(report: &Report) {
                 counter!(m::SUPERVISIONS, "mode" => mode.as_str()).increment(1)
             }
         }
+        Report::Callback { outcome, .. } => {
+            counter!(m::CALLBACKS, "outcome" => outcome.as_str()).increment(1)
+        }
     }
 }
 
@@ -535,6 +538,10 @@ fn log_report(report: &Report) {
             event,
             "supervision"
         ),
+        // The row id and the operator: the number stays in the records.
+        Report::Callback { id, agent, outcome } => {
+            tracing::info!(id, agent = agent.as_str(), outcome = outcome.as_str(), "call-back")
+        }
     }
 }
 

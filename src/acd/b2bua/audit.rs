@@ -38,6 +38,8 @@ impl Switchboard {
                 }
             }
         }
+        // A call-back's operator holds their line until it ends (callback.rs).
+        agent_legs.extend(self.callbacks.legs());
         calls.sort_unstable();
         agent_legs.sort();
         Input::Audit { registered: registered.into_iter().collect(), calls, agent_legs }

@@ -135,6 +135,9 @@ impl Switchboard {
             }
             return reject(sip, 404);
         };
+        if code == FeatureCode::Callback {
+            return self.callback_code(now, txn, request, agent, sip);
+        }
         // Answer first: a refused offer must not have changed the agent's state.
         if self.answer_feature(now, txn, request, code, sip, media) {
             self.apply_feature(now, code, &agent);
@@ -187,50 +190,8 @@ impl Switchboard {
     ) -> bool {
         self.next_call += 1;
         let call = CallId(self.next_call);
-        let call_id = request.headers.call_id().unwrap_or_default();
-        let (body, remote) = if request.body.is_empty() {
-            // No offer: ours goes in the 200; the confirmation is then shown, not heard.
-            let format = LegFormat {
-                codec: Codec::Pcmu,
-                payload_type: Codec::Pcmu.static_payload_type(),
-                telephone_event: Some(sdp::OFFER_TELEPHONE_EVENT_PT),
-            };
-            let port = media.open_caller(call, None, format);
-            let Some(port) = port else {
-                sip.reject(now, txn, 480, &[]);
-                return false;
-            };
-            let offer =
-                sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
-            let leg = LegSdp::first(session_id(call_id.as_bytes(), self.next_call), offer, port);
-            (Bytes::from(leg.last.to_string()), None)
-        } else {
-            let offer = std::str::from_utf8(&request.body)
-                .ok()
-                .and_then(|t| SessionDescription::parse(t).ok());
-            let probe = offer
-                .as_ref()
-                .and_then(|o| sdp::answer(o, &[Codec::Pcmu, Codec::Pcma], media.address(), 0).ok());
-            let (Some(offer), Some(probe)) = (offer, probe) else {
-                sip.reject(now, txn, 488, &[]);
-                return false;
-            };
-            let format = probe.audio.leg_format();
-            let Some(port) = media.open_caller(call, probe.audio.remote, format) else {
-                sip.reject(now, txn, 480, &[]);
-                return false;
-            };
-            let Ok(answer) = sdp::answer(&offer, &[format.codec], media.address(), port) else {
-                media.close(call);
-                sip.reject(now, txn, 488, &[]);
-                return false;
-            };
-            let leg =
-                LegSdp::first(session_id(call_id.as_bytes(), self.next_call), answer.sdp, port);
-            (Bytes::from(leg.last.to_string()), probe.audio.remote)
-        };
-        let Some(dialog) = sip.answer(now, txn, body) else {
-            media.close(call);
+        let Some((dialog, remote)) = self.answer_own_call(now, txn, request, call, sip, media)
+        else {
             return false;
         };
         let prompt = FEATURE_PROMPTS
@@ -250,6 +211,67 @@ impl Switchboard {
         true
     }
 
+    /// Answers an agent's own INVITE (a feature code, a call-back) with our SDP, its media opened
+    /// as `call`'s caller leg: the dialog, and the agent's RTP address (`None` when the INVITE had
+    /// no offer: ours went in the 200 and the answer comes in the ACK). Refused (480 no port, 488
+    /// no codec we speak): `None`.
+    pub(super) fn answer_own_call(
+        &mut self,
+        now: Instant,
+        txn: TxnId,
+        request: &Request,
+        call: CallId,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) -> Option<(DialogId, Option<SocketAddr>)> {
+        let call_id = request.headers.call_id().unwrap_or_default();
+        let (body, remote) = if request.body.is_empty() {
+            // No offer: ours goes in the 200; the confirmation is then shown, not heard.
+            let format = LegFormat {
+                codec: Codec::Pcmu,
+                payload_type: Codec::Pcmu.static_payload_type(),
+                telephone_event: Some(sdp::OFFER_TELEPHONE_EVENT_PT),
+            };
+            let port = media.open_caller(call, None, format);
+            let Some(port) = port else {
+                sip.reject(now, txn, 480, &[]);
+                return None;
+            };
+            let offer =
+                sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
+            let leg = LegSdp::first(session_id(call_id.as_bytes(), call.0), offer, port);
+            (Bytes::from(leg.last.to_string()), None)
+        } else {
+            let offer = std::str::from_utf8(&request.body)
+                .ok()
+                .and_then(|t| SessionDescription::parse(t).ok());
+            let probe = offer
+                .as_ref()
+                .and_then(|o| sdp::answer(o, &[Codec::Pcmu, Codec::Pcma], media.address(), 0).ok());
+            let (Some(offer), Some(probe)) = (offer, probe) else {
+                sip.reject(now, txn, 488, &[]);
+                return None;
+            };
+            let format = probe.audio.leg_format();
+            let Some(port) = media.open_caller(call, probe.audio.remote, format) else {
+                sip.reject(now, txn, 480, &[]);
+                return None;
+            };
+            let Ok(answer) = sdp::answer(&offer, &[format.codec], media.address(), port) else {
+                media.close(call);
+                sip.reject(now, txn, 488, &[]);
+                return None;
+            };
+            let leg = LegSdp::first(session_id(call_id.as_bytes(), call.0), answer.sdp, port);
+            (Bytes::from(leg.last.to_string()), probe.audio.remote)
+        };
+        let Some(dialog) = sip.answer(now, txn, body) else {
+            media.close(call);
+            return None;
+        };
+        Some((dialog, remote))
+    }
+
     /// Tells the engine (and the registrar) what the code asks for.
     fn apply_feature(&mut self, now: Instant, code: FeatureCode, agent: &AgentId) {
         let input = match code {
@@ -258,6 +280,8 @@ impl Switchboard {
             }
             FeatureCode::Resume => Input::AgentResumed { agent: agent.clone() },
             FeatureCode::EndWrapUp => Input::EndWrapUp { agent: agent.clone() },
+            // Carried out by callback.rs, never here.
+            FeatureCode::Callback => return,
             FeatureCode::LogOut => {
                 for presence in self.registrar.unregister_agent(agent.as_str()) {
                     self.presence(now, presence);

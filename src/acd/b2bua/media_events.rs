@@ -75,6 +75,13 @@ impl Switchboard {
             }
             return self.drive(now, sip, media);
         }
+        // Call-backs' media are callback.rs's.
+        if let MediaEvent::LegDead { call, .. } | MediaEvent::Dtmf { call, .. } = event
+            && self.callbacks.owns(call)
+        {
+            self.callback_media_event(now, event, sip, media);
+            return self.drive(now, sip, media);
+        }
         // Either leg of a call bridged to the national centre died: end both (overflow.rs).
         if let MediaEvent::LegDead { call, leg } = &event
             && self.calls.get(call).is_some_and(|c| c.outside.is_some())

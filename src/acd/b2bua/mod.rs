@@ -40,6 +40,7 @@ use crate::sip::transport::Flow;
 mod admin;
 mod agent_leg;
 mod audit;
+mod callback;
 mod caller;
 mod consult;
 mod feature;
@@ -53,6 +54,10 @@ mod supervise;
 mod transfer;
 
 pub use audit::AUDIT_INTERVAL;
+pub use callback::{
+    CALLBACK_ANSWER_TIMEOUT, CallbackLookup, CallbackOutcome, CallbackRefusal, CallbackTarget,
+    PROMPT_RINGBACK,
+};
 pub use consult::CONFERENCE_KEYS;
 pub use feature::FEATURE_PROMPTS;
 pub use media_events::{MediaEvent, MediaLeg, URGENT_KEY};
@@ -227,6 +232,15 @@ pub enum Report {
         /// Bounded label: `started`, `switched` or `ended`.
         event: &'static str,
     },
+    /// One call-back attempt (callback.rs) ended, or its caller answered: never the number.
+    Callback {
+        /// The `callbacks` row id.
+        id: i64,
+        /// The operator.
+        agent: AgentId,
+        /// How it went.
+        outcome: CallbackOutcome,
+    },
 }
 
 #[derive(Debug)]
@@ -349,6 +363,8 @@ pub struct Switchboard {
     consults: consult::Consults,
     /// Supervisors listening, whispering or barging in (supervise.rs).
     supervisions: supervise::Supervisions,
+    /// Call-backs in progress (callback.rs).
+    callbacks: callback::Callbacks,
 }
 
 impl Switchboard {
@@ -383,6 +399,7 @@ impl Switchboard {
             transfers: transfer::Transfers::default(),
             consults: consult::Consults::default(),
             supervisions: supervise::Supervisions::default(),
+            callbacks: callback::Callbacks::new(config),
         };
         switchboard.transfers.configure(config);
         switchboard.tell_availability(epoch);
@@ -420,6 +437,7 @@ impl Switchboard {
         self.overflow.reload(config, now);
         self.trunk_channels = config.trunk.channels;
         self.transfers.configure(config);
+        self.callbacks.configure(config);
         self.tell_availability(now);
         self.drive(now, sip, media);
     }
@@ -434,9 +452,9 @@ impl Switchboard {
         &self.registrar
     }
 
-    /// Calls in progress.
+    /// Calls in progress (call-backs included).
     pub fn calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.callbacks.len()
     }
 
     /// Reports since the last call.
@@ -456,6 +474,7 @@ impl Switchboard {
             self.transfers.poll_timeout(),
             self.consults.poll_timeout(),
             self.supervisions.poll_timeout(),
+            self.callbacks.poll_timeout(),
             Some(self.next_audit),
         ]
         .into_iter()
@@ -488,6 +507,7 @@ impl Switchboard {
         self.transfer_due(now, sip, media);
         self.consult_due(now, sip, media);
         self.supervise_due(now, sip, media);
+        self.callback_due(now, sip, media);
         self.drive(now, sip, media);
         if now >= self.next_audit {
             self.next_audit = now + audit::AUDIT_INTERVAL;
@@ -522,6 +542,10 @@ impl Switchboard {
         };
         // Supervisors' legs are supervise.rs's.
         let Some(event) = self.supervise_event(now, event, sip, media) else {
+            return self.drive(now, sip, media);
+        };
+        // Call-backs' legs are callback.rs's.
+        let Some(event) = self.callback_event(now, event, sip, media) else {
             return self.drive(now, sip, media);
         };
         match event {
@@ -620,6 +644,7 @@ impl Switchboard {
     /// phone keeps a dead call. The engine is not told: the records close these calls as
     /// `interrupted` at the next start.
     pub fn hang_up_all(&mut self, now: Instant, sip: &mut Endpoint, media: &mut dyn MediaControl) {
+        self.callback_hang_up_all(now, sip, media);
         let calls: Vec<CallId> = self.calls.keys().copied().collect();
         for call in calls {
             self.overflow_abort(now, call, sip);

@@ -190,11 +190,12 @@ impl Switchboard {
     }
 
     /// Trunk channels in use: callers' legs plus our outbound legs (bridged outside parties,
-    /// hand-overs and transfers ringing).
+    /// hand-overs and transfers ringing, call-backs).
     fn channels_in_use(&self) -> usize {
         let bridged = self.calls.values().filter(|c| c.outside.is_some()).count();
         let transfers = self.transfers.ringing() + self.consults.outbound_legs();
-        self.calls.len() + bridged + self.overflow.outbound_legs() + transfers
+        let callbacks = self.callbacks.channels();
+        self.calls.len() + bridged + self.overflow.outbound_legs() + transfers + callbacks
     }
 
     /// True when `[trunk] channels` leaves room for `more` legs.
