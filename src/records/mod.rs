@@ -9,8 +9,11 @@
 //! then hands the [`Recorder`] each caller's number when the call starts
 //! ([`Recorder::caller_number`]); it is forgotten when the call ends, unless the caller abandoned,
 //! when it becomes a [`Record::Callback`] row in the `callbacks` table for an operator to call
-//! back, purged after `callbacks_retention` ([`purge_callbacks`]).
+//! back, purged after `callbacks_retention` ([`purge_callbacks`]). Each call-back attempt's
+//! outcome comes back as a [`Record::CallbackAttempt`]; [`callbacks`] reads the list back for the
+//! admin API (without numbers) and the numbers to dial for the switchboard.
 
+pub mod callbacks;
 pub mod report;
 pub mod schema;
 pub mod writer;
@@ -83,6 +86,16 @@ pub enum Record {
         at_ms: i64,
         /// The number (its `Debug` is redacted).
         number: CallerNumber,
+    },
+    /// A call-back attempt ended (or its caller answered): the `callbacks` row's outcome,
+    /// attempts and last attempt time; an answered one's number is blanked.
+    CallbackAttempt {
+        /// The `callbacks` row id.
+        id: i64,
+        /// When.
+        at_ms: i64,
+        /// `answered`, `busy`, `no_answer`, `failed`, `operator_no_answer`, `cancelled`.
+        outcome: &'static str,
     },
     /// An agent's login, logout, pause, resume.
     AgentEvent {
@@ -196,6 +209,9 @@ impl Recorder {
                 detail: Some(format!("{reason:?}").to_lowercase()),
             }],
             Report::Engine(output) => self.output(at_ms, output),
+            Report::Callback { id, outcome, .. } => {
+                vec![Record::CallbackAttempt { id: *id, at_ms, outcome: outcome.as_str() }]
+            }
             _ => Vec::new(),
         }
     }

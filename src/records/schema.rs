@@ -4,7 +4,9 @@
 //! No column ever holds a SIP Call-ID or an IP address, and none but `callbacks.number` a caller's
 //! number: a caller is their pseudonym (HMAC-SHA256 hex, `NULL` when withheld) and a call is a row
 //! number. `callbacks` (version 2) is written only when `[records] callbacks` is on, and only for
-//! abandoned calls from a known number; it is purged after `callbacks_retention`.
+//! abandoned calls from a known number; it is purged after `callbacks_retention`. Version 3 adds
+//! each call-back's attempts, last attempt time and outcome; an answered call-back keeps its row
+//! (the outcome) but not its number.
 
 /// The component name in `schema_versions`.
 pub const COMPONENT: &str = "records";
@@ -56,4 +58,9 @@ pub const STEPS: &[&str] = &[
      );
      CREATE INDEX callbacks_at ON callbacks (at_ms);
      CREATE INDEX callbacks_call ON callbacks (call);",
+    // 3: call-back attempts: how the last one went, how many, when. An answered call-back's
+    // number is blanked ('') at once: it is not needed any more.
+    "ALTER TABLE callbacks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE callbacks ADD COLUMN last_attempt_ms INTEGER;
+     ALTER TABLE callbacks ADD COLUMN outcome TEXT;",
 ];

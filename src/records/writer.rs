@@ -462,6 +462,16 @@ fn apply(
             )?;
             Ok(true)
         }
+        Record::CallbackAttempt { id, at_ms, outcome } => {
+            // An answered call-back's number is not needed any more: blanked at once.
+            let n = tx.execute(
+                "UPDATE callbacks SET attempts = attempts + 1, last_attempt_ms = ?2, outcome = ?3,
+                     number = CASE WHEN ?3 = 'answered' THEN '' ELSE number END
+                 WHERE id = ?1",
+                params![id, at_ms, outcome],
+            )?;
+            Ok(n > 0)
+        }
         Record::AgentEvent { agent, at_ms, kind, detail } => {
             tx.execute(
                 "INSERT INTO agent_events (agent, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",

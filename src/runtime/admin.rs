@@ -27,6 +27,15 @@ use crate::config::{Config, ServiceLevelConfig, Tally};
 pub enum AdminRequest {
     /// The current view.
     Board(oneshot::Sender<BoardView>),
+    /// Start a call-back of `target` by `agent` (the number read from the records).
+    StartCallback {
+        /// The agent id.
+        agent: String,
+        /// The pending call-back and its number.
+        target: crate::acd::b2bua::CallbackTarget,
+        /// The answer: started, or why not.
+        reply: oneshot::Sender<Result<(), crate::acd::b2bua::CallbackRefusal>>,
+    },
     /// Pause (`pause = true`) or resume an agent, as a supervisor.
     SetPaused {
         /// The agent id.

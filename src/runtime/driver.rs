@@ -78,7 +78,17 @@ pub struct Core {
     board: super::admin::Board,
     /// The switchboard was told of the drain.
     drain_seen: bool,
+    /// Call-back numbers read from the records for an operator's feature code (callback.rs).
+    found_tx: mpsc::UnboundedSender<Found>,
+    found_rx: Option<mpsc::UnboundedReceiver<Found>>,
 }
+
+/// The oldest pending call-backs read for one [`crate::acd::b2bua::CallbackLookup`].
+type Found = (u64, Vec<crate::acd::b2bua::CallbackTarget>);
+
+/// How many of the oldest pending call-backs a feature code's lookup reads (the switchboard takes
+/// the first not in progress).
+const LOOKUP_CANDIDATES: usize = 8;
 
 /// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
 /// cannot leave agents on or off shift for long.
@@ -118,7 +128,10 @@ impl Core {
         let locals: Vec<SocketAddr> = udp.keys().copied().collect();
         let seed = u64::from_le_bytes(random_bytes());
         switchboard.start_originating(now(), &config, &locals, seed);
+        let (found_tx, found_rx) = mpsc::unbounded_channel();
         Core {
+            found_tx,
+            found_rx: Some(found_rx),
             endpoint,
             switchboard,
             media,
@@ -159,6 +172,7 @@ impl Core {
     pub async fn run(mut self, mut inputs: mpsc::Receiver<CoreInput>, stop: CancellationToken) {
         let mut config = self.shared.config.subscribe();
         let mut media_events = self.media.take_events();
+        let mut found = self.found_rx.take();
         // The day's service level exists from the first scrape (NaN before a judged call).
         self.export_service_level(self.today());
         loop {
@@ -183,6 +197,10 @@ impl Core {
                     None => break,
                 },
                 Some(event) = recv_media(&mut media_events) => self.input(CoreInput::Media(event)),
+                Some((lookup, targets)) = recv_found(&mut found) => {
+                    let (sip, media) = (&mut self.endpoint, &mut self.media);
+                    self.switchboard.callback_candidates(now(), lookup, targets, sip, media);
+                }
                 () = self.shared.drain_started.notified(), if !self.drain_seen => {}
                 changed = config.changed() => {
                     if changed.is_ok() {
@@ -271,6 +289,11 @@ impl Core {
                     draining,
                 );
                 let _ = reply.send(view);
+            }
+            AdminRequest::StartCallback { agent, target, reply } => {
+                let (sip, media) = (&mut self.endpoint, &mut self.media);
+                let started = self.switchboard.start_callback(now(), &agent, target, sip, media);
+                let _ = reply.send(started);
             }
             AdminRequest::SetPaused { agent, pause, reply } => {
                 let done = self.switchboard.admin_set_paused(
@@ -362,7 +385,36 @@ impl Core {
         }
     }
 
+    /// Reads the oldest pending call-backs for each feature code waiting for one, off the core
+    /// task; the answer comes back through `found` (empty when none are kept or on error).
+    fn look_up_callbacks(&mut self) {
+        let lookups = self.switchboard.take_callback_lookups();
+        if lookups.is_empty() {
+            return;
+        }
+        let config = self.shared.config();
+        let path = config.records.path.clone().filter(|_| config.records.callbacks);
+        for lookup in lookups {
+            let tx = self.found_tx.clone();
+            let Some(path) = path.clone() else {
+                let _ = tx.send((lookup.lookup, Vec::new()));
+                continue;
+            };
+            tokio::task::spawn_blocking(move || {
+                let read = crate::records::callbacks::open_reader(&path).and_then(|conn| {
+                    crate::records::callbacks::next_to_call(&conn, LOOKUP_CANDIDATES)
+                });
+                let targets = read.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "reading call-backs failed");
+                    Vec::new()
+                });
+                let _ = tx.send((lookup.lookup, targets));
+            });
+        }
+    }
+
     fn export_stats(&mut self) {
+        self.look_up_callbacks();
         let reports = self.switchboard.take_reports();
         let (t, today) = match reports.is_empty() {
             true => (now(), None),
@@ -542,6 +594,14 @@ fn log_report(report: &Report) {
         Report::Callback { id, agent, outcome } => {
             tracing::info!(id, agent = agent.as_str(), outcome = outcome.as_str(), "call-back")
         }
+    }
+}
+
+/// The next call-backs read for a feature code (never, once the receiver is gone).
+async fn recv_found(found: &mut Option<mpsc::UnboundedReceiver<Found>>) -> Option<Found> {
+    match found {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -57,6 +57,8 @@ pub async fn serve(
         .route("/api/v1/agents/{id}/pause", post(pause))
         .route("/api/v1/agents/{id}/resume", post(resume))
         .route("/api/v1/agents/{id}/supervise", post(supervise))
+        .route("/api/v1/callbacks", get(callbacks))
+        .route("/api/v1/callbacks/{id}/start", post(start_callback))
         .with_state(App { shared, core });
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await
     {
@@ -287,6 +289,102 @@ async fn supervise(
             (status, format!("{e}\n")).into_response()
         }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response(),
+    }
+}
+
+/// The records file when call-backs are kept (`[records] callbacks`), else the refusal.
+fn callbacks_file(app: &App) -> Result<std::path::PathBuf, Response> {
+    let config = app.shared.config();
+    match (&config.records.path, config.records.callbacks) {
+        (Some(path), true) => Ok(path.clone()),
+        _ => {
+            let text = "call-backs are off: set [records] callbacks = true\n";
+            Err((StatusCode::NOT_FOUND, text).into_response())
+        }
+    }
+}
+
+/// Runs a blocking read of the records off the async workers; 503 when it fails.
+async fn read_records<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response> {
+    let unavailable = |why: String| {
+        tracing::error!(error = %why, "reading call-backs failed");
+        (StatusCode::SERVICE_UNAVAILABLE, "records not readable\n").into_response()
+    };
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(e.to_string())),
+        Err(e) => Err(unavailable(e.to_string())),
+    }
+}
+
+/// The pending call-backs, oldest first: no number (a pseudonym and the last two digits).
+async fn callbacks(State(app): State<App>) -> Result<Response, Response> {
+    let path = callbacks_file(&app)?;
+    let list = read_records(move || {
+        let conn = crate::records::callbacks::open_reader(&path)?;
+        crate::records::callbacks::pending(&conn, 500)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "callbacks": list })).into_response())
+}
+
+/// The body of `POST /api/v1/callbacks/{id}/start`.
+#[derive(Debug, serde::Deserialize)]
+struct StartCallback {
+    /// The operator who calls back.
+    agent: String,
+}
+
+/// Starts call-back `id` by the body's agent: tongdai rings the agent, then dials the caller.
+/// 202 when started (the outcome goes to the records); 404 unknown (or answered) call-back or
+/// agent; 409 agent busy or not logged in, or this call-back already in progress; 503 no line,
+/// trunk channel, RTP port or `[trunk] outbound`.
+async fn start_callback(
+    State(app): State<App>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(body): Json<StartCallback>,
+) -> Result<Response, Response> {
+    if let Some(refusal) = refusal(&app, &headers) {
+        return Err(refusal);
+    }
+    let path = callbacks_file(&app)?;
+    let target = read_records(move || {
+        let conn = crate::records::callbacks::open_reader(&path)?;
+        crate::records::callbacks::target(&conn, id)
+    })
+    .await?;
+    let Some(target) = target else {
+        return Err((StatusCode::NOT_FOUND, "no such pending call-back\n").into_response());
+    };
+    let (tx, rx) = oneshot::channel();
+    let agent = body.agent.clone();
+    let request = AdminRequest::StartCallback { agent: agent.clone(), target, reply: tx };
+    let unavailable =
+        || (StatusCode::SERVICE_UNAVAILABLE, "core busy or stopping\n").into_response();
+    app.core.send(CoreInput::Admin(request)).await.map_err(|_| unavailable())?;
+    use crate::acd::b2bua::CallbackRefusal as R;
+    match tokio::time::timeout(CORE_WAIT, rx).await {
+        Ok(Ok(Ok(()))) => {
+            // The row id and the operator only: the number stays in the records.
+            tracing::info!(id, agent = %agent, "call-back started");
+            let started = serde_json::json!({ "id": id, "agent": agent, "started": true });
+            Ok((StatusCode::ACCEPTED, Json(started)).into_response())
+        }
+        Ok(Ok(Err(why))) => {
+            let status = match why {
+                R::UnknownAgent => StatusCode::NOT_FOUND,
+                R::NotRegistered | R::AgentBusy | R::InProgress => StatusCode::CONFLICT,
+                R::Disabled => StatusCode::NOT_FOUND,
+                R::NoLine | R::NoChannel | R::NoMedia | R::NoTrunk => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            Err((status, format!("{why}\n")).into_response())
+        }
+        _ => Err(unavailable()),
     }
 }
 
