@@ -165,12 +165,14 @@ fn changes_are_refused_without_a_token_file_and_the_document_names_every_route()
         "/api/v1/agents/{id}/pause",
         "/api/v1/agents/{id}/resume",
         "/api/v1/agents/{id}/supervise",
+        "/api/v1/callbacks",
+        "/api/v1/callbacks/{id}/start",
     ];
     assert_eq!(paths.len(), routes.len());
     for route in routes {
         assert!(paths.contains_key(route), "{route} missing from the OpenAPI document");
         let concrete = route.replace("{id}", "op1");
-        let post = ["pause", "resume", "supervise"].iter().any(|r| route.ends_with(r));
+        let post = ["pause", "resume", "supervise", "start"].iter().any(|r| route.ends_with(r));
         let method = if post { "POST" } else { "GET" };
         let (status, _) = http(d.http(), method, &concrete, None);
         assert_ne!(status, 404, "{route} documented but not served");

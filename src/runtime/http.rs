@@ -299,7 +299,7 @@ fn callbacks_file(app: &App) -> Result<std::path::PathBuf, Response> {
         (Some(path), true) => Ok(path.clone()),
         _ => {
             let text = "call-backs are off: set [records] callbacks = true\n";
-            Err((StatusCode::NOT_FOUND, text).into_response())
+            Err((StatusCode::FORBIDDEN, text).into_response())
         }
     }
 }
@@ -338,9 +338,9 @@ struct StartCallback {
 }
 
 /// Starts call-back `id` by the body's agent: tongdai rings the agent, then dials the caller.
-/// 202 when started (the outcome goes to the records); 404 unknown (or answered) call-back or
-/// agent; 409 agent busy or not logged in, or this call-back already in progress; 503 no line,
-/// trunk channel, RTP port or `[trunk] outbound`.
+/// 202 when started (the outcome goes to the records); 403 call-backs off; 404 unknown (or
+/// answered) call-back or agent; 409 agent busy or not logged in, or this call-back already in
+/// progress; 503 no line, trunk channel, RTP port or `[trunk] outbound`.
 async fn start_callback(
     State(app): State<App>,
     Path(id): Path<i64>,
@@ -377,7 +377,7 @@ async fn start_callback(
             let status = match why {
                 R::UnknownAgent => StatusCode::NOT_FOUND,
                 R::NotRegistered | R::AgentBusy | R::InProgress => StatusCode::CONFLICT,
-                R::Disabled => StatusCode::NOT_FOUND,
+                R::Disabled => StatusCode::FORBIDDEN,
                 R::NoLine | R::NoChannel | R::NoMedia | R::NoTrunk => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
