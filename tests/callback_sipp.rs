@@ -98,7 +98,12 @@ fn an_abandoned_caller_is_called_back_by_an_operator_and_they_hear_each_other() 
         let rtp = caller_addr.port().to_string();
         std::thread::spawn(move || {
             let file = file.to_string_lossy().into_owned();
-            run_on(trunk_port, sip, &["-sf", &file, "-key", "rtp_port", &rtp], Duration::from_secs(40))
+            run_on(
+                trunk_port,
+                sip,
+                &["-sf", &file, "-key", "rtp_port", &rtp],
+                Duration::from_secs(40),
+            )
         })
     };
     let registered = d.metric("tongdai_registrations");

@@ -292,16 +292,16 @@ async fn supervise(
     }
 }
 
-/// The records file when call-backs are kept (`[records] callbacks`), else the refusal.
-fn callbacks_file(app: &App) -> Result<std::path::PathBuf, Response> {
+/// The records file when call-backs are kept (`[records] callbacks`).
+fn callbacks_file(app: &App) -> Option<std::path::PathBuf> {
     let config = app.shared.config();
-    match (&config.records.path, config.records.callbacks) {
-        (Some(path), true) => Ok(path.clone()),
-        _ => {
-            let text = "call-backs are off: set [records] callbacks = true\n";
-            Err((StatusCode::FORBIDDEN, text).into_response())
-        }
-    }
+    config.records.path.clone().filter(|_| config.records.callbacks)
+}
+
+/// The answer while call-backs are off.
+fn callbacks_off() -> Response {
+    let text = "call-backs are off: set [records] callbacks = true\n";
+    (StatusCode::FORBIDDEN, text).into_response()
 }
 
 /// Runs a blocking read of the records off the async workers; 503 when it fails.
@@ -321,7 +321,7 @@ async fn read_records<T: Send + 'static>(
 
 /// The pending call-backs, oldest first: no number (a pseudonym and the last two digits).
 async fn callbacks(State(app): State<App>) -> Result<Response, Response> {
-    let path = callbacks_file(&app)?;
+    let Some(path) = callbacks_file(&app) else { return Err(callbacks_off()) };
     let list = read_records(move || {
         let conn = crate::records::callbacks::open_reader(&path)?;
         crate::records::callbacks::pending(&conn, 500)
@@ -350,7 +350,7 @@ async fn start_callback(
     if let Some(refusal) = refusal(&app, &headers) {
         return Err(refusal);
     }
-    let path = callbacks_file(&app)?;
+    let Some(path) = callbacks_file(&app) else { return Err(callbacks_off()) };
     let target = read_records(move || {
         let conn = crate::records::callbacks::open_reader(&path)?;
         crate::records::callbacks::target(&conn, id)
