@@ -65,9 +65,9 @@ fn daemon_with_a_callback(tag: &str, trunk_port: u16) -> (TestDaemon, PathBuf, i
     let token_file = dir.join("admin.token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let outbound = format!("outbound = \"127.0.0.1:{trunk_port}\"");
-    // RTP ports of our own: other test daemons on this machine use the default 20000–20999, and
-    // a stray stream from one of them must not reach (and latch) a leg of ours.
-    let first = 21_000 + (std::process::id() % 220) * 50;
+    // RTP ports of our own, between other test daemons' default 20000–20999 (a stray stream from
+    // one of them must not reach a leg of ours) and the load benchmarks' 30000–39999.
+    let first = 21_000 + (std::process::id() % 180) * 50;
     let (min, max) = (format!("rtp_port_min = {first}"), format!("rtp_port_max = {}", first + 49));
     let token = format!("token_file = {:?}", token_file.display().to_string());
     let text = support::prompts::records_config(
