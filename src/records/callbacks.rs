@@ -103,3 +103,63 @@ pub fn target(conn: &Connection, id: i64) -> Result<Option<CallbackTarget>, Stor
     let number: Option<String> = conn.query_row(&sql, params![id], |r| r.get(0)).optional()?;
     Ok(number.and_then(|n| CallerNumber::normalise(&n)).map(|number| CallbackTarget { id, number }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records with three abandoned calls kept for a call-back (at 3, 1 and 2 s), the second
+    /// from a caller with a pseudonym.
+    fn records() -> Connection {
+        let mut conn = crate::store::open_in_memory().unwrap();
+        crate::store::migrate(
+            &mut conn,
+            super::super::schema::COMPONENT,
+            super::super::schema::STEPS,
+        )
+        .unwrap();
+        for (call, caller) in [(1, None), (2, Some("ab".repeat(32))), (3, None)] {
+            conn.execute(
+                "INSERT INTO calls (id, offered_ms, phase, lane, caller) VALUES (?1, 0, 'queue', 'normal', ?2)",
+                params![call, caller],
+            )
+            .unwrap();
+        }
+        for (call, at, number) in
+            [(1, 3_000, "+84901234567"), (2, 1_000, "+84912345678"), (3, 2_000, "+842963852123")]
+        {
+            conn.execute(
+                "INSERT INTO callbacks (call, at_ms, number) VALUES (?1, ?2, ?3)",
+                params![call, at, number],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn pending_is_oldest_first_without_numbers_and_an_answered_one_is_no_longer_pending() {
+        let conn = records();
+        let list = pending(&conn, 10).unwrap();
+        assert_eq!(list.iter().map(|v| v.id).collect::<Vec<_>>(), [2, 3, 1]);
+        assert_eq!(list[0].caller.as_deref(), Some("#abababab"));
+        assert_eq!(list[0].last_digits, "78");
+        assert!(!format!("{list:?}").contains("912345678"));
+        let next = next_to_call(&conn, 2).unwrap();
+        assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(next[0].number.expose(), "+84912345678");
+        // A busy attempt keeps it pending; an answered one (number blanked) takes it off.
+        conn.execute(
+            "UPDATE callbacks SET attempts = 1, outcome = 'busy', last_attempt_ms = 9 WHERE id = 2",
+            [],
+        )
+        .unwrap();
+        assert_eq!(pending(&conn, 10).unwrap()[0].outcome.as_deref(), Some("busy"));
+        conn.execute("UPDATE callbacks SET outcome = 'answered', number = '' WHERE id = 3", [])
+            .unwrap();
+        assert_eq!(pending(&conn, 10).unwrap().iter().map(|v| v.id).collect::<Vec<_>>(), [2, 1]);
+        assert!(target(&conn, 3).unwrap().is_none(), "answered: nothing to dial");
+        assert!(target(&conn, 9).unwrap().is_none());
+        assert_eq!(target(&conn, 1).unwrap().map(|t| t.id), Some(1));
+    }
+}
