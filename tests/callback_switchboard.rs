@@ -63,6 +63,15 @@ impl MediaControl for Log {
     fn close(&mut self, _: CallId) {
         self.0.push("close");
     }
+    fn update_leg(
+        &mut self,
+        _: CallId,
+        _: tongdai::acd::b2bua::MediaLeg,
+        _: Option<SocketAddr>,
+        hold: bool,
+    ) {
+        self.0.push(if hold { "update_leg_hold" } else { "update_leg" });
+    }
 }
 
 type CbRig = Rig<Log>;
@@ -396,4 +405,44 @@ fn the_feature_code_is_refused_when_call_backs_are_off() {
     assert_eq!(finals.iter().map(|r| r.status).collect::<Vec<_>>(), [404]);
     assert!(rig.sb.take_callback_lookups().is_empty());
     assert_eq!(op1(&rig), Some(AgentState::Available));
+}
+
+/// A request from op1's phone in the dialog our `invite` made (answered with tag `peer200`).
+fn from_operator(invite: &Request, method: &str, cseq: u32, body: &str) -> String {
+    let ctype = if body.is_empty() { "" } else { "Content-Type: application/sdp\r\n" };
+    format!(
+        "{method} sip:tongdai@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {AGENT};branch=z9hG4bKop{cseq}\r\n\
+         From: {};tag=peer200\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:op1@{AGENT}>\r\nMax-Forwards: 70\r\n{ctype}Content-Length: {}\r\n\r\n{body}",
+        header(invite, "To"),
+        header(invite, "From"),
+        header(invite, "Call-ID"),
+        body.len()
+    )
+}
+
+#[test]
+fn the_operator_may_hold_and_resume_a_call_back_by_re_invite() {
+    let mut rig = rig();
+    let invite = start(&mut rig);
+    let to_trunk = operator_answers(&mut rig, &invite);
+    rig.receive(OUTBOUND.parse().unwrap(), &reply(OUTBOUND, &to_trunk, 200, "", &sdp(44_000)));
+    rig.take_sent();
+    let hold = sdp(42_000).replace("o=peer 1 1", "o=peer 1 2") + "a=sendonly\r\n";
+    rig.receive(AGENT.parse().unwrap(), &from_operator(&invite, "INVITE", 2, &hold));
+    let ok = rig.finals();
+    assert_eq!(ok.iter().map(|r| r.status).collect::<Vec<_>>(), [200], "{ok:?}");
+    let answer = String::from_utf8_lossy(&ok[0].body).into_owned();
+    assert!(answer.contains("a=recvonly"), "the hold is mirrored: {answer}");
+    assert_eq!(rig.media.0.last(), Some(&"update_leg_hold"));
+    let resume = sdp(42_000).replace("o=peer 1 1", "o=peer 1 3");
+    rig.receive(AGENT.parse().unwrap(), &from_operator(&invite, "INVITE", 3, &resume));
+    assert_eq!(rig.finals().iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    assert_eq!(rig.media.0.last(), Some(&"update_leg"));
+    // A REFER of a call-back is not carried out.
+    let refer = from_operator(&invite, "REFER", 4, "");
+    rig.receive(AGENT.parse().unwrap(), &refer);
+    assert_eq!(rig.finals().iter().map(|r| r.status).collect::<Vec<_>>(), [501]);
+    assert!(rig.sb.callback_in_progress(7), "the call goes on");
+    assert_eq!(outcomes(&rig), [(7, CallbackOutcome::Answered)]);
 }

@@ -18,7 +18,8 @@
 //! Once the operator's leg is up they hear ringback while tongdai INVITEs the caller's number
 //! through the trunk (`sip:<E.164>@[trunk] outbound`) from `111`. The caller's answer bridges
 //! the two (media: the operator's leg is the call's caller leg, the called party sits where an
-//! agent would); either side's BYE ends both. The outcome of each attempt is reported once
+//! agent would); either side's BYE ends both. A re-INVITE on either leg (hold, resume) is answered
+//! as on a queue call's legs; a REFER is refused (501). The outcome of each attempt is reported once
 //! ([`Report::Callback`]: `answered`, `busy`, `no_answer` after [`CALLBACK_ANSWER_TIMEOUT`] and a
 //! CANCEL, `failed`, `operator_no_answer`, or `cancelled` when the operator hung up first), for
 //! the records (the row's outcome, attempts and last attempt time) and
@@ -174,6 +175,10 @@ struct Callback {
     deadline: Option<Instant>,
     /// The caller answered (the outcome `answered` is reported).
     answered: bool,
+    /// Our side of the operator's leg's offer/answer, and the codec it speaks.
+    operator_sdp: (LegSdp, Codec),
+    /// Our side of the caller's leg's, once dialled.
+    caller_sdp: Option<(LegSdp, Codec)>,
 }
 
 /// Call-backs in progress, feature codes waiting for a number, and what they need of the config.
@@ -349,6 +354,7 @@ impl Switchboard {
         let body = Bytes::from(leg.last.to_string());
         let extra = [(name::MAX_FORWARDS, "70".to_string())];
         let txn = sip.invite(now, flow, contact, &from, body, &extra);
+        let operator_sdp = (leg, Codec::Pcmu);
         let deadline = now + self.engine.config().ring_timeout;
         self.callbacks.calls.insert(
             call,
@@ -363,6 +369,8 @@ impl Switchboard {
                 caller: None,
                 deadline: Some(deadline),
                 answered: false,
+                operator_sdp,
+                caller_sdp: None,
             },
         );
         match txn {
@@ -428,7 +436,7 @@ impl Switchboard {
             let _ = self.engine.handle(now, ended);
             return self.drive(now, sip, media);
         };
-        let Some((dialog, remote)) =
+        let Some((dialog, remote, operator_sdp)) =
             self.answer_own_call(now, l.txn, &l.request, l.media, sip, media)
         else {
             let ended = Input::OutboundEnded { call: l.media, agent: l.agent, talked: false };
@@ -449,6 +457,8 @@ impl Switchboard {
                 caller: None,
                 deadline: None,
                 answered: false,
+                operator_sdp,
+                caller_sdp: None,
             },
         );
         self.callback_dial(now, l.media, sip, media);
@@ -497,6 +507,7 @@ impl Switchboard {
         if let Some(c) = self.callbacks.calls.get_mut(&call) {
             c.caller_txn = Some(txn);
             c.deadline = Some(now + CALLBACK_ANSWER_TIMEOUT);
+            c.caller_sdp = Some((leg, Codec::Pcmu));
         }
     }
 
@@ -539,9 +550,13 @@ impl Switchboard {
                     // The operator's answer to our offer (their INVITE had none).
                     c.awaiting_answer = false;
                     if let Some(a) = answer_in(body) {
+                        c.operator_sdp.1 = a.leg_format().codec;
                         media.caller_answered(call, a.remote, a.leg_format());
                     }
                 }
+            }
+            UaEvent::InDialog { dialog, txn, request } if cb.by_dialog.contains_key(dialog) => {
+                self.callback_in_dialog(now, dialog, *txn, request, sip, media);
             }
             UaEvent::Bye { dialog }
             | UaEvent::Ended { dialog, .. }
@@ -585,11 +600,15 @@ impl Switchboard {
                 c.deadline = None;
                 if operator {
                     c.operator = Some(dialog);
+                    c.operator_sdp.1 = audio.leg_format().codec;
                     media.caller_answered(call, audio.remote, audio.leg_format());
                     self.callback_dial(now, call, sip, media);
                 } else {
                     c.caller = Some(dialog);
                     c.answered = true;
+                    if let Some((_, codec)) = c.caller_sdp.as_mut() {
+                        *codec = audio.leg_format().codec;
+                    }
                     media.agent_answered(call, audio.remote, audio.leg_format());
                     media.bridge(call);
                     let (id, agent) = (c.id, c.agent.clone());
@@ -615,6 +634,59 @@ impl Switchboard {
                 };
                 self.callback_end(now, call, Some(outcome), sip, media);
             }
+        }
+    }
+
+    /// A re-INVITE or UPDATE on a call-back's leg (hold, resume, a new address, a session
+    /// refresh): answered as on a queue call's legs (reinvite.rs), the leg's codec kept and a hold
+    /// mirrored; the media follows. Other in-dialog requests (a REFER) are refused with 501.
+    fn callback_in_dialog(
+        &mut self,
+        now: Instant,
+        dialog: &DialogId,
+        txn: TxnId,
+        request: &Request,
+        sip: &mut Endpoint,
+        media: &mut dyn MediaControl,
+    ) {
+        let refuse = |sip: &mut Endpoint, status: u16| {
+            sip.respond(now, txn, Response::for_request(request, status, None));
+        };
+        if !matches!(request.method, Method::Invite | Method::Update) {
+            return refuse(sip, 501);
+        }
+        let address = media.address();
+        let Some(call) = self.callbacks.by_dialog.get(dialog).copied() else {
+            return refuse(sip, 481);
+        };
+        let Some(c) = self.callbacks.calls.get_mut(&call) else { return refuse(sip, 481) };
+        let (leg, which) = if c.operator.as_ref() == Some(dialog) {
+            (&mut c.operator_sdp, MediaLeg::Caller)
+        } else if let (true, Some(leg)) = (c.caller.as_ref() == Some(dialog), c.caller_sdp.as_mut())
+        {
+            (leg, MediaLeg::Agent)
+        } else {
+            return refuse(sip, 481);
+        };
+        let codec = leg.1;
+        let leg = &mut leg.0;
+        if request.body.is_empty() {
+            // A re-INVITE without an offer: we offer what we have (unchanged, same version).
+            let body = leg.next(leg.last.clone());
+            sip.accept_in_dialog(now, txn, Some(body));
+            return;
+        }
+        let offer =
+            std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
+        let Some(offer) = offer else { return refuse(sip, 400) };
+        match sdp::answer(&offer, &[codec], address, leg.port) {
+            Ok(answer) => {
+                let body = leg.next(answer.sdp);
+                sip.accept_in_dialog(now, txn, Some(body));
+                media.update_leg(call, which, answer.audio.remote, offer.is_hold());
+            }
+            // RFC 3264 §8: a refused re-offer leaves the session as it was.
+            Err(_) => refuse(sip, 488),
         }
     }
 

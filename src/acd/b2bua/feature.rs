@@ -190,7 +190,7 @@ impl Switchboard {
     ) -> bool {
         self.next_call += 1;
         let call = CallId(self.next_call);
-        let Some((dialog, remote)) = self.answer_own_call(now, txn, request, call, sip, media)
+        let Some((dialog, remote, _)) = self.answer_own_call(now, txn, request, call, sip, media)
         else {
             return false;
         };
@@ -212,9 +212,9 @@ impl Switchboard {
     }
 
     /// Answers an agent's own INVITE (a feature code, a call-back) with our SDP, its media opened
-    /// as `call`'s caller leg: the dialog, and the agent's RTP address (`None` when the INVITE had
-    /// no offer: ours went in the 200 and the answer comes in the ACK). Refused (480 no port, 488
-    /// no codec we speak): `None`.
+    /// as `call`'s caller leg: the dialog, the agent's RTP address (`None` when the INVITE had no
+    /// offer: ours went in the 200 and the answer comes in the ACK) and our side of the leg's
+    /// offer/answer with its codec. Refused (480 no port, 488 no codec we speak): `None`.
     pub(super) fn answer_own_call(
         &mut self,
         now: Instant,
@@ -223,9 +223,9 @@ impl Switchboard {
         call: CallId,
         sip: &mut Endpoint,
         media: &mut dyn MediaControl,
-    ) -> Option<(DialogId, Option<SocketAddr>)> {
+    ) -> Option<(DialogId, Option<SocketAddr>, (LegSdp, Codec))> {
         let call_id = request.headers.call_id().unwrap_or_default();
-        let (body, remote) = if request.body.is_empty() {
+        let (leg, codec, remote) = if request.body.is_empty() {
             // No offer: ours goes in the 200; the confirmation is then shown, not heard.
             let format = LegFormat {
                 codec: Codec::Pcmu,
@@ -240,7 +240,7 @@ impl Switchboard {
             let offer =
                 sdp::offer(media.address(), port, &[Codec::Pcmu, Codec::Pcma], Direction::SendRecv);
             let leg = LegSdp::first(session_id(call_id.as_bytes(), call.0), offer, port);
-            (Bytes::from(leg.last.to_string()), None)
+            (leg, Codec::Pcmu, None)
         } else {
             let offer = std::str::from_utf8(&request.body)
                 .ok()
@@ -263,13 +263,13 @@ impl Switchboard {
                 return None;
             };
             let leg = LegSdp::first(session_id(call_id.as_bytes(), call.0), answer.sdp, port);
-            (Bytes::from(leg.last.to_string()), probe.audio.remote)
+            (leg, format.codec, probe.audio.remote)
         };
-        let Some(dialog) = sip.answer(now, txn, body) else {
+        let Some(dialog) = sip.answer(now, txn, Bytes::from(leg.last.to_string())) else {
             media.close(call);
             return None;
         };
-        Some((dialog, remote))
+        Some((dialog, remote, (leg, codec)))
     }
 
     /// Tells the engine (and the registrar) what the code asks for.
