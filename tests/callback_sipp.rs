@@ -1,7 +1,7 @@
 //! A call-back end to end on loopback (issue 11): a SIPp trunk caller from 0901234567 abandons
 //! while nobody is logged in, and with `[records] callbacks` on their number lands in the
-//! `callbacks` table; the admin API lists it without the number (a pseudonym and the last two
-//! digits); a supervisor starts it for op1 (a SIPp phone); tongdai rings op1, then dials
+//! `callbacks` table; the admin API and the wallboard list it without the number (a pseudonym
+//! and the last two digits); a supervisor starts it for op1 (a SIPp phone); tongdai rings op1, then dials
 //! `+84901234567` through `[trunk] outbound` (a SIPp UAS checking the Request-URI and the `111`
 //! caller id), and operator and caller hear each other — checked with the in-repo RTP tool.
 //! When the caller hangs up, op1's leg is hung up, `tongdai_callbacks_total{outcome="answered"}`
@@ -159,6 +159,22 @@ fn assert_answered_row(dir: &Path, id: i64) {
     assert!(row.2.is_some());
 }
 
+/// The wallboard's DOM after its scripts ran, from headless Chromium (Debian `chromium`).
+fn wallboard_dom(api: SocketAddr) -> String {
+    let profile = std::env::temp_dir().join(format!("tongdai-cb-chromium-{}", std::process::id()));
+    let out = std::process::Command::new("chromium")
+        // As root (CI) Chromium needs --no-sandbox; containers often have a tiny /dev/shm.
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg("--disable-dev-shm-usage")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("http://{api}/"))
+        .output()
+        .expect("chromium (Debian package `chromium`) must be installed");
+    let _ = std::fs::remove_dir_all(&profile);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 const ANSWERED: &str = r#"tongdai_callbacks_total{outcome="answered"}"#;
 
 #[test]
@@ -167,6 +183,10 @@ fn an_abandoned_caller_is_called_back_from_the_api_and_they_hear_each_other() {
     let trunk_port = free_port();
     let (d, dir, id) = daemon_with_a_callback("callback-api", trunk_port);
     let api = d.http();
+    // The wallboard lists it too, without the number.
+    let dom = wallboard_dom(api);
+    assert!(dom.contains(&format!("data-callback=\"{id}\"")), "not on the wallboard:\n{dom}");
+    assert!(dom.contains("…67") && !dom.contains("901234567"), "{dom}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (operator_rtp, operator_addr) = rt.block_on(RtpTool::bind());
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
