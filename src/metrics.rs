@@ -311,6 +311,15 @@ pub const SIP_TCP_REFUSED: &str = "tongdai_sip_tcp_refused_total";
 pub const CALLS_ACTIVE: &str = "tongdai_calls_active";
 /// Gauge of SIP dialogs alive in the endpoint.
 pub const SIP_DIALOGS: &str = "tongdai_sip_dialogs";
+/// Gauge of server transactions alive in the endpoint (capped by `[limits] max_transactions`).
+pub const SIP_TRANSACTIONS: &str = "tongdai_sip_server_transactions";
+/// Counter of new requests refused statelessly at the transaction cap; label `method` =
+/// `invite` (480) | `other` (500 + Retry-After).
+pub const SIP_TRANSACTIONS_REFUSED: &str = "tongdai_sip_transactions_refused_total";
+/// Gauge of nonces the digest replay table follows (capped by `[limits] max_nonces`).
+pub const AUTH_NONCES: &str = "tongdai_auth_nonces";
+/// Counter of nonces a full replay table dropped; each answers `stale=true` when it comes back.
+pub const AUTH_NONCES_DROPPED: &str = "tongdai_auth_nonces_dropped_total";
 
 fn describe_limits() {
     describe_counter!(
@@ -339,4 +348,22 @@ fn describe_limits() {
     gauge!(CALLS_ACTIVE).set(0.0);
     describe_gauge!(SIP_DIALOGS, "SIP dialogs alive.");
     gauge!(SIP_DIALOGS).set(0.0);
+    describe_gauge!(SIP_TRANSACTIONS, "SIP server transactions alive.");
+    gauge!(SIP_TRANSACTIONS).set(0.0);
+    describe_counter!(
+        SIP_TRANSACTIONS_REFUSED,
+        Unit::Count,
+        "New SIP requests refused at the server-transaction cap, by method."
+    );
+    for method in ["invite", "other"] {
+        counter!(SIP_TRANSACTIONS_REFUSED, "method" => method).increment(0);
+    }
+    describe_gauge!(AUTH_NONCES, "Nonces the digest replay table follows.");
+    gauge!(AUTH_NONCES).set(0.0);
+    describe_counter!(
+        AUTH_NONCES_DROPPED,
+        Unit::Count,
+        "Nonces a full digest replay table dropped (they answer stale)."
+    );
+    counter!(AUTH_NONCES_DROPPED).increment(0);
 }

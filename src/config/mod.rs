@@ -32,6 +32,7 @@ use toml::de::DeTable;
 
 use diag::Diagnostics;
 pub use diag::{ConfigError, Diagnostic, Severity, Source};
+pub use limits::Caps;
 pub use overflow::{OverflowConfig, OverflowMethod, OverflowTarget, TargetCredentials};
 pub use privacy::PrivacyConfig;
 pub use queue::{AnswerMode, FeatureCode, FeatureCodes, QueueConfig, SupervisionMode};
@@ -95,6 +96,8 @@ pub struct Config {
     pub provinces: crate::acd::province::ProvinceMap,
     /// Per-source rate limiting of SIP traffic (`[limits]`).
     pub limits: crate::sip::ratelimit::RateLimitConfig,
+    /// Caps on calls, transactions, TCP connections and nonces (`[limits]`).
+    pub caps: Caps,
     /// The transfer targets operators hand calls over to (`[[directory]]`).
     pub directory: crate::acd::directory::Directory,
 }
@@ -435,7 +438,7 @@ impl Config {
         // Today's live service level keeps one pair of thresholds for the whole run.
         note("service_level", self.service_level != old.service_level, true);
         note("provinces", self.provinces != old.provinces, false);
-        note("limits", self.limits != old.limits, false);
+        note("limits", self.limits != old.limits || self.caps != old.caps, false);
         note("directory", self.directory != old.directory, false);
         out
     }
@@ -518,7 +521,7 @@ fn read_config(
     let provinces = provinces::read_provinces(cx, section, trunk.as_ref());
     let section = root.table(cx, "limits");
     let never_limited = registrar.as_ref().map(|r| r.bans.allow.clone()).unwrap_or_default();
-    let limits = limits::read_limits(cx, section, &never_limited);
+    let (limits, caps) = limits::read_limits(cx, section, &never_limited).unzip();
     let section = root.tables(cx, "directory");
     let directory = directory::read_directory(cx, section, trunk.as_ref(), queue.as_ref());
     root.finish(cx);
@@ -544,6 +547,7 @@ fn read_config(
         service_level: service_level?,
         provinces: provinces?,
         limits: limits?,
+        caps: caps?,
         directory: directory?,
     })
 }

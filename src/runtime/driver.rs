@@ -125,6 +125,7 @@ impl Core {
             udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
         let mut endpoint = endpoint;
         endpoint.set_scanner_user_agents(config.registrar.scanner_user_agents.clone());
+        endpoint.set_max_transactions(config.caps.max_transactions);
         let locals: Vec<SocketAddr> = udp.keys().copied().collect();
         let seed = u64::from_le_bytes(random_bytes());
         switchboard.start_originating(now(), &config, &locals, seed);
@@ -208,6 +209,7 @@ impl Core {
                         self.endpoint.set_config(endpoint_config(&c));
                         self.endpoint
                             .set_scanner_user_agents(c.registrar.scanner_user_agents.clone());
+                        self.endpoint.set_max_transactions(c.caps.max_transactions);
                         self.media.reload(&c, &mut self.switchboard);
                         self.switchboard.reload(now(), &c, &mut self.endpoint, &mut self.media);
                         // The new schedule applies at once.
@@ -459,6 +461,12 @@ impl Core {
         gauge!(crate::metrics::AUTH_BANS_ACTIVE).set(self.switchboard.active_bans(now()) as f64);
         gauge!(crate::metrics::CALLS_ACTIVE).set(self.switchboard.calls() as f64);
         gauge!(crate::metrics::SIP_DIALOGS).set(self.endpoint.dialog_count() as f64);
+        gauge!(crate::metrics::SIP_TRANSACTIONS).set(self.endpoint.server_transactions() as f64);
+        let (nonces, dropped) = self.switchboard.take_nonce_stats();
+        gauge!(crate::metrics::AUTH_NONCES).set(nonces as f64);
+        if dropped > 0 {
+            counter!(crate::metrics::AUTH_NONCES_DROPPED).increment(dropped);
+        }
         if let Some(up) = self.switchboard.trunk_registration_up(now()) {
             gauge!(crate::metrics::TRUNK_REGISTRATION_UP).set(f64::from(u8::from(up)));
         }
@@ -479,6 +487,11 @@ impl Core {
         count("out", "response", s.responses_out);
         for (reason, n) in s.invalid {
             counter!(SIP_INVALID, "reason" => reason).increment(n);
+        }
+        for (method, n) in [("invite", s.invites_over_cap), ("other", s.requests_over_cap)] {
+            if n > 0 {
+                counter!(crate::metrics::SIP_TRANSACTIONS_REFUSED, "method" => method).increment(n);
+            }
         }
     }
 }

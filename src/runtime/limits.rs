@@ -4,6 +4,7 @@
 //! sans-IO limiter's.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,19 +18,39 @@ use crate::sip::ratelimit::{RateLimitConfig, RateLimiter, Verdict};
 /// How often the gauge of bans in force is refreshed (bans end on their own).
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The shared limiter (cheap to clone).
+/// The shared limiter and the TCP connection cap (cheap to clone).
 #[derive(Debug, Clone)]
-pub struct Limits(Arc<Mutex<RateLimiter>>);
+pub struct Limits(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    limiter: Mutex<RateLimiter>,
+    /// `[limits] max_tcp_connections`, read at each accept so that a reload applies at once.
+    max_tcp_connections: AtomicUsize,
+}
 
 impl Limits {
-    /// A limiter with `config`.
+    /// A limiter with `config`, and the default cap on TCP connections.
     pub fn new(config: RateLimitConfig) -> Limits {
-        Limits(Arc::new(Mutex::new(RateLimiter::new(config))))
+        Limits(Arc::new(Inner {
+            limiter: Mutex::new(RateLimiter::new(config)),
+            max_tcp_connections: AtomicUsize::new(crate::config::Caps::default().max_tcp_connections),
+        }))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RateLimiter> {
         // The limiter holds counters only: one a panicking holder left half-updated is still usable.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.limiter.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets the cap on open SIP TCP connections (at start and on reload; open ones stay).
+    pub fn set_max_tcp_connections(&self, max: usize) {
+        self.0.max_tcp_connections.store(max.max(1), Ordering::Relaxed);
+    }
+
+    /// The cap on open SIP TCP connections.
+    pub fn max_tcp_connections(&self) -> usize {
+        self.0.max_tcp_connections.load(Ordering::Relaxed)
     }
 
     /// Applies reloaded settings.

@@ -90,6 +90,7 @@ impl Daemon {
             ready: http::Readiness::new(&config),
             limits: limits::Limits::new(config.limits.clone()),
         });
+        shared.limits.set_max_tcp_connections(config.caps.max_tcp_connections);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         // The database is opened before any port is bound: a path the daemon cannot write is a
@@ -176,6 +177,7 @@ impl Daemon {
             tracing::warn!(section = change.section, "changed; takes effect after a restart");
         }
         self.shared.limits.reload(new.limits.clone());
+        self.shared.limits.set_max_tcp_connections(new.caps.max_tcp_connections);
         self.shared.config.send_replace(Arc::new(new));
         counter!(crate::metrics::CONFIG_RELOADS, "result" => "applied").increment(1);
         changes

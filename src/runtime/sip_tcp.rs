@@ -10,8 +10,9 @@
 //! in either direction pins it until a BYE for that Call-ID passes either way (at most 12 hours,
 //! in case the BYE took another path). See [`Pins`].
 //!
-//! Caps: at most [`MAX_CONNECTIONS`] connections (more are refused at accept and counted); a source
-//! over its rate limit ([`Limits`]) has its connection closed and new ones refused while banned.
+//! Caps: at most `[limits] max_tcp_connections` connections ([`Limits::max_tcp_connections`]; more
+//! are refused at accept — closed at once, before a byte is read — and counted); a source over its
+//! rate limit ([`Limits`]) has its connection closed and new ones refused while banned.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,8 +32,6 @@ use crate::metrics::{SIP_TCP_CONNECTIONS, SIP_TCP_REFUSED};
 use crate::sip::message::{Frame, Message, Method, StreamFramer, parse_datagram};
 use crate::sip::transport::{Flow, Transport};
 
-/// At most this many SIP TCP connections at once; more are refused at accept.
-pub const MAX_CONNECTIONS: usize = 1024;
 /// A connection with no traffic for this long is closed, unless `Pins` keeps it (clients with a
 /// registration refresh and keep-alive far more often; a call may be silent in SIP much longer).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -64,7 +63,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, remote)) => {
-                if open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                if open.load(Ordering::Acquire) >= limits.max_tcp_connections() {
                     tracing::warn!(%remote, "SIP TCP connection refused: too many connections");
                     metrics::counter!(SIP_TCP_REFUSED, "reason" => "max_connections").increment(1);
                     continue;

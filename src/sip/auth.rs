@@ -367,6 +367,8 @@ pub struct DigestServer {
     uses: BTreeMap<u64, NonceUse>,
     /// Every valid nonce with a lower serial that is not in `uses` was dropped from it.
     floor: u64,
+    /// Nonces dropped from (or refused by) a full table since [`DigestServer::take_dropped`].
+    dropped: u64,
     /// Stands in for an unknown user's password, so the work done is the same.
     dummy_password: String,
 }
@@ -394,6 +396,7 @@ impl DigestServer {
             next_serial: 0,
             uses: BTreeMap::new(),
             floor: 0,
+            dropped: 0,
             dummy_password,
         }
     }
@@ -411,6 +414,12 @@ impl DigestServer {
     /// How many nonces the replay table follows now.
     pub fn nonces_followed(&self) -> usize {
         self.uses.len()
+    }
+
+    /// How many nonces a full replay table dropped (or refused as older than all it follows)
+    /// since the last call: each answers `stale=true`, so its client retries with a new one.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 
     /// The algorithms to offer a user with `credential` (`None`: unknown user, offered everything),
@@ -693,6 +702,7 @@ impl DigestServer {
             // Drop the oldest nonce: it is the one closest to going stale anyway. A first use of a
             // nonce older than everything followed is refused instead of evicting a younger one.
             if let Some((&oldest, _)) = self.uses.first_key_value() {
+                self.dropped += 1;
                 if serial < oldest {
                     return Err(AuthFailure::Stale);
                 }

@@ -114,6 +114,10 @@ impl Switchboard {
         let overflows = self.engine.overflows_on_arrival(may_overflow);
         // Refused before answering: 486 for this one call (RFC 3261 §21.4.24), never 503, which
         // would make the trunk skip this destination for every call.
+        if self.calls.len() >= self.max_calls {
+            self.reports.push(Report::Refused { reason: "max_calls" });
+            return sip.reject(now, txn, 486, &[]);
+        }
         if !self.engine.has_room() && !overflows {
             self.reports.push(Report::Refused { reason: "queue_full" });
             return sip.reject(now, txn, 486, &[]);

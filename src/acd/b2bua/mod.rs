@@ -357,6 +357,8 @@ pub struct Switchboard {
     overflow: overflow::Overflow,
     /// `[trunk] channels`: callers' legs plus our outbound legs at most.
     trunk_channels: Option<u32>,
+    /// `[limits] max_calls`: calls in progress at most; a new one past it gets 486.
+    max_calls: usize,
     /// Blind transfers in progress (transfer.rs).
     transfers: transfer::Transfers,
     /// Consultations in progress (consult.rs).
@@ -396,6 +398,7 @@ impl Switchboard {
             rota: shifts::Rota::new(config),
             overflow: overflow::Overflow::new(config, epoch),
             trunk_channels: config.trunk.channels,
+            max_calls: config.caps.max_calls,
             transfers: transfer::Transfers::default(),
             consults: consult::Consults::default(),
             supervisions: supervise::Supervisions::default(),
@@ -436,6 +439,7 @@ impl Switchboard {
         self.rota.reload(config);
         self.overflow.reload(config, now);
         self.trunk_channels = config.trunk.channels;
+        self.max_calls = config.caps.max_calls;
         self.transfers.configure(config);
         self.callbacks.configure(config);
         self.tell_availability(now);

@@ -28,6 +28,7 @@ pub(super) fn digest_config(config: &Config) -> DigestServerConfig {
     digest.allow_rfc2069 = false;
     digest.algorithms = config.sip.digest_algorithms.clone();
     digest.md5_only_user_agents = config.sip.md5_only_user_agents.clone();
+    digest.nonce_table_size = config.caps.max_nonces;
     digest
 }
 
@@ -355,5 +356,11 @@ impl Switchboard {
     /// Bans in force at `now` (the `tongdai_auth_bans_active` gauge).
     pub fn active_bans(&self, now: Instant) -> usize {
         self.access.bans.active(now)
+    }
+
+    /// The digest replay table: nonces followed now, and nonces dropped from it for room since
+    /// the last call (the `tongdai_auth_nonces` gauge and `…_dropped_total` counter).
+    pub fn take_nonce_stats(&mut self) -> (usize, u64) {
+        (self.digest.nonces_followed(), self.digest.take_dropped())
     }
 }

@@ -64,6 +64,15 @@ use super::transaction::timer::TimerValues;
 use super::transaction::{Event, Received, Transactions, Transmit, TxnId};
 use super::transport::Flow;
 
+/// How many server transactions may be alive at once unless configured otherwise
+/// (`[limits] max_transactions`). A call holds two for about 32 s over UDP (the INVITE's
+/// Accepted state and the BYE's Completed state, 64·T1), so this passes ~500 calls/s.
+pub const DEFAULT_MAX_SERVER_TRANSACTIONS: usize = 32_768;
+
+/// The `Retry-After` (seconds) of a request refused over the transaction cap: transactions end
+/// within 64·T1 (32 s), so room comes back within seconds of a burst.
+pub const CAP_RETRY_AFTER_SECS: u32 = 10;
+
 /// Our Min-SE (RFC 4028 §5): the shortest session interval we accept, the RFC's floor of 90 s.
 pub const MIN_SE_SECS: u32 = 90;
 
@@ -207,6 +216,11 @@ pub struct SipStats {
     pub responses_out: u64,
     /// Messages dropped or refused as invalid, by reason label.
     pub invalid: Vec<(&'static str, u64)>,
+    /// New INVITEs refused (480) because the server transactions were at their cap.
+    pub invites_over_cap: u64,
+    /// Other new requests refused (500 + Retry-After) because the server transactions were at
+    /// their cap.
+    pub requests_over_cap: u64,
 }
 
 impl SipStats {
@@ -319,6 +333,8 @@ pub struct Endpoint {
     draining: bool,
     /// `User-Agent` fragments (lower case) of scanners whose requests are dropped unanswered.
     scanners: Vec<String>,
+    /// At most this many server transactions at once (see [`Endpoint::set_max_transactions`]).
+    max_server_transactions: usize,
 }
 
 impl Endpoint {
@@ -349,7 +365,23 @@ impl Endpoint {
             counter: 0,
             draining: false,
             scanners: Vec::new(),
+            max_server_transactions: DEFAULT_MAX_SERVER_TRANSACTIONS,
         }
+    }
+
+    /// Caps the server transactions alive at once (at least 1). A new request past the cap
+    /// creates no state: an INVITE gets a stateless 480 + Retry-After (one refused call, RFC 3261
+    /// §21.4.18 — never 503, which would make the trunk skip us for every call), any other
+    /// request 500 + Retry-After (§21.5.1: the client may retry after it). Retransmissions, ACKs,
+    /// a CANCEL of a live INVITE and requests in a live dialog are never refused: they belong to
+    /// calls already admitted, and their number is bounded by those calls.
+    pub fn set_max_transactions(&mut self, max: usize) {
+        self.max_server_transactions = max.max(1);
+    }
+
+    /// How many server transactions are alive.
+    pub fn server_transactions(&self) -> usize {
+        self.txns.server_count()
     }
 
     /// Requests whose `User-Agent` contains one of `fragments` (any case) are dropped without an
@@ -476,7 +508,14 @@ impl Endpoint {
             return self.stats.invalid("scanner");
         }
         let caps = if request.method == Method::Info { &self.info_caps } else { &self.caps };
-        if let Err(refusal) = check_request(&request, caps) {
+        let checked = check_request(&request, caps);
+        if let Err(Refusal::Drop(reason)) = &checked {
+            return self.stats.invalid(reason.label());
+        }
+        if self.over_transaction_cap(&request) {
+            return self.refuse_over_cap(now, flow, &request);
+        }
+        if let Err(refusal) = checked {
             match refusal {
                 Refusal::Drop(reason) => self.stats.invalid(reason.label()),
                 Refusal::Respond(rejection) => {
@@ -511,6 +550,42 @@ impl Endpoint {
             // BYE, INFO, UPDATE, PRACK, NOTIFY, REFER outside any dialog.
             _ => self.refuse(now, id, &request, 481),
         }
+    }
+
+    /// True when `request` would start a server transaction past the cap and is not one of those
+    /// always taken (see [`Endpoint::set_max_transactions`]).
+    fn over_transaction_cap(&self, request: &Request) -> bool {
+        if self.txns.server_count() < self.max_server_transactions
+            || request.method == Method::Ack
+            || self.txns.matches_server(request)
+        {
+            return false;
+        }
+        if request.method == Method::Cancel && self.txns.invite_for_cancel(request).is_some() {
+            return false;
+        }
+        let in_dialog = request.headers.to().is_ok_and(|t| t.tag().is_some());
+        !(in_dialog && dialog_id_of_request(request).is_some_and(|d| self.dialogs.contains_key(&d)))
+    }
+
+    /// Answers a request past the transaction cap statelessly (no transaction is created).
+    fn refuse_over_cap(&mut self, now: Instant, flow: Flow, request: &Request) {
+        let status = if request.method != Method::Invite {
+            self.stats.requests_over_cap += 1;
+            500
+        } else if !is_feature_code(&request.uri) && !self.trunk_allows(flow.remote.ip()) {
+            // The allow-list holds before any cap: a stranger learns nothing of our load.
+            self.stats.invalid("forbidden_source");
+            403
+        } else {
+            self.stats.invites_over_cap += 1;
+            480
+        };
+        let mut r = Response::for_request(request, status, Some(&self.new_tag()));
+        if status != 403 {
+            r.headers.push(name::RETRY_AFTER, CAP_RETRY_AFTER_SECS.to_string());
+        }
+        self.send_stateless(now, flow, r);
     }
 
     fn recv_invite(&mut self, now: Instant, id: TxnId, request: Request, flow: Flow, _rf: Flow) {

@@ -180,6 +180,12 @@ enum Machine {
     ClientNonInvite(ClientNonInvite),
 }
 
+impl Machine {
+    fn is_server(&self) -> bool {
+        matches!(self, Machine::ServerInvite(_) | Machine::ServerNonInvite(_))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     /// §17.2.3 / §17.1.3: branch, sent-by (server side only), and method (ACK counts as INVITE).
@@ -211,6 +217,8 @@ pub struct Transactions {
     salt: u64,
     next_id: u64,
     entries: HashMap<TxnId, Entry>,
+    /// How many of `entries` are server transactions (the endpoint caps them).
+    servers: usize,
     index: HashMap<Key, TxnId>,
     timers: BTreeSet<(Instant, TxnId, Timer)>,
     transmits: VecDeque<Transmit>,
@@ -227,6 +235,7 @@ impl Transactions {
             salt,
             next_id: 1,
             entries: HashMap::new(),
+            servers: 0,
             index: HashMap::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
@@ -260,6 +269,17 @@ impl Transactions {
     /// True when no transaction is alive.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// How many server transactions are alive.
+    pub fn server_count(&self) -> usize {
+        self.servers
+    }
+
+    /// True when `request` matches a live server transaction (a retransmission, or an ACK for a
+    /// non-2xx final response): [`Transactions::recv_request`] would absorb it, creating nothing.
+    pub fn matches_server(&self, request: &Request) -> bool {
+        server_key(request).is_some_and(|key| self.index.contains_key(&key))
     }
 
     /// A request arrived on `flow`. Its top Via must parse (the endpoint checks that first).
@@ -461,6 +481,9 @@ impl Transactions {
         steps.clear();
         let reliable = flow.transport.is_reliable();
         let machine = start(&mut Cx { values: &self.values, reliable, out: &mut steps });
+        if machine.is_server() {
+            self.servers += 1;
+        }
         self.entries.insert(id, Entry { machine, flow, key: key.clone(), armed: Vec::new() });
         self.index.insert(key, id);
         self.apply(now, id, &mut steps);
@@ -492,10 +515,13 @@ impl Transactions {
                     Delivery::Ack(request) => Event::Ack { id, request: *request },
                 }),
                 Step::Terminated => {
-                    if let Some(entry) = self.entries.remove(&id)
-                        && self.index.get(&entry.key) == Some(&id)
-                    {
-                        self.index.remove(&entry.key);
+                    if let Some(entry) = self.entries.remove(&id) {
+                        if entry.machine.is_server() {
+                            self.servers -= 1;
+                        }
+                        if self.index.get(&entry.key) == Some(&id) {
+                            self.index.remove(&entry.key);
+                        }
                     }
                     self.events.push_back(Event::Terminated { id });
                 }
