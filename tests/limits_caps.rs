@@ -16,9 +16,7 @@ use support::ua::{Ua, trunk_request as req};
 use tongdai::acd::b2bua::Report;
 use tongdai::config::Caps;
 use tongdai::config::{Credential, Secret};
-use tongdai::sip::auth::{
-    Algorithm, AuthFailure, ChallengeKind, DigestServer, DigestServerConfig,
-};
+use tongdai::sip::auth::{Algorithm, AuthFailure, ChallengeKind, DigestServer, DigestServerConfig};
 use tongdai::sip::message::{Challenge, Message, Request, Response, name, parse_datagram};
 
 const SDP: &str = "v=0\r\no=trunk 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -62,10 +60,11 @@ fn past_the_transaction_cap_new_requests_are_refused_statelessly_and_counted() {
     ua.run_until(Duration::from_secs(33));
     assert_eq!(ua.ep.server_transactions(), 0);
     ua.send(req("INVITE", 5, "i5", None, "", SDP));
-    assert!(ua.take_events().iter().any(|e| matches!(
-        e,
-        tongdai::sip::endpoint::UaEvent::IncomingCall { .. }
-    )));
+    assert!(
+        ua.take_events()
+            .iter()
+            .any(|e| matches!(e, tongdai::sip::endpoint::UaEvent::IncomingCall { .. }))
+    );
 }
 
 #[test]

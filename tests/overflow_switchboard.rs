@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::rig::{Rig, trunk_offer, trunk_request};
 use tongdai::acd::b2bua::Report;
-use tongdai::acd::{Outcome, Output, OverflowReason};
+use tongdai::acd::{CallId, Outcome, Output, OverflowReason};
 use tongdai::sip::auth::{ClientAnswer, authorization, preferred_challenge};
 use tongdai::sip::message::{Message, Method, Request};
 
@@ -327,4 +327,43 @@ fn a_drain_overflows_the_waiting_caller() {
     let invite = rig.sent_to(A, Method::Invite);
     assert_eq!(invite.len(), 1);
     assert_eq!(header(&invite[0], "X-Tongdai-Overflow").as_deref(), Some("draining"));
+}
+
+/// Issue 12 §3: the national centre goes down in the middle of a hand-over — each target takes
+/// the INVITE (100/180) and then falls silent, answering neither the INVITE nor the OPTIONS
+/// probes. The caller is never left alone: each ringing target is cancelled at `answer_timeout`,
+/// the caller goes back to the regional queue (hearing hold audio, still connected, no BYE), and
+/// the first agent to log in is rung and takes the call.
+#[test]
+fn the_national_centre_going_down_mid_transfer_leaves_the_caller_queued_for_the_next_agent() {
+    let mut rig = rig(&[], "");
+    answer_probes(&mut rig);
+    let tag = rig.call_trunk();
+    rig.advance(3 * S);
+    let a = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &a, 180, "", ""));
+    // From here the centre is down: no final answer, no probe answered.
+    rig.advance(31 * S);
+    let b = rig.sent_to(B, Method::Invite);
+    assert_eq!(b.len(), 1, "the second target is tried: {:?}", attempts(&rig));
+    rig.receive(addr(B), &support::rig::reply(B, &b[0], 180, "", ""));
+    rig.advance(31 * S);
+    assert_eq!(rig.sent_to(A, Method::Cancel).len(), 1);
+    assert_eq!(rig.sent_to(B, Method::Cancel).len(), 1);
+    let results: Vec<&str> = attempts(&rig).iter().map(|a| a.1).collect();
+    assert_eq!(results, ["timeout", "timeout"]);
+    assert!(outcomes(&rig).is_empty(), "not finished: the caller is still on the line");
+    assert_eq!(rig.sb.engine().waiting(), 1, "back in the regional queue");
+    assert!(rig.sent_to(support::rig::TRUNK, Method::Bye).is_empty(), "the caller is not hung up");
+
+    // An operator logs in: the waiting caller is rung to them and answered.
+    let agent = "127.0.0.1:5080";
+    assert_eq!(rig.register("op1", "op1-test-password", addr(agent), agent), 200);
+    rig.advance(S);
+    let ring = rig.sent_to(agent, Method::Invite);
+    assert_eq!(ring.len(), 1, "the caller is offered to the agent");
+    rig.receive(addr(agent), &support::rig::reply(agent, &ring[0], 200, "", &target_sdp()));
+    assert_eq!(rig.state("op1"), Some(tongdai::acd::AgentState::OnCall { call: CallId(1) }));
+    rig.send_trunk(trunk_request("BYE", 2, "bye", Some(&tag), ""));
+    assert!(matches!(outcomes(&rig)[..], [Outcome::Answered { .. }]), "{:?}", outcomes(&rig));
 }

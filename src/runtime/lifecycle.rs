@@ -4,6 +4,10 @@
 //! - SIGHUP: read and validate the config again; a good one is applied, a bad one is logged with every
 //!   diagnostic and counted, and the old one stays in force.
 //! - SIGTERM / SIGINT: drain (see [`Daemon::drain`]) and return, so that the process exits 0.
+//! - SIGXFSZ: caught and ignored. A file-size limit (systemd `LimitFSIZE=`, `ulimit -f`) reached by
+//!   the call records must cost records, not the hotline: with a handler installed the kernel no
+//!   longer kills the process, the write fails with EFBIG, and the records writer handles it like
+//!   a full disk (counted, `/readyz` not ready, writing resumes when it can).
 
 use std::path::PathBuf;
 
@@ -44,7 +48,12 @@ pub struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    /// Held so the SIGXFSZ handler is visibly part of the set; its events are never read.
+    _xfsz: tokio::signal::unix::Signal,
 }
+
+/// SIGXFSZ on Linux (x86-64, AArch64, Arm, RISC-V): not among tokio's named signal kinds.
+const SIGXFSZ: i32 = 25;
 
 impl Signals {
     /// Installs the handlers (inside the tokio runtime).
@@ -53,6 +62,7 @@ impl Signals {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
+            _xfsz: signal(SignalKind::from_raw(SIGXFSZ))?,
         })
     }
 }
@@ -60,7 +70,7 @@ impl Signals {
 /// Runs `daemon` until SIGTERM or SIGINT, then drains it.
 pub async fn run(daemon: Daemon, source: ConfigSource, signals: Signals) -> anyhow::Result<()> {
     let notifier = Notifier::from_env();
-    let Signals { mut term, mut int, mut hup } = signals;
+    let Signals { mut term, mut int, mut hup, _xfsz } = signals;
     let watchdog_every = notifier.watchdog_interval();
     let mut watchdog =
         tokio::time::interval(watchdog_every.unwrap_or(std::time::Duration::MAX / 4));

@@ -34,7 +34,9 @@ impl Limits {
     pub fn new(config: RateLimitConfig) -> Limits {
         Limits(Arc::new(Inner {
             limiter: Mutex::new(RateLimiter::new(config)),
-            max_tcp_connections: AtomicUsize::new(crate::config::Caps::default().max_tcp_connections),
+            max_tcp_connections: AtomicUsize::new(
+                crate::config::Caps::default().max_tcp_connections,
+            ),
         }))
     }
 

@@ -23,10 +23,22 @@ impl DaemonProcess {
     /// Writes `config` to `dir/tongdai.toml` and starts the binary on it; the banner on standard
     /// output gives the bound addresses.
     pub fn start(dir: &Path, config: &str) -> DaemonProcess {
+        DaemonProcess::spawn(dir, config, Command::new(env!("CARGO_BIN_EXE_tongdai")))
+    }
+
+    /// Like [`DaemonProcess::start`], with every file the daemon writes limited to `max_bytes`
+    /// (`prlimit --fsize`, util-linux): a disk that fills, without root or a small filesystem.
+    pub fn start_limited(dir: &Path, config: &str, max_bytes: u64) -> DaemonProcess {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--fsize={max_bytes}")).arg("--").arg(env!("CARGO_BIN_EXE_tongdai"));
+        DaemonProcess::spawn(dir, config, command)
+    }
+
+    fn spawn(dir: &Path, config: &str, mut command: Command) -> DaemonProcess {
         let path = dir.join("tongdai.toml");
         std::fs::write(&path, config).unwrap();
         let log = dir.join("tongdai.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tongdai"))
+        let mut child = command
             .arg("run")
             .arg("--config")
             .arg(&path)
@@ -61,6 +73,12 @@ impl DaemonProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGKILL, and reaps it: no drain, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// True while the process runs.
