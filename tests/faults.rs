@@ -310,3 +310,135 @@ fn after_sigkill_a_restart_restores_registrations_and_keeps_no_stale_call() {
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The methods a [`ringing_peer`] received (each INVITE once), as they come.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<Method>>>;
+
+/// A peer that only ever rings: OPTIONS get 200, an INVITE 180 (and, once CANCELled, 200 and
+/// 487), a BYE 200. Runs on its own thread until `stop` and its socket is empty, noting what it
+/// received in `seen`.
+fn ringing_peer(
+    peer: Agent,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: Seen,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let note = |m: Method| seen.lock().unwrap().push(m);
+        let mut invites: Vec<(Request, SocketAddr)> = Vec::new();
+        loop {
+            // Once stopped, what is still queued on the socket is read before leaving.
+            let Some((r, from)) = peer.recv_request(Duration::from_millis(50)) else {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                continue;
+            };
+            match r.method {
+                Method::Options | Method::Bye => peer.answer(&r, 200, from, None),
+                Method::Invite => {
+                    if !invites.iter().any(|(i, _)| i.headers.call_id() == r.headers.call_id()) {
+                        note(Method::Invite);
+                        invites.push((r.clone(), from));
+                    }
+                    peer.answer(&r, 180, from, None);
+                }
+                Method::Cancel => {
+                    note(Method::Cancel);
+                    peer.answer(&r, 200, from, None);
+                    let invite =
+                        invites.iter().find(|(i, _)| i.headers.call_id() == r.headers.call_id());
+                    if let Some((invite, from)) = invite {
+                        peer.answer(invite, 487, *from, None);
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Waits (bounded, 10 s) until `seen` holds `n` INVITEs.
+fn wait_invites(seen: &Seen, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if seen.lock().unwrap().iter().filter(|m| **m == Method::Invite).count() >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// SIGTERM with calls in every phase before the bridge, end to end: caller R rings the one agent,
+/// caller P is in the welcome prompt, caller O (the queue full) is being handed over and rings at
+/// the national centre. The drain hands R and P to the centre too (the agent's ringing leg is
+/// CANCELled), and when the grace period ends every centre leg still ringing is CANCELled and
+/// every caller gets a BYE: nobody is left on an open line, and the daemon stops. (Bridged and
+/// queued calls and a new call during the drain are in `tests/drain_sipp.rs`.)
+#[test]
+fn sigterm_with_calls_ringing_in_the_prompt_and_being_handed_over_ends_every_leg() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = support::serial();
+    let dir = std::env::temp_dir().join(format!("tongdai-fault-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, secs) in [
+        ("welcome.wav", 8.0),
+        ("urgent-menu.wav", 0.2),
+        ("hold-music.wav", 1.0),
+        ("transfer-national.wav", 0.2),
+    ] {
+        support::prompts::write_tone(&dir.join(file), 400.0, secs);
+    }
+    let unused: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let centre = Agent::new(unused, "national", "-");
+    let centre_addr = centre.local_addr();
+    let text = support::prompts::with_prompts(&test_config_text(), &dir)
+        .replace("menu_timeout = \"4s\"", "menu_timeout = \"200ms\"")
+        .replace("drain_grace = \"1s\"", "drain_grace = \"3s\"")
+        .replace("max_queue = 20", "max_queue = 2")
+        .replace("lines = 3", "lines = 1")
+        + &format!(
+            "\n[overflow]\nprobe_interval = \"1s\"\n\n[[overflow.targets]]\nname = \"national\"\n\
+             uri = \"sip:111@{centre_addr}\"\n"
+        );
+    let d = TestDaemon::with_config(&text);
+    let sip = d.sip_udp();
+    let mut op1 = Agent::new(sip, "op1", "op1-test-password");
+    assert_eq!(op1.register(600).status, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (centre_seen, op1_seen) = (Seen::default(), Seen::default());
+    let centre = ringing_peer(centre, stop.clone(), centre_seen.clone());
+    let op1 = ringing_peer(op1, stop.clone(), op1_seen.clone());
+    assert_eq!(d.wait_metric("tongdai_overflow_target_up{target=\"national\"}", 1.0), 1.0);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tools: Vec<(RtpTool, SocketAddr)> = (0..3).map(|_| rt.block_on(RtpTool::bind())).collect();
+    let r = Caller::call(sip, tools[0].1, "dr");
+    std::thread::sleep(Duration::from_secs(5));
+    // R (prompt, 3 s left) and P fill the queue's two places; O overflows on arrival.
+    let p = Caller::call(sip, tools[1].1, "dp");
+    let o = Caller::call(sip, tools[2].1, "do");
+    assert!(wait_invites(&centre_seen, 1), "O was not handed over");
+    assert!(wait_invites(&op1_seen, 1), "R never rang the agent");
+    std::thread::sleep(Duration::from_millis(300));
+    // SIGTERM: P is still in its 8 s welcome.
+    let stopped = d.drain_in_background();
+    let started = Instant::now();
+    stopped.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15), "the drain overran its grace period");
+    stop.store(true, Ordering::Relaxed);
+    centre.join().unwrap();
+    op1.join().unwrap();
+    let centre = centre_seen.lock().unwrap().clone();
+    let op1 = op1_seen.lock().unwrap().clone();
+    assert_eq!(op1, [Method::Invite, Method::Cancel], "the agent's ringing leg is cancelled");
+    let invites = centre.iter().filter(|m| **m == Method::Invite).count();
+    let cancels = centre.iter().filter(|m| **m == Method::Cancel).count();
+    assert_eq!(invites, 3, "R and P handed to the centre as well as O: {centre:?}");
+    assert_eq!(cancels, invites, "every leg still ringing at the stop is cancelled: {centre:?}");
+    for (name, caller) in [("R", &r), ("P", &p), ("O", &o)] {
+        assert!(caller.got_bye(), "caller {name} was left on an open line");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
