@@ -442,3 +442,35 @@ fn sigterm_with_calls_ringing_in_the_prompt_and_being_handed_over_ends_every_leg
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The config file is deleted, then SIGHUP: the reload is refused with a clear error naming the
+/// file, counted, and the daemon keeps serving on the config it had — a call is still answered.
+#[test]
+fn a_reload_after_the_config_file_was_deleted_keeps_the_old_config_and_serves() {
+    let _serial = support::serial();
+    let dir = support::prompts::records_prompts("fault-config-gone");
+    let text = support::prompts::with_prompts(&test_config_text(), &dir);
+    let d = DaemonProcess::start(&dir, &text);
+    let path = dir.join("tongdai.toml");
+    std::fs::remove_file(&path).unwrap();
+    let hup =
+        std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status().unwrap();
+    assert!(hup.success());
+    let rejected = "tongdai_config_reloads_total";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.get("/metrics").contains("tongdai_config_reloads_total{result=\"rejected\"} 1") {
+        assert!(Instant::now() < deadline, "the reload was not refused; log:\n{}", d.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = d.log_text();
+    let refused = log.lines().find(|l| l.contains("reload refused")).unwrap_or_default();
+    assert!(refused.contains("previous configuration stays"), "{log}");
+    let error = log.lines().find(|l| l.contains("cannot read the file")).unwrap_or_default();
+    assert!(error.contains("tongdai.toml"), "the error names the file:\n{log}");
+    assert_eq!(d.metric_sum(rejected), 1.0, "nothing applied");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_tool, rtp) = rt.block_on(RtpTool::bind());
+    let caller = Caller::call(d.sip, rtp, "cg");
+    caller.in_dialog("BYE", 2, "cg");
+    let _ = std::fs::remove_dir_all(&dir);
+}
