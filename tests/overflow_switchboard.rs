@@ -367,3 +367,26 @@ fn the_national_centre_going_down_mid_transfer_leaves_the_caller_queued_for_the_
     rig.send_trunk(trunk_request("BYE", 2, "bye", Some(&tag), ""));
     assert!(matches!(outcomes(&rig)[..], [Outcome::Answered { .. }]), "{:?}", outcomes(&rig));
 }
+
+/// Issue 12 §3, the centre dying after it answered: its leg's media stops (no BYE ever comes).
+/// The dead-leg timer ends the bridged call on both sides — the caller gets a BYE rather than
+/// an open line with nobody on it — and the call is gone.
+#[test]
+fn the_national_centre_dying_after_it_answered_hangs_up_the_caller_rather_than_leave_silence() {
+    use tongdai::acd::b2bua::{MediaEvent, MediaLeg};
+    let mut rig = rig(&[], "");
+    answer_probes(&mut rig);
+    rig.call_trunk();
+    rig.advance(3 * S);
+    let invite = rig.sent_to(A, Method::Invite).remove(0);
+    rig.receive(addr(A), &support::rig::reply(A, &invite, 200, "", &target_sdp()));
+    assert_eq!(rig.sb.calls(), 1);
+    let now = rig.now;
+    let dead = MediaEvent::LegDead { call: CallId(1), leg: MediaLeg::Agent };
+    rig.sb.media_event(now, dead, &mut rig.ep, &mut rig.media);
+    rig.pump();
+    assert_eq!(rig.sent_to(support::rig::TRUNK, Method::Bye).len(), 1, "the caller is hung up");
+    assert_eq!(rig.sent_to(A, Method::Bye).len(), 1, "the centre's leg too");
+    assert_eq!(rig.sb.calls(), 0);
+    assert!(rig.reports.contains(&Report::LegDead { leg: MediaLeg::Agent }));
+}
