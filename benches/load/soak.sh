@@ -15,8 +15,9 @@
 #        records database's page cache apart from the rest of the memory), SKIP_BUILD=1 (use
 #        TONGDAI_BIN as is)
 #
-# Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000/41002, SIPp 15081 (agents) and 15082
-# (trunk).
+# Ports (env, to run beside another load script): SIP_PORT 15060, HTTP_PORT 19111, RTP_MIN/RTP_MAX
+# 30000-39999, PROBE_PORT 41000 (callers; agents PROBE_PORT+2), SIPP_PORT 15081 (agents; the trunk
+# SIPP_PORT+1).
 source "$(dirname "$0")/lib.sh"
 MINUTES=${1:-30}
 RATE=${RATE:-10}
@@ -25,6 +26,12 @@ TALK_MS=${TALK_MS:-2000}
 WARMUP_S=${WARMUP_S:-60}
 RECORDS=${RECORDS:-1}
 SECS=$((MINUTES * 60))
+SIP_PORT=${SIP_PORT:-15060}
+HTTP_PORT=${HTTP_PORT:-19111}
+RTP_MIN=${RTP_MIN:-30000}
+RTP_MAX=${RTP_MAX:-39999}
+PROBE_PORT=${PROBE_PORT:-41000}
+SIPP_PORT=${SIPP_PORT:-15081}
 if [[ -z "${SKIP_BUILD:-}" ]]; then
     (cd "$REPO" && cargo build --release --bin tongdai --examples) >&2
 fi
@@ -40,28 +47,30 @@ W=$(workdir "soak-records$RECORDS")
 extra='[queue]\nwrap_up = "0s"\nmax_queue = 10000\n\n[registrar]\nmax_expires = "24h"\nkeepalive_interval = "0s"'
 [[ "$RECORDS" == 0 ]] && extra+='\n\n[records]\npath = ""'
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$AGENTS" --lines "$AGENTS" \
-    --sip-port 15060 --http-port 19111 --rtp-min 30000 --rtp-max 39999 --extra "$extra" \
+    --sip-port "$SIP_PORT" --http-port "$HTTP_PORT" --rtp-min "$RTP_MIN" --rtp-max "$RTP_MAX" \
+    --extra "$extra" \
     >/dev/null
 grep -q 'max_expires = "24h"' "$W/tongdai.toml" || { log "soak config refused"; exit 1; }
 sed 's/Expires: 600/Expires: 86400/' "$LOAD/agent-register-load.xml" >"$W/agent-register-soak.xml"
-printf 'SEQUENTIAL\n41000\n' >"$W/ports.csv"
-start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
+printf 'SEQUENTIAL\n%s\n' "$PROBE_PORT" >"$W/ports.csv"
+start_daemon "$W/tongdai.toml" "$W/tongdai.log" "$HTTP_PORT"
 
-"$RTP_LOAD" relay --caller-port 41000 --agent-port 41002 --seconds $((SECS + 30)) \
+"$RTP_LOAD" relay --caller-port "$PROBE_PORT" --agent-port $((PROBE_PORT + 2)) --seconds $((SECS + 30)) \
     >"$W/relay.txt" 2>&1 &
 STARTED_PIDS+=("$!")
 
 sipp_bg "$W/agents" -sf "$W/agent-register-soak.xml" -oocsf "$LOAD/agent-answer-load.xml" \
-    -inf "$W/users.csv" -key rtp_port 41002 127.0.0.1:15060 -i 127.0.0.1 -p 15081 \
+    -inf "$W/users.csv" -key rtp_port $((PROBE_PORT + 2)) "127.0.0.1:$SIP_PORT" -i 127.0.0.1 \
+    -p "$SIPP_PORT" \
     -r 200 -m "$AGENTS" -l "$AGENTS" -d $(((SECS + 30) * 1000)) -timeout $((SECS + 60))s
 for _ in $(seq 1 150); do
-    [[ $(metric tongdai_registrations 19111) -ge $AGENTS ]] && break
+    [[ $(metric tongdai_registrations "$HTTP_PORT") -ge $AGENTS ]] && break
     sleep 0.2
 done
-log "registered agents: $(metric tongdai_registrations 19111) of $AGENTS"
+log "registered agents: $(metric tongdai_registrations "$HTTP_PORT") of $AGENTS"
 
-sipp_bg "$W/trunk" -sf "$LOAD/trunk-call-load.xml" -inf "$W/ports.csv" 127.0.0.1:15060 \
-    -i 127.0.0.1 -p 15082 -r "$RATE" -m $((RATE * SECS)) -d "$TALK_MS" \
+sipp_bg "$W/trunk" -sf "$LOAD/trunk-call-load.xml" -inf "$W/ports.csv" "127.0.0.1:$SIP_PORT" \
+    -i 127.0.0.1 -p $((SIPP_PORT + 1)) -r "$RATE" -m $((RATE * SECS)) -d "$TALK_MS" \
     -recv_timeout 10000 -timeout $((SECS + 30))s -trace_stat -stf "$W/trunk/stat.csv" -fd 10
 TRUNK_PID=$SIPP_PID
 
@@ -81,7 +90,7 @@ while :; do
     now=$(date +%s)
     elapsed=$((now - t0))
     kill -0 "$DAEMON_PID" 2>/dev/null || { log "daemon died"; tail -20 "$W/tongdai.log" >&2; exit 1; }
-    scrape=$(curl -fsS "http://127.0.0.1:19111/metrics" 2>/dev/null || true)
+    scrape=$(curl -fsS "http://127.0.0.1:$HTTP_PORT/metrics" 2>/dev/null || true)
     m() { awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $NF } END { print s + 0 }' <<<"$scrape"; }
     series=$(grep -cv '^#' <<<"$scrape" || true)
     threads=$(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")
