@@ -10,6 +10,8 @@
 #   - kernel UDP receive-buffer drops (RcvbufErrors), daemon CPU.
 # A step passes with p99 < 5 ms (daemon histogram when present, else the receiver's), no loss and no
 # silent socket; the run stops after two failing steps in a row (one may be a burst of contention).
+# Machine-readable lines for benches/load/run: `RESULT hold callers=… pass=… …` per step and
+# `RESULT hold_max callers=…` at the end.
 # `waiting` is the daemon's tongdai_queue_waiting_calls gauge at the window start, for information.
 #
 #   benches/load/hold-capacity.sh [COUNTS (default "25 50 100 200 400 800")] [WINDOW (s, 10)]
@@ -77,6 +79,8 @@ for n in $COUNTS; do
         "$(get "$probe" packets)" "$lost" "$silent" "$(get "$probe" late_p50_ms)" "$rx_p99" \
         "$(get "$probe" late_p999_ms)" "$(get "$probe" late_max_ms)" "${dmn_p99:--}" \
         "$(get "$hist" share_le_5ms)" "$cpu_pct" "$pass"
+    echo "RESULT hold callers=$n pass=$pass waiting=$waiting lost=${lost:-} silent=${silent:-}" \
+        "dmn_p99_ms=${dmn_p99:-} cpu_pct=$cpu_pct $probe"
     log "n=$n: kernel UDP receive-buffer drops in window: $((err1 - err0)); $hist"
     if [[ $pass != yes ]]; then
         fails=$((fails + 1))
@@ -88,4 +92,5 @@ for n in $COUNTS; do
     sleep 2
 done
 echo "most concurrent callers on hold passing (p99 < 5 ms, no loss): $best"
+echo "RESULT hold_max callers=$best"
 log "logs in $W"

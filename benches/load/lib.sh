@@ -86,6 +86,13 @@ cpu_ticks() {
     echo "$total"
 }
 
+# run_delay_ms PID: how long the process's threads have waited on a run queue for a core, in ms
+# (/proc/PID/task/*/schedstat, second field): CPU time the daemon wanted and did not get, which on
+# a machine shared with the load generators (or other work) bounds a figure more than its own cost.
+run_delay_ms() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $2 } END { printf "%d\n", s / 1e6 }'
+}
+
 # rss_kb PID: VmRSS in kB.
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 

@@ -7,7 +7,10 @@
 #   benches/load/register-vs-kamailio.sh [RATES (default "100 500 1000 2000")] [SECONDS (20)]
 #
 # Prints one row per (server, rate): offered rate, registrations completed and failed, achieved
-# registrations/s, CPU seconds and CPU microseconds per registration. Ports: tongdai SIP 15060,
+# registrations/s, CPU seconds and CPU microseconds per registration, and the same as one
+# machine-readable line for benches/load/run:
+#   RESULT register server=… rate=… ok=… failed=… failed_pct=… reg_per_s=… cpu_s=… cpu_us_per_reg=…
+# Ports: tongdai SIP 15060,
 # HTTP 19111; Kamailio 15070; SIPp 15080/15081. Bounded by a watchdog; stops all it started.
 source "$(dirname "$0")/lib.sh"
 RATES=${1:-"100 500 1000 2000"}
@@ -46,14 +49,18 @@ run_step() { # SERVER PORT RATE PIDS...
     after=$(cpu_ticks "$@")
     ok=$(sipp_stat "$dir" 'SuccessfulCall(C)')
     failed=$(sipp_stat "$dir" 'FailedCall(C)')
-    python3 - "$server" "$rate" "$ok" "$failed" "$t0" "$t1" "$before" "$after" "$CLK_TCK" <<'PY'
+    python3 - "$server" "$rate" "$ok" "$failed" "$t0" "$t1" "$before" "$after" "$CLK_TCK" "$SECS" <<'PY'
 import sys
-server, rate, ok, failed, t0, t1, b, a, tck = sys.argv[1:]
+server, rate, ok, failed, t0, t1, b, a, tck, planned = sys.argv[1:]
 ok, failed = int(ok), int(failed)
 secs = float(t1) - float(t0)
 cpu = (int(a) - int(b)) / int(tck)
 per = cpu / ok * 1e6 if ok else float("nan")
 print(f"{server:<8} {rate:>6} {ok:>8} {failed:>7} {ok / secs:>9.1f} {cpu:>8.2f} {per:>11.1f}")
+sent = int(rate) * int(planned)  # SIPp's -m: registrations it should have completed
+print(f"RESULT register server={server} rate={rate} ok={ok} failed={failed} "
+      f"failed_pct={100 * max(0, sent - ok) / max(1, sent):.3f} reg_per_s={ok / secs:.1f} "
+      f"cpu_s={cpu:.2f} cpu_us_per_reg={per:.1f}")
 PY
     sleep 1
 }

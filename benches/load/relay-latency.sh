@@ -9,6 +9,9 @@
 # own frame counter in the payload). CPU: daemon utime+stime over the
 # window in which all N calls are bridged, as cores busy, scaled to 1,000 calls.
 #
+# One machine-readable line per step for benches/load/run:
+#   RESULT relay calls=… bridged=… cpu_pct=… cores_per_1k=… rcvbuf_drops=… <the probe's key=value line>
+#
 #   benches/load/relay-latency.sh [COUNTS (default "100 300 600 1000")] [WINDOW (s, default 10)]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 41000 (callers) / 41002 (agents), SIPp
@@ -83,6 +86,8 @@ print(round(100 * cores), f'{cores * 1000 / b:.2f}')")
         "$(get lost)" \
         "$(get lat_p50_ms)" "$(get lat_p99_ms)" "$(get lat_p999_ms)" "$(get lat_max_ms)" \
         "$cpu_pct" "$per_k"
+    echo "RESULT relay calls=$n cpu_pct=$cpu_pct cores_per_1k=$per_k" \
+        "rcvbuf_drops=$((err1 - err0)) $probe"
     log "n=$n: lines busy at window start $busy;" \
         "kernel UDP receive-buffer drops $((err1 - err0));" \
         "probe CPU $(python3 -c "print(round(($probe_cpu1 - $probe_cpu0) / $CLK_TCK, 2))") s" \

@@ -4,6 +4,8 @@
 # with 0 callers, then with N callers queued on hold audio (each with its RTP socket and paced stream,
 # audio going to the RTP probe), then again after they hang up. Reported: (RSS_N − RSS_0) / N.
 #
+# One machine-readable line per count for benches/load/run: `RESULT rss callers=… kb_per_caller=… …`.
+#
 #   benches/load/rss-per-caller.sh [COUNTS (default "200 1000")]
 #
 # Ports: SIP 15060, HTTP 19111, RTP 30000-39999, probe 42000+2i, SIPp 15082.
@@ -55,5 +57,7 @@ for n in $COUNTS; do
     after=$(rss_kb "$DAEMON_PID")
     printf '%6s %7s %9s %9s %9s %12s\n' "$n" "$WAITING" "$rss0" "$RSS_N" "$after" \
         "$(python3 -c "print(f'{($RSS_N - $rss0) / $n:.1f}')")"
+    echo "RESULT rss callers=$n waiting=$WAITING rss0_kb=$rss0 rssN_kb=$RSS_N rss_after_kb=$after" \
+        "kb_per_caller=$(python3 -c "print(f'{($RSS_N - $rss0) / $n:.1f}')")"
 done
 log "logs in $W"
