@@ -726,18 +726,24 @@ impl Engine {
     }
 
     /// Rings free agents for waiting callers, in queue order, within the line cap.
+    ///
+    /// The agents are scanned once per dispatch, not once per waiting caller: every input
+    /// dispatches, and under a surge (a long queue, thousands of agents) re-scanning them for each
+    /// caller made each input cost queue × agents and the daemon fall further behind the busier it
+    /// was. Ringing an agent takes it out of the candidates (it is no longer idle) and takes a line,
+    /// exactly as a fresh scan would find.
     fn dispatch(&mut self, now: Instant) {
         let cap = self.config.lines.get() as usize;
         let ring_all = self.config.strategy == Strategy::RingAll;
+        let mut busy = self.lines_busy();
+        let candidates: Vec<usize> =
+            (0..self.agents.len()).filter(|i| self.agents[*i].eligible()).collect();
+        let mut rung = vec![false; self.agents.len()];
+        let mut left = candidates.len();
         let order: Vec<CallId> = self.queue.iter().collect();
         for call in order {
-            let free = cap.saturating_sub(self.lines_busy());
-            if free == 0 {
-                break;
-            }
-            let candidates: Vec<usize> =
-                (0..self.agents.len()).filter(|i| self.agents[*i].eligible()).collect();
-            if candidates.is_empty() {
+            let free = cap.saturating_sub(busy);
+            if free == 0 || left == 0 {
                 break;
             }
             let Some(c) = self.calls.get_mut(&call) else { continue };
@@ -747,14 +753,17 @@ impl Engine {
             // Prefer agents not yet tried for this caller; once all were, start over, unless some
             // are still ringing for it (ring-all): a refusal is not retried at once.
             let agents = &self.agents;
-            let mut fresh: Vec<usize> =
-                candidates.iter().copied().filter(|i| !c.tried.contains(&agents[*i].id)).collect();
+            let mut fresh: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|i| !rung[*i] && !c.tried.contains(&agents[*i].id))
+                .collect();
             if fresh.is_empty() {
                 if !c.legs.is_empty() {
                     continue;
                 }
                 c.tried.clear();
-                fresh = candidates;
+                fresh = candidates.iter().copied().filter(|i| !rung[*i]).collect();
             }
             let picks: Vec<usize> = if ring_all {
                 fresh.sort_by_key(|i| (agents[*i].idle_since, *i));
@@ -767,6 +776,9 @@ impl Engine {
             };
             for i in picks {
                 self.ring(now, call, i);
+                rung[i] = true;
+                left -= 1;
+                busy += 1;
             }
         }
     }
