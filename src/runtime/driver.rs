@@ -90,6 +90,10 @@ type Found = (u64, Vec<crate::acd::b2bua::CallbackTarget>);
 /// the first not in progress).
 const LOOKUP_CANDIDATES: usize = 8;
 
+/// The most inputs one pass of the core loop takes before it looks at timers, the other branches
+/// and the gauges again (see `Core::run`).
+const INPUT_BATCH: usize = 64;
+
 /// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
 /// cannot leave agents on or off shift for long.
 const ROTA_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
@@ -177,24 +181,35 @@ impl Core {
         // The day's service level exists from the first scrape (NaN before a judged call).
         self.export_service_level(self.today());
         loop {
+            // Each pass costs scans over every call, agent, binding and dialog (the deadlines
+            // below, the gauges in `drain`), so a pass takes every input already queued (up to
+            // INPUT_BATCH) rather than one: under load the scans are paid per batch, not per
+            // datagram, and a quiet daemon still answers each message at once.
             let next = [
                 self.endpoint.poll_timeout(),
                 self.switchboard.poll_timeout(),
                 Some(self.rota_check),
             ];
-            let wake = next
-                .into_iter()
-                .flatten()
-                .min()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| {
-                    tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
-                });
+            let due = next.into_iter().flatten().min();
+            let wake = due.map(tokio::time::Instant::from_std).unwrap_or_else(|| {
+                tokio::time::Instant::now() + std::time::Duration::from_secs(3600)
+            });
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 input = inputs.recv() => match input {
-                    Some(input) => self.input(input),
+                    Some(input) => {
+                        self.input(input);
+                        for _ in 1..INPUT_BATCH {
+                            // What each input produced is carried out before the next one is
+                            // read, as when they came one pass each.
+                            self.drain_io();
+                            match inputs.try_recv() {
+                                Ok(input) => self.input(input),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 Some(event) = recv_media(&mut media_events) => self.input(CoreInput::Media(event)),
@@ -216,12 +231,17 @@ impl Core {
                         self.rota_check = now();
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => {
-                    let t = now();
-                    self.endpoint.handle_timeout(t);
-                    self.switchboard.handle_timeout(t, &mut self.endpoint, &mut self.media);
-                    self.check_rota(t);
-                }
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            // Timers run when they are due whichever branch won: with `biased` and a steady
+            // stream of datagrams the sleep branch would never be picked, and every timer (a
+            // prompt's end that queues the caller, retransmissions) would wait for a quiet moment.
+            let t = now();
+            if due.is_some_and(|due| due <= t) {
+                self.drain_io();
+                self.endpoint.handle_timeout(t);
+                self.switchboard.handle_timeout(t, &mut self.endpoint, &mut self.media);
+                self.check_rota(t);
             }
             let draining = self.shared.is_draining();
             if draining && !self.drain_seen {
@@ -340,8 +360,16 @@ impl Core {
         }
     }
 
-    /// Carries out everything the core produced.
+    /// Carries out everything the core produced, then exports the gauges and hands the reports
+    /// and binding changes on.
     fn drain(&mut self) {
+        self.drain_io();
+        self.export_stats();
+    }
+
+    /// Sends what the endpoint wants sent and lets the switchboard take the endpoint's events,
+    /// until neither has anything left.
+    fn drain_io(&mut self) {
         loop {
             let mut progressed = false;
             while let Some(t) = self.endpoint.poll_transmit() {
@@ -356,7 +384,6 @@ impl Core {
                 break;
             }
         }
-        self.export_stats();
     }
 
     fn event(&mut self, event: UaEvent) {
