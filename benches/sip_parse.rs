@@ -1,7 +1,9 @@
 //! Message-layer throughput: parse plus the typed access a UAS does on every request, for a trunk
 //! INVITE with SDP, an agent REGISTER with digest credentials, and the whole torture corpus
-//! (parse, check, classify). Criterion reports elements per second, which is messages per second
-//! on one core (the benchmark is single-threaded).
+//! (parse, check, classify); printing (the INVITE back to bytes, its 100 Trying built and
+//! printed); and the transaction layer's lookup of a retransmitted INVITE among 1,000 live server
+//! transactions (match, absorb, resend the 100). Criterion reports elements per second, which is
+//! messages per second on one core (the benchmark is single-threaded).
 //!
 //! `cargo bench --bench sip_parse`
 
@@ -10,7 +12,10 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tongdai::sip::check::{Capabilities, check_request, check_response, refuse_unparsable};
-use tongdai::sip::message::{Message, parse_datagram};
+use tongdai::sip::message::{Message, Response, parse_datagram};
+use tongdai::sip::transaction::timer::TimerValues;
+use tongdai::sip::transaction::{Received, Transactions};
+use tongdai::sip::transport::{Flow, Transport};
 
 const TRUNK_INVITE: &[u8] = include_bytes!("../tests/data/captures/trunk-invite.sip");
 const AGENT_REGISTER: &[u8] = include_bytes!("../tests/data/captures/baresip-register-auth.sip");
@@ -83,5 +88,57 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+fn print(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sip_print");
+    g.throughput(Throughput::Elements(1));
+    let Ok(Message::Request(invite)) = parse_datagram(Bytes::from_static(TRUNK_INVITE)) else {
+        panic!("the capture is an INVITE");
+    };
+    g.bench_function("trunk_invite_to_bytes", |b| b.iter(|| black_box(&invite).to_bytes()));
+    g.bench_function("trying_for_invite", |b| {
+        b.iter(|| Response::for_request(black_box(&invite), 100, None).to_bytes())
+    });
+    g.finish();
+}
+
+/// The trunk INVITE with its top Via's branch replaced by `branch`.
+fn invite_with_branch(branch: &str) -> Bytes {
+    let text = String::from_utf8_lossy(TRUNK_INVITE);
+    let start = text.find(";branch=").expect("the capture has a branch") + ";branch=".len();
+    let end = start + text[start..].find(|c: char| c == ';' || c == '\r').expect("ends");
+    Bytes::from(format!("{}{branch}{}", &text[..start], &text[end..]))
+}
+
+fn transaction_lookup(c: &mut Criterion) {
+    let flow = Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().expect("address"),
+        remote: "127.0.0.1:5080".parse().expect("address"),
+    };
+    let mut txns = Transactions::new(TimerValues::default(), 7);
+    let t0 = std::time::Instant::now();
+    let request = |i: usize| match parse_datagram(invite_with_branch(&format!("z9hG4bKbench{i}"))) {
+        Ok(Message::Request(r)) => r,
+        _ => panic!("the INVITE parses"),
+    };
+    for i in 0..1000 {
+        assert!(matches!(txns.recv_request(t0, flow, request(i)), Received::New { .. }));
+        while txns.poll_transmit().is_some() {}
+    }
+    let again = request(500);
+    let mut g = c.benchmark_group("transaction");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("retransmitted_invite_among_1000", |b| {
+        b.iter(|| {
+            let r = txns.recv_request(t0, flow, black_box(again.clone()));
+            while let Some(t) = txns.poll_transmit() {
+                black_box(t);
+            }
+            r
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, print, transaction_lookup);
 criterion_main!(benches);

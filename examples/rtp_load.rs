@@ -14,6 +14,11 @@
 //!   records the one-way latency added by the daemon (both legs must use PCMU, so the payload passes
 //!   unchanged).
 //!
+//! - `limits`: this machine's physical limits on loopback, with no daemon: the UDP round trip (one
+//!   172-byte datagram, the size of a 20 ms PCMU RTP packet, echoed by a second thread, p50/p99/p99.9)
+//!   and the CPU cost of the least a relay can do per packet (one blocking `recv_from` and one
+//!   `send_to` on a thread of its own, timed with that thread's CPU clock from `/proc`).
+//!
 //! This is a measuring tool, not part of the daemon: it reads the clock freely and runs on tokio.
 
 use std::collections::{HashMap, HashSet};
@@ -70,6 +75,107 @@ enum Mode {
         #[arg(long, default_value_t = 0)]
         warmup: u64,
     },
+    /// Measure loopback UDP round trip and the bare relay cost per packet (no daemon).
+    Limits {
+        /// Round trips to time, and packets to relay.
+        #[arg(long, default_value_t = 200_000)]
+        packets: u32,
+    },
+}
+
+/// utime + stime of the calling thread, in microseconds (from `/proc/thread-self/stat`).
+fn thread_cpu_us() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else { return 0 };
+    let Some((_, rest)) = stat.rsplit_once(") ") else { return 0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // After "(comm) ", state is field 3; utime and stime are fields 14 and 15. Clock ticks are
+    // 100 per second on Linux.
+    (ticks(11) + ticks(12)) * 10_000
+}
+
+fn limits(packets: u32) -> std::io::Result<()> {
+    use std::net::UdpSocket as Std;
+    let payload = [0x80u8; 172];
+    // Round trip: an echo thread and a client that waits for each answer.
+    let echo = Std::bind("127.0.0.1:0")?;
+    let echo_addr = echo.local_addr()?;
+    let rounds = packets.min(50_000);
+    let echo_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..rounds {
+            let Ok((n, from)) = echo.recv_from(&mut buf) else { break };
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    let client = Std::bind("127.0.0.1:0")?;
+    client.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut rtt = Vec::with_capacity(rounds as usize);
+    let mut buf = [0u8; 2048];
+    for _ in 0..rounds {
+        let t = Instant::now();
+        client.send_to(&payload, echo_addr)?;
+        if client.recv_from(&mut buf).is_ok() {
+            rtt.push(t.elapsed().as_micros() as i64);
+        }
+    }
+    let _ = echo_thread.join();
+    rtt.sort_unstable();
+    // Relay: sender → relay thread → sink; the relay thread's CPU per packet forwarded. The
+    // sender paces itself against the sink's count so no receive buffer overflows.
+    let relay = Std::bind("127.0.0.1:0")?;
+    let relay_addr = relay.local_addr()?;
+    let sink = Std::bind("127.0.0.1:0")?;
+    let sink_addr = sink.local_addr()?;
+    sink.set_read_timeout(Some(Duration::from_millis(500)))?;
+    relay.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let relay_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let cpu0 = thread_cpu_us();
+        let t0 = Instant::now();
+        let mut n = 0u64;
+        while let Ok((len, _)) = relay.recv_from(&mut buf) {
+            if relay.send_to(&buf[..len], sink_addr).is_ok() {
+                n += 1;
+            }
+        }
+        // The last 500 ms were the time-out: the thread was asleep then.
+        (n, thread_cpu_us() - cpu0, t0.elapsed())
+    });
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink_count = received.clone();
+    let sink_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while sink.recv_from(&mut buf).is_ok() {
+            sink_count.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let sender = Std::bind("127.0.0.1:0")?;
+    for i in 0..u64::from(packets) {
+        let waiting = Instant::now();
+        // A lost packet would stall the window for good: give up waiting after a second.
+        while i > received.load(Ordering::Relaxed) + 64
+            && waiting.elapsed() < Duration::from_secs(1)
+        {
+            std::thread::yield_now();
+        }
+        sender.send_to(&payload, relay_addr)?;
+    }
+    let (relayed, relay_cpu_us, _) = relay_thread.join().unwrap_or_default();
+    let _ = sink_thread.join();
+    let per_packet = relay_cpu_us as f64 / relayed.max(1) as f64;
+    println!(
+        "mode=limits rtt_samples={} rtt_p50_ms={} rtt_p99_ms={} rtt_p999_ms={} relayed={relayed} \
+         sink_received={} relay_cpu_us_per_packet={per_packet:.2} \
+         relay_packets_per_core_s={:.0}",
+        rtt.len(),
+        ms(percentile(&rtt, 50.0)),
+        ms(percentile(&rtt, 99.0)),
+        ms(percentile(&rtt, 99.9)),
+        received.load(Ordering::Relaxed),
+        1e6 / per_packet.max(0.001),
+    );
+    Ok(())
 }
 
 /// One received stream (one daemon source address on one socket).
@@ -351,5 +457,8 @@ async fn main() -> std::io::Result<()> {
         Mode::Relay { caller_port, agent_port, seconds, warmup } => {
             relay(caller_port, agent_port, seconds, warmup).await
         }
+        Mode::Limits { packets } => tokio::task::spawn_blocking(move || limits(packets))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e))),
     }
 }
