@@ -105,7 +105,7 @@ fn print(c: &mut Criterion) {
 fn invite_with_branch(branch: &str) -> Bytes {
     let text = String::from_utf8_lossy(TRUNK_INVITE);
     let start = text.find(";branch=").expect("the capture has a branch") + ";branch=".len();
-    let end = start + text[start..].find(|c: char| c == ';' || c == '\r').expect("ends");
+    let end = start + text[start..].find([';', '\r']).expect("ends");
     Bytes::from(format!("{}{branch}{}", &text[..start], &text[end..]))
 }
 
