@@ -9,7 +9,8 @@
 #
 #   benches/load/calls-per-second.sh [RATES (default "5 10 20 40")] [SECONDS (default 20)]
 #   env: AGENTS (default 300), TALK_MS (caller talk time after the 200, default 2000),
-#        AGENT_RATE (agent registrations per second at start, default 200),
+#        AGENT_RATE (agent registrations per second at start, default 200), RTP_MIN/RTP_MAX
+#        (the daemon's RTP range, default 30000-39999: two ports per call leg),
 #        STOP_FAIL_PCT (e.g. 0.1: stop after the first rate with more than this % of calls failed:
 #        not completed by SIPp or not answered by an agent; the search benches/load/run does),
 #        TCPDUMP=0 (no capture, no
@@ -46,7 +47,7 @@ bounded $((TOTAL + 60))
 W=$(workdir cps)
 
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$AGENTS" --lines "$AGENTS" \
-    --sip-port 15060 --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
+    --sip-port 15060 --http-port 19111 --rtp-min "${RTP_MIN:-30000}" --rtp-max "${RTP_MAX:-39999}" \
     --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000' \
     --extra '[queue]\nwrap_up = "0s"' --extra '[queue]\nmax_queue = 10000' >/dev/null
 printf 'SEQUENTIAL\n41000\n' >"$W/ports.csv"
