@@ -48,6 +48,7 @@ W=$(workdir cps)
 
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$AGENTS" --lines "$AGENTS" \
     --sip-port 15060 --http-port 19111 --rtp-min "${RTP_MIN:-30000}" --rtp-max "${RTP_MAX:-39999}" \
+    --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000\n\n[limits]\nmax_calls = 100000\nmax_transactions = 1000000\nmax_nonces = 1000000' \
     --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000' \
     --extra '[queue]\nwrap_up = "0s"' --extra '[queue]\nmax_queue = 10000' >/dev/null
 printf 'SEQUENTIAL\n41000\n' >"$W/ports.csv"

@@ -30,6 +30,7 @@ W=$(workdir hold)
 
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents 1 --sip-port 15060 \
     --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
+    --extra '[queue]\nmax_queue = 10000\n\n[limits]\nmax_calls = 100000\nmax_transactions = 1000000\nmax_nonces = 1000000' \
     --extra '[queue]\nmax_queue = 10000' >/dev/null
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 

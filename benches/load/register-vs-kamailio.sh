@@ -22,7 +22,8 @@ bounded $((n_rates * 2 * (SECS + 25) + 60))
 W=$(workdir register)
 
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$USERS" --md5-only \
-    --sip-port 15060 --http-port 19111 >/dev/null
+    --sip-port 15060 --http-port 19111 \
+    --extra '[limits]\nmax_transactions = 1000000\nmax_nonces = 1000000' >/dev/null
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
 
 kamailio -f "$LOAD/kamailio-register.cfg" -l udp:127.0.0.1:15070 -DD -E -m 256 -M 32 \

@@ -33,6 +33,7 @@ W=$(workdir relay)
 
 python3 "$LOAD/gen-config.py" --dir "$W" --bin "$BIN" --agents "$max" --lines "$max" \
     --sip-port 15060 --http-port 19111 --rtp-min 30000 --rtp-max 39999 \
+    --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000\n\n[limits]\nmax_calls = 100000\nmax_transactions = 1000000\nmax_nonces = 1000000' \
     --extra '[queue]\nwrap_up = "0s"\nmax_queue = 10000' >/dev/null
 printf 'SEQUENTIAL\n41000\n' >"$W/ports.csv"
 start_daemon "$W/tongdai.toml" "$W/tongdai.log" 19111
