@@ -39,6 +39,10 @@ use crate::media::pacing::{FRAME_DURATION, MAX_CATCH_UP_FRAMES, Playlist, Playou
 use crate::media::relay::{LegFormat, Relay};
 use crate::metrics as m;
 
+/// The largest datagram a media socket reads (RTP of G.711 at 60 ms is 492 bytes; RTCP compounds
+/// are smaller than this too); anything longer is cut and then fails to parse.
+const DATAGRAM: usize = 2048;
+
 /// The RTP port range, shared by every call. Ports are even (RTCP takes the odd one above).
 #[derive(Clone)]
 pub struct PortPool {
@@ -379,7 +383,10 @@ async fn run(
     let mut third: Option<Leg> = None;
     let mut mix: Option<Mix> = None;
     let mut bridged = false;
-    let mut bufs = [[0u8; 2048]; 6];
+    // A queued caller's task holds the caller leg's two buffers only; the agent's and the third
+    // leg's grow when those legs exist (the task's size is most of a queued caller's memory).
+    let mut caller_bufs = [[0u8; DATAGRAM]; 2];
+    let mut leg_bufs: [Vec<u8>; 4] = Default::default();
     let mut out = Vec::with_capacity(2048);
     let report = |leg: MediaLeg, event: MediaEvent| {
         tracing::debug!(call = %context.call, ?leg, ?event, "media event");
@@ -400,7 +407,14 @@ async fn run(
         .flatten()
         .min()
         .map(tokio::time::Instant::from_std);
-        let [b0, b1, b2, b3, b4, b5] = &mut bufs;
+        for (i, buf) in leg_bufs.iter_mut().enumerate() {
+            let needed = if i < 2 { agent.is_some() } else { third.is_some() };
+            if needed && buf.is_empty() {
+                buf.resize(DATAGRAM, 0);
+            }
+        }
+        let [b0, b1] = &mut caller_bufs;
+        let [b2, b3, b4, b5] = &mut leg_bufs;
         tokio::select! {
             command = commands.recv() => {
                 let Some(command) = command else { return };
