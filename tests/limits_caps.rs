@@ -236,3 +236,38 @@ fn a_zero_cap_is_an_error_with_its_position() {
     let config = support::config_text::check(&support::daemon::test_config_text()).unwrap();
     assert_eq!(config.caps, Caps::default());
 }
+
+#[test]
+fn while_overloaded_new_calls_are_shed_with_480_and_admitted_ones_go_on() {
+    let mut ua = Ua::with_salt(3);
+    ua.send(req("INVITE", 1, "a1", None, "", SDP));
+    let admitted = ua.take_events();
+    assert!(
+        admitted.iter().any(|e| matches!(e, tongdai::sip::endpoint::UaEvent::IncomingCall { .. }))
+    );
+    // The runtime finds the core behind its input: the next new call is refused at once.
+    ua.ep.set_overloaded(true);
+    ua.send(req("INVITE", 2, "a2", None, "", SDP));
+    let shed = finals(&mut ua);
+    assert_eq!(shed.iter().map(|r| r.status).collect::<Vec<_>>(), [480]);
+    assert_eq!(retry_after(&shed[0]).as_deref(), Some("10"));
+    assert!(ua.take_events().is_empty(), "the shed call never reaches the call logic");
+    assert_eq!(ua.ep.take_stats().invites_shed, 1);
+    // The admitted call's retransmission and CANCEL are still its own.
+    ua.send(req("INVITE", 1, "a1", None, "", SDP));
+    ua.send(req("CANCEL", 1, "a1", None, "", ""));
+    let events = ua.take_events();
+    assert!(
+        events.iter().any(|e| matches!(e, tongdai::sip::endpoint::UaEvent::CallCancelled { .. })),
+        "{events:?}"
+    );
+    assert_eq!(ua.ep.take_stats().invites_shed, 0);
+    // Caught up: calls are taken again.
+    ua.ep.set_overloaded(false);
+    ua.send(req("INVITE", 3, "a3", None, "", SDP));
+    assert!(
+        ua.take_events()
+            .iter()
+            .any(|e| matches!(e, tongdai::sip::endpoint::UaEvent::IncomingCall { .. }))
+    );
+}

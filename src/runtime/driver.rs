@@ -94,6 +94,14 @@ const LOOKUP_CANDIDATES: usize = 8;
 /// and the gauges again (see `Core::run`).
 const INPUT_BATCH: usize = 64;
 
+/// Inputs waiting for the core task above which new calls are shed (480), and below which they
+/// are taken again. A datagram costs the core about 10–30 µs, so 2,000 waiting is 20–60 ms
+/// behind: enough that admitted calls' messages (ACKs, BYEs, retransmissions) are late, well
+/// before SIP's 500 ms T1 makes every call retransmit and the daemon collapse under its own
+/// retransmissions (benches/RESULTS.md, overload).
+const SHED_ABOVE: usize = 2_000;
+const SHED_BELOW: usize = 500;
+
 /// The schedule is re-applied at least this often, so a wall clock that jumps (NTP step, suspend)
 /// cannot leave agents on or off shift for long.
 const ROTA_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
@@ -242,6 +250,13 @@ impl Core {
                 self.endpoint.handle_timeout(t);
                 self.switchboard.handle_timeout(t, &mut self.endpoint, &mut self.media);
                 self.check_rota(t);
+            }
+            // Overload: shed new calls while the backlog is long (with hysteresis).
+            let backlog = inputs.len();
+            if backlog > SHED_ABOVE {
+                self.endpoint.set_overloaded(true);
+            } else if backlog < SHED_BELOW {
+                self.endpoint.set_overloaded(false);
             }
             let draining = self.shared.is_draining();
             if draining && !self.drain_seen {
@@ -514,6 +529,10 @@ impl Core {
         count("out", "response", s.responses_out);
         for (reason, n) in s.invalid {
             counter!(SIP_INVALID, "reason" => reason).increment(n);
+        }
+        if s.invites_shed > 0 {
+            counter!(crate::metrics::CALLS_REFUSED, "reason" => "overload")
+                .increment(s.invites_shed);
         }
         for (method, n) in [("invite", s.invites_over_cap), ("other", s.requests_over_cap)] {
             if n > 0 {

@@ -221,6 +221,8 @@ pub struct SipStats {
     /// Other new requests refused (500 + Retry-After) because the server transactions were at
     /// their cap.
     pub requests_over_cap: u64,
+    /// New calls' INVITEs shed (480) while the core was overloaded.
+    pub invites_shed: u64,
 }
 
 impl SipStats {
@@ -331,6 +333,8 @@ pub struct Endpoint {
     salt: u64,
     counter: u64,
     draining: bool,
+    /// The core is behind (its input backlog, told by the runtime): new calls are shed.
+    overloaded: bool,
     /// `User-Agent` fragments (lower case) of scanners whose requests are dropped unanswered.
     scanners: Vec<String>,
     /// At most this many server transactions at once (see [`Endpoint::set_max_transactions`]).
@@ -364,6 +368,7 @@ impl Endpoint {
             salt,
             counter: 0,
             draining: false,
+            overloaded: false,
             scanners: Vec::new(),
             max_server_transactions: DEFAULT_MAX_SERVER_TRANSACTIONS,
         }
@@ -411,6 +416,15 @@ impl Endpoint {
     /// From now on, new calls get 503 + Retry-After (the trunk fails over).
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+    }
+
+    /// While `overloaded` (the runtime finds the core falling behind its input), a new call's
+    /// INVITE is answered at once, statelessly, 480 + Retry-After (one refused call, RFC 3261
+    /// §21.4.18), so that the calls already admitted keep their pace instead of every call
+    /// timing out together. Requests of admitted calls, feature codes and other methods are taken
+    /// as ever.
+    pub fn set_overloaded(&mut self, overloaded: bool) {
+        self.overloaded = overloaded;
     }
 
     /// How many dialogs are alive.
@@ -515,6 +529,12 @@ impl Endpoint {
         if self.over_transaction_cap(&request) {
             return self.refuse_over_cap(now, flow, &request);
         }
+        if self.sheds(&request) {
+            self.stats.invites_shed += 1;
+            let mut r = Response::for_request(&request, 480, Some(&self.new_tag()));
+            r.headers.push(name::RETRY_AFTER, CAP_RETRY_AFTER_SECS.to_string());
+            return self.send_stateless(now, flow, r);
+        }
         if let Err(refusal) = checked {
             match refusal {
                 Refusal::Drop(reason) => self.stats.invalid(reason.label()),
@@ -566,6 +586,16 @@ impl Endpoint {
         }
         let in_dialog = request.headers.to().is_ok_and(|t| t.tag().is_some());
         !(in_dialog && dialog_id_of_request(request).is_some_and(|d| self.dialogs.contains_key(&d)))
+    }
+
+    /// True when `request` is a new call's INVITE to shed while overloaded (not a retransmission,
+    /// not in a dialog, not a feature code, from the trunk).
+    fn sheds(&self, request: &Request) -> bool {
+        self.overloaded
+            && request.method == Method::Invite
+            && request.headers.to().is_ok_and(|t| t.tag().is_none())
+            && !is_feature_code(&request.uri)
+            && !self.txns.matches_server(request)
     }
 
     /// Answers a request past the transaction cap statelessly (no transaction is created).
