@@ -94,3 +94,69 @@ fn an_agent_transfers_the_caller_blind_and_caller_and_target_hear_each_other() {
     assert_eq!(caller_heard.ssrc_changes(), 0, "one stream to the caller throughout");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A blind transfer to a SIPp target running `target_file` that fails: op1 hears why (a NOTIFY
+/// matching `status`), its leg is hung up, the call is not counted as transferred, and the caller
+/// is back on hold audio (300 Hz), waiting first in line — never left alone.
+fn a_failed_blind_transfer(target_file: &str, status: &str, caller_ms: u32) {
+    let _serial = support::serial();
+    let dir = support::prompts::short_prompts(&format!("transfer-fails-{status}"));
+    let text = support::prompts::with_prompts(&test_config_text(), &dir)
+        .replace("menu_timeout = \"4s\"", "menu_timeout = \"1s\"");
+    let d = TestDaemon::with_config(&text);
+    let transferred = d.metric("tongdai_calls_transferred_total");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
+    let target_port = free_port();
+    let target = {
+        let (sip, file) = (d.sip_udp(), sf(target_file));
+        std::thread::spawn(move || {
+            run_on(target_port, sip, &["-sf", &file, "-m", "1"], Duration::from_secs(60))
+        })
+    };
+    let registered = d.metric("tongdai_registrations");
+    let agent = {
+        let (rtp, target) = (free_port().to_string(), target_port.to_string());
+        let keys = [("rtp_port", rtp.as_str()), ("target_port", target.as_str())];
+        support::sipp::agent_with(
+            d.sip_udp(),
+            "op1",
+            "agent-transfer-fails.xml",
+            caller_ms.into(),
+            &keys,
+        )
+    };
+    assert_eq!(d.wait_metric("tongdai_registrations", registered + 1.0), registered + 1.0);
+    let caller = {
+        let (sip, file, rtp) =
+            (d.sip_udp(), sf("trunk-caller.xml"), caller_addr.port().to_string());
+        let ms = caller_ms.to_string();
+        std::thread::spawn(move || {
+            let args = ["-sf", &file, "-key", "rtp_port", &rtp, "-d", &ms, "-m", "1"];
+            run(sip, &args, Duration::from_secs(70))
+        })
+    };
+    let agent = agent.join().unwrap();
+    agent.assert_ok();
+    let log = &agent.messages;
+    assert!(log.contains(&format!("\r\nSIP/2.0 {status}")), "no NOTIFY with {status}:\n{log}");
+    assert!(log.contains("BYE sip:agent@"), "op1's leg is hung up:\n{log}");
+    // Back on hold audio, first in line, until the caller gives up.
+    caller_rtp.clear();
+    let heard = rt.block_on(caller_rtp.wait_for(50, Duration::from_secs(5)));
+    assert!(heard.tone_ratio(300.0) > 0.5, "the caller hears hold music again");
+    caller.join().unwrap().assert_ok();
+    target.join().unwrap().assert_ok();
+    assert_eq!(d.metric("tongdai_calls_transferred_total"), transferred);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_busy_target_gets_the_agent_a_486_notify_and_the_caller_back_on_hold() {
+    a_failed_blind_transfer("agent-busy.xml", "486", 14_000);
+}
+
+#[test]
+fn a_target_ringing_too_long_is_cancelled_and_the_caller_is_back_on_hold() {
+    a_failed_blind_transfer("agent-ring-cancelled.xml", "408", 44_000);
+}
