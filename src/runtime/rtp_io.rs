@@ -387,7 +387,8 @@ async fn run(
     // leg's grow when those legs exist (the task's size is most of a queued caller's memory).
     let mut caller_bufs = [[0u8; DATAGRAM]; 2];
     let mut leg_bufs: [Vec<u8>; 4] = Default::default();
-    let mut out = Vec::with_capacity(2048);
+    // One G.711 packet of 20 ms is 172 bytes; the buffer grows if a longer one is ever built.
+    let mut out = Vec::with_capacity(256);
     let report = |leg: MediaLeg, event: MediaEvent| {
         tracing::debug!(call = %context.call, ?leg, ?event, "media event");
         let _ = context.events.send(event);
