@@ -493,21 +493,9 @@ impl Switchboard {
         } else {
             return refuse(sip, 481);
         };
-        if request.body.is_empty() {
-            let body = leg.next(leg.last.clone());
-            sip.accept_in_dialog(now, txn, Some(body));
-            return;
-        }
-        let offer =
-            std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
-        let Some(offer) = offer else { return refuse(sip, 400) };
-        match sdp::answer(&offer, &[codec], address, leg.port) {
-            Ok(answer) => {
-                let body = leg.next(answer.sdp);
-                sip.accept_in_dialog(now, txn, Some(body));
-                media.update_leg(media_call, which, answer.audio.remote, offer.is_hold());
-            }
-            Err(_) => refuse(sip, 488),
+        let reoffer = super::reinvite::answer_reoffer(now, txn, request, leg, codec, address, sip);
+        if let Some((remote, on_hold)) = reoffer {
+            media.update_leg(media_call, which, remote, on_hold);
         }
     }
 

@@ -58,29 +58,55 @@ impl Switchboard {
         } else {
             return refuse(sip, 481);
         };
-        if request.body.is_empty() {
-            // A re-INVITE without an offer: we offer what we have (unchanged, same version).
-            let body = leg.next(leg.last.clone());
-            sip.accept_in_dialog(now, txn, Some(body));
-            return;
-        }
-        let offer =
-            std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
-        let Some(offer) = offer else { return refuse(sip, 400) };
-        // Keep the codec in use so the relay need not change; a hold is mirrored by `answer`.
-        match sdp::answer(&offer, &[codec], address, leg.port) {
-            Ok(answer) => {
-                let body = leg.next(answer.sdp);
-                sip.accept_in_dialog(now, txn, Some(body));
-                media.update_leg(call, which, answer.audio.remote, offer.is_hold());
-                match hold_change {
-                    Some(true) => self.hold_audio(call, None, media),
-                    Some(false) => media.bridge(call),
-                    None => {}
-                }
+        if let Some((remote, on_hold)) = answer_reoffer(now, txn, request, leg, codec, address, sip)
+        {
+            media.update_leg(call, which, remote, on_hold);
+            match hold_change {
+                Some(true) => self.hold_audio(call, None, media),
+                Some(false) => media.bridge(call),
+                None => {}
             }
-            // RFC 3264 §8: a refused re-offer leaves the session as it was.
-            Err(_) => refuse(sip, 488),
+        }
+    }
+}
+
+/// Answers a re-INVITE or UPDATE on a leg whose description is `leg` and whose codec is `codec`:
+/// without an offer, with the leg's description unchanged (same version); with one, with our
+/// answer keeping the codec (the relay need not change), a hold mirrored; 400 for an offer that
+/// does not parse, 488 for one we cannot answer (RFC 3264 §8: the session stays as it was).
+/// Returns where the media now goes and whether the peer holds, when an offer was accepted.
+pub(super) fn answer_reoffer(
+    now: Instant,
+    txn: TxnId,
+    request: &Request,
+    leg: &mut LegSdp,
+    codec: Codec,
+    address: IpAddr,
+    sip: &mut Endpoint,
+) -> Option<(Option<SocketAddr>, bool)> {
+    let refuse = |sip: &mut Endpoint, status: u16| {
+        sip.respond(now, txn, Response::for_request(request, status, None));
+    };
+    if request.body.is_empty() {
+        let body = leg.next(leg.last.clone());
+        sip.accept_in_dialog(now, txn, Some(body));
+        return None;
+    }
+    let offer =
+        std::str::from_utf8(&request.body).ok().and_then(|t| SessionDescription::parse(t).ok());
+    let Some(offer) = offer else {
+        refuse(sip, 400);
+        return None;
+    };
+    match sdp::answer(&offer, &[codec], address, leg.port) {
+        Ok(answer) => {
+            let body = leg.next(answer.sdp);
+            sip.accept_in_dialog(now, txn, Some(body));
+            Some((answer.audio.remote, offer.is_hold()))
+        }
+        Err(_) => {
+            refuse(sip, 488);
+            None
         }
     }
 }
