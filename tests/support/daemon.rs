@@ -109,6 +109,27 @@ impl TestDaemon {
         }
     }
 
+    /// Waits (bounded, 10 s) until `agent` is logged in on this daemon (its state in
+    /// `/api/v1/agents` is no longer `logged_out`): the registrations gauge is the test process's,
+    /// shared by every daemon a test binary starts, so it cannot tell.
+    pub fn wait_logged_in(&self, agent: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.get("/api/v1/agents");
+            let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+            let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            let state = json["agents"]
+                .as_array()
+                .and_then(|a| a.iter().find(|a| a["id"] == agent))
+                .and_then(|a| a["state"].as_str().map(str::to_owned));
+            if state.as_deref().is_some_and(|s| s != "logged_out") {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{agent} never logged in: {text}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// One sample of `series` (name with labels), 0 when absent.
     pub fn metric(&self, series: &str) -> f64 {
         self.metrics()
