@@ -286,6 +286,41 @@ fn at(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// One call under test: the daemon with `*31` → a SIPp target running `target_file` (its media at
+/// `target_rtp`), op1 registered and answering with media at `a_port`, the SIPp trunk's caller
+/// (media at `caller_tool`, talking for `caller_ms`) bridged to op1.
+struct Scene {
+    d: TestDaemon,
+    target: JoinHandle<SippRun>,
+    caller: JoinHandle<SippRun>,
+    phone: Phone,
+    /// The daemon's RTP address for the caller's leg and for op1's.
+    to_caller: SocketAddr,
+    to_a: SocketAddr,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scene(
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    target_file: &str,
+    target_rtp: u16,
+    caller_tool: &RtpTool,
+    caller_port: u16,
+    a_port: u16,
+    caller_ms: u32,
+) -> Scene {
+    let target_port = free_port();
+    let d = daemon(name, target_port);
+    let target = target(&d, target_port, target_file, target_rtp);
+    let op1 = Phone::register(d.sip_udp());
+    let caller = caller(&d, caller_port, caller_ms);
+    let phone = Phone::answer_call(op1, d.sip_udp(), a_port);
+    let to_caller = first_source(&rt.block_on(caller_tool.wait_for(10, WAIT)));
+    let to_a = at(sdp_port(&phone.invite.body));
+    Scene { d, target, caller, phone, to_caller, to_a }
+}
+
 #[test]
 fn an_attended_transfer_hands_the_caller_to_the_target_they_talked_with() {
     let _serial = support::serial();
@@ -295,16 +330,11 @@ fn an_attended_transfer_hands_the_caller_to_the_target_they_talked_with() {
     let (a_rtp, a_addr) = rt.block_on(RtpTool::bind());
     let (b_rtp, b_addr) = rt.block_on(RtpTool::bind());
     let (target_rtp, target_addr) = rt.block_on(RtpTool::bind());
-    let target_port = free_port();
-    let d = daemon("attended", target_port);
+    let (ta, ca, aa) = (target_addr.port(), caller_addr.port(), a_addr.port());
+    let Scene { d, target, caller, mut phone, to_caller, to_a } =
+        scene(&rt, "attended", "transfer-target.xml", ta, &caller_rtp, ca, aa, 14_000);
     let transferred = d.metric("tongdai_calls_transferred_total");
-    let target = target(&d, target_port, "transfer-target.xml", target_addr.port());
-    let op1 = Phone::register(d.sip_udp());
-    let caller = caller(&d, caller_addr.port(), 14_000);
-    let mut phone = Phone::answer_call(op1, d.sip_udp(), a_addr.port());
     // op1 and the caller talk; then op1 holds and the caller hears hold audio, not silence.
-    let to_caller = first_source(&rt.block_on(caller_rtp.wait_for(10, WAIT)));
-    let to_a = at(sdp_port(&phone.invite.body));
     let heard = talk(&rt, &[(&caller_rtp, to_caller, CALLER_HZ), (&a_rtp, to_a, AGENT_HZ)]);
     assert!(share(&heard[0], AGENT_HZ, 2) > 0.5, "the caller hears op1");
     assert!(share(&heard[1], CALLER_HZ, 2) > 0.5, "op1 hears the caller");
@@ -374,17 +404,12 @@ fn star_3_mixes_caller_operator_and_target_each_hearing_the_other_two() {
     let (a_rtp, a_addr) = rt.block_on(RtpTool::bind());
     let (b_rtp, b_addr) = rt.block_on(RtpTool::bind());
     let (target_rtp, target_addr) = rt.block_on(RtpTool::bind());
-    let target_port = free_port();
-    let d = daemon("conference", target_port);
+    let (ta, ca, aa) = (target_addr.port(), caller_addr.port(), a_addr.port());
+    let Scene { d, target, caller, mut phone, to_caller, to_a } =
+        scene(&rt, "conference", "transfer-target.xml", ta, &caller_rtp, ca, aa, 20_000);
     // The metrics recorder is the test process's: counts are relative.
     let (transferred, conferences) =
         (d.metric("tongdai_calls_transferred_total"), d.metric("tongdai_conferences_total"));
-    let target = target(&d, target_port, "transfer-target.xml", target_addr.port());
-    let op1 = Phone::register(d.sip_udp());
-    let caller = caller(&d, caller_addr.port(), 20_000);
-    let mut phone = Phone::answer_call(op1, d.sip_udp(), a_addr.port());
-    let to_caller = first_source(&rt.block_on(caller_rtp.wait_for(10, WAIT)));
-    let to_a = at(sdp_port(&phone.invite.body));
     let heard = talk(&rt, &[(&caller_rtp, to_caller, CALLER_HZ), (&a_rtp, to_a, AGENT_HZ)]);
     assert!(share(&heard[1], CALLER_HZ, 2) > 0.5, "op1 hears the caller");
     phone.hold(a_addr.port());
@@ -437,15 +462,10 @@ fn a_busy_target_fails_the_consultation_and_the_operator_resumes_the_caller() {
     let _rt = rt.enter();
     let (caller_rtp, caller_addr) = rt.block_on(RtpTool::bind());
     let (a_rtp, a_addr) = rt.block_on(RtpTool::bind());
-    let target_port = free_port();
-    let d = daemon("attended-busy", target_port);
+    let (ca, aa) = (caller_addr.port(), a_addr.port());
+    let Scene { d, target, caller, mut phone, to_caller, to_a } =
+        scene(&rt, "attended-busy", "agent-busy.xml", free_port(), &caller_rtp, ca, aa, 10_000);
     let transferred = d.metric("tongdai_calls_transferred_total");
-    let target = target(&d, target_port, "agent-busy.xml", free_port());
-    let op1 = Phone::register(d.sip_udp());
-    let caller = caller(&d, caller_addr.port(), 10_000);
-    let mut phone = Phone::answer_call(op1, d.sip_udp(), a_addr.port());
-    let to_caller = first_source(&rt.block_on(caller_rtp.wait_for(10, WAIT)));
-    let to_a = at(sdp_port(&phone.invite.body));
     let heard = talk(&rt, &[(&caller_rtp, to_caller, CALLER_HZ), (&a_rtp, to_a, AGENT_HZ)]);
     assert!(share(&heard[1], CALLER_HZ, 2) > 0.5, "op1 hears the caller");
     phone.hold(a_addr.port());
